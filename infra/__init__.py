@@ -1,0 +1,1 @@
+"""Beacon's infrastructure: settings, clock, ids, the Postgres event store, migrations, embedded Postgres."""

@@ -1,0 +1,38 @@
+"""Connecting to Postgres: the URL (system or embedded) and the asyncpg pool every process uses."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from infra.settings import Settings
+
+
+def database_url(settings: Settings) -> str:
+    """`DATABASE_URL` when set, else the embedded server (started on first use)."""
+    if settings.database_url:
+        return settings.database_url
+    from infra.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(settings.data_dir)
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    # Timeouts on every connection: a stuck statement or a forgotten transaction must never hold
+    # the append lock for long (SPEC §1, issue 6).
+    return {
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "lock_timeout": str(settings.statement_timeout_ms),
+        "idle_in_transaction_session_timeout": "60000",
+        "application_name": "beacon",
+    }
+
+
+async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=settings.pool_size,
+        server_settings=server_settings(settings),
+    )
+    assert pool is not None
+    return pool

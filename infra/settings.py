@@ -1,0 +1,64 @@
+"""Every setting Beacon reads, from environment variables with documented defaults, in one place.
+The README's configuration table lists the same variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    """`DATABASE_URL`: Postgres to use. Unset: an embedded Postgres under `data_dir` (DESIGN D9)."""
+    data_dir: Path = Path(".beacon")
+    """`BEACON_DATA_DIR`: embedded Postgres data and the bootstrap admin key file."""
+    host: str = "127.0.0.1"
+    """`BEACON_HOST`."""
+    port: int = 8000
+    """`BEACON_PORT`."""
+    rate_limit_per_minute: int = 1200
+    """`BEACON_RATE_LIMIT_PER_MINUTE`: requests per minute per API key (SPEC §1)."""
+    retrospective_rate_per_second: float = 5.0
+    """`BEACON_RETROSPECTIVE_RATE_PER_SECOND`."""
+    retrospective_burst: int = 300
+    """`BEACON_RETROSPECTIVE_BURST`."""
+    read_your_writes_timeout: float = 5.0
+    """`BEACON_READ_YOUR_WRITES_TIMEOUT`: seconds a write waits for the read models to catch up (D6)."""
+    projection_poll_interval: float = 0.5
+    """`BEACON_PROJECTION_POLL_INTERVAL`: seconds between safety-net polls when no NOTIFY arrives."""
+    projection_batch_size: int = 500
+    """`BEACON_PROJECTION_BATCH_SIZE`: events applied per projection transaction."""
+    statement_timeout_ms: int = 5000
+    """`BEACON_STATEMENT_TIMEOUT_MS`: server-side statement timeout on every connection."""
+    pool_size: int = 10
+    """`BEACON_POOL_SIZE`: asyncpg pool size per process."""
+    public_base_url: str = "http://127.0.0.1:8000"
+    """`BEACON_PUBLIC_BASE_URL`: used for links when a status page has no `public_url`."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        defaults = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("BEACON_DATA_DIR", str(defaults.data_dir))),
+            host=env.get("BEACON_HOST", defaults.host),
+            port=int(env.get("BEACON_PORT", defaults.port)),
+            rate_limit_per_minute=int(env.get("BEACON_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute)),
+            retrospective_rate_per_second=float(
+                env.get("BEACON_RETROSPECTIVE_RATE_PER_SECOND", defaults.retrospective_rate_per_second)
+            ),
+            retrospective_burst=int(env.get("BEACON_RETROSPECTIVE_BURST", defaults.retrospective_burst)),
+            read_your_writes_timeout=float(
+                env.get("BEACON_READ_YOUR_WRITES_TIMEOUT", defaults.read_your_writes_timeout)
+            ),
+            projection_poll_interval=float(
+                env.get("BEACON_PROJECTION_POLL_INTERVAL", defaults.projection_poll_interval)
+            ),
+            projection_batch_size=int(env.get("BEACON_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)),
+            statement_timeout_ms=int(env.get("BEACON_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
+            pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
+            public_base_url=env.get("BEACON_PUBLIC_BASE_URL", defaults.public_base_url),
+        )
