@@ -1,0 +1,168 @@
+"""Status page components: organisation-level things whose status the pages report (SPEC §3).
+
+A component belongs to no page; a page's structure places it by id. Deleting a component archives it:
+its events stay in the log, pages can no longer place it, and it takes no more changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.base import (
+    Actor,
+    ActorData,
+    BeaconAggregate,
+    CommandContext,
+    DomainError,
+    EventStore,
+    NotFound,
+    execute,
+    save,
+)
+
+MAX_NAME_LENGTH = 200
+
+
+class Component(BeaconAggregate):
+    """One component: its name and description, and whether it has been archived."""
+
+    TOPIC = "beacon.Component"
+    STREAM_TYPE = "component"
+
+    class Created(Aggregate.Created):
+        TOPIC = "beacon.Component.Created"
+        name: str
+        description: str | None
+        by: ActorData
+
+    @event(Created)
+    def __init__(
+        self, *, id: UUID, name: str, description: str | None, by: ActorData, timestamp: datetime
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.archived = False
+
+    class Updated(Aggregate.Event):
+        TOPIC = "beacon.Component.Updated"
+        name: str
+        description: str | None
+        by: ActorData
+
+    @event(Updated)
+    def _updated(self, *, name: str, description: str | None, by: ActorData, timestamp: datetime) -> None:
+        self.name = name
+        self.description = description
+
+    class Archived(Aggregate.Event):
+        TOPIC = "beacon.Component.Archived"
+        by: ActorData
+
+    @event(Archived)
+    def _archived(self, *, by: ActorData, timestamp: datetime) -> None:
+        self.archived = True
+
+    # Commands: check the rules, then record one event.
+
+    @classmethod
+    def create(
+        cls, *, id: UUID, name: str, description: str | None, at: datetime, by: Actor
+    ) -> Component:
+        check_name(name)
+        return cls(id=id, name=name, description=description, by=by.as_data(), timestamp=at)
+
+    def update(self, *, name: str, description: str | None, at: datetime, by: Actor) -> None:
+        """Replace name and description (PUT: an absent description clears it); a no-op records nothing."""
+        self._check_not_archived()
+        check_name(name)
+        if (name, description) == (self.name, self.description):
+            return
+        self._updated(name=name, description=description, by=by.as_data(), timestamp=at)
+
+    def archive(self, *, at: datetime, by: Actor) -> None:
+        self._check_not_archived()
+        self._archived(by=by.as_data(), timestamp=at)
+
+    @property
+    def info(self) -> ComponentInfo:
+        """What a page's structure needs to know about this component."""
+        return ComponentInfo(name=self.name, archived=self.archived)
+
+    def _check_not_archived(self) -> None:
+        if self.archived:
+            raise ComponentArchived(f"component {self.id} has been deleted")
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A component as a status page's structure sees it: enough to place it and show its name."""
+
+    name: str
+    archived: bool = False
+
+
+# Rules
+
+
+def check_name(name: str, *, field: str = "name") -> None:
+    """Names are required and at most 200 characters (SPEC §1); shared by every named thing."""
+    if not name or not name.strip():
+        raise NameRequired(f"{field} is required", field=field)
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameTooLong(f"{field} must be at most {MAX_NAME_LENGTH} characters", field=field)
+
+
+# Errors
+
+
+class NameRequired(DomainError):
+    """Raised when a name is missing or blank."""
+
+    field = "name"
+    code = "is_required"
+
+
+class NameTooLong(DomainError):
+    """Raised when a name is longer than 200 characters."""
+
+    field = "name"
+    code = "too_long"
+
+
+class ComponentArchived(NotFound):
+    """Raised when a command names a component that has been deleted (archived); to clients it is gone."""
+
+
+# Handlers
+
+
+async def create_component(
+    store: EventStore, *, component_id: UUID, name: str, description: str | None, context: CommandContext
+) -> Component:
+    component = Component.create(
+        id=component_id, name=name, description=description, at=context.now, by=context.actor
+    )
+    await save(store, component, context)
+    return component
+
+
+async def update_component(
+    store: EventStore, *, component_id: UUID, name: str, description: str | None, context: CommandContext
+) -> Component:
+    def decide(component: Component) -> None:
+        component.update(name=name, description=description, at=context.now, by=context.actor)
+
+    component, _ = await execute(store, Component, component_id, decide, context)
+    return component
+
+
+async def archive_component(store: EventStore, *, component_id: UUID, context: CommandContext) -> Component:
+    def decide(component: Component) -> None:
+        component.archive(at=context.now, by=context.actor)
+
+    component, _ = await execute(store, Component, component_id, decide, context)
+    return component
