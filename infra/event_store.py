@@ -1,0 +1,254 @@
+"""Beacon's event store on Postgres with asyncpg (DESIGN D1-D3).
+
+Events become the library's `StoredEvent`s through `MAPPER` and are written by one call of the
+server-side `beacon_append` function, which serialises appends so positions become visible in commit
+order (D2) and checks the expected version (D3). The rows keep the `eventsourcing` library's layout, so
+its own `Application` can read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.base import (
+    ActorData,
+    AppendResult,
+    CommandContext,
+    ConcurrencyConflict,
+    IdempotencyKey,
+)
+from infra.transcoder import MsgspecTranscoder
+
+MAPPER: Mapper[UUID] = Mapper(transcoder=MsgspecTranscoder())
+"""Turns domain events into stored events and back; shared by every store and reader."""
+
+_VERSION_CONFLICT = "B0409"  # raised by beacon_append when the stream moved on
+
+_COLUMNS = (
+    "notification_id, originator_id, stream_type, originator_version, topic, state,"
+    " recorded_at, actor, request_id, hash"
+)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """One row of the log as readers see it: the stored event plus where, when, by whom and its hash."""
+
+    position: int
+    stream_id: UUID
+    stream_type: str
+    version: int
+    topic: str
+    state: bytes
+    recorded_at: datetime
+    actor: ActorData
+    request_id: str | None
+    hash: bytes
+
+    def decode(self) -> Aggregate.Event:
+        """The domain event this row stores (upcast to its current class version by the mapper)."""
+        stored = StoredEvent(
+            originator_id=self.stream_id,
+            originator_version=self.version,
+            topic=self.topic,
+            state=self.state,
+        )
+        return cast(Aggregate.Event, MAPPER.to_domain_event(stored))
+
+
+def to_stored_events(
+    events: Sequence[Aggregate.Event], expected_version: int
+) -> tuple[UUID, list[StoredEvent]]:
+    """Map one stream's new events, checking they continue the stream from `expected_version`.
+
+    The versions are checked here because the database numbers the rows itself: an aggregate whose
+    events disagree with those numbers is a programming error, not a concurrency conflict."""
+    if not events:
+        raise ValueError("append needs at least one event")
+    stored = [MAPPER.to_stored_event(event) for event in events]
+    stream_id = stored[0].originator_id
+    if not isinstance(stream_id, UUID):
+        raise TypeError(f"stream ids are UUIDs, got {stream_id!r}")
+    for offset, item in enumerate(stored, start=1):
+        if item.originator_id != stream_id:
+            raise ValueError("one append writes one stream; got events of two aggregates")
+        if item.originator_version != expected_version + offset:
+            raise ValueError(
+                f"event {item.topic} has version {item.originator_version}, "
+                f"expected {expected_version + offset} after version {expected_version}"
+            )
+    return stream_id, stored
+
+
+def event_hash(previous: bytes | None, event: RecordedEvent) -> bytes:
+    """The chained hash of `event`, computed as the SQL function `beacon_event_hash` does, so the chain
+    can be verified (and the in-memory store can build one) without asking the database."""
+    content = "\n".join(
+        (
+            str(event.position),
+            str(event.stream_id),
+            str(event.version),
+            event.topic,
+            event.stream_type,
+            event.recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            jsonb_text(event.actor),
+            event.request_id or "",
+        )
+    )
+    return hashlib.sha256((previous or b"") + content.encode() + event.state).digest()
+
+
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def jsonb_text(value: Any) -> str:
+    """`value::jsonb::text` as Postgres prints it: keys ordered by length then bytes, `", "` and
+    `": "` separators, non-ASCII unescaped. Covers the JSON-native values actors are made of."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        escaped = "".join(
+            _JSON_ESCAPES.get(char) or (f"\\u{ord(char):04x}" if char < " " else char) for char in value
+        )
+        return f'"{escaped}"'
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda key: (len(key.encode()), key.encode()))
+        return "{" + ", ".join(f"{jsonb_text(key)}: {jsonb_text(value[key])}" for key in keys) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as jsonb text")
+
+
+def _record(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row["notification_id"],
+        stream_id=row["originator_id"],
+        stream_type=row["stream_type"],
+        version=row["originator_version"],
+        topic=row["topic"],
+        state=row["state"],
+        recorded_at=row["recorded_at"],
+        actor=msgspec.json.decode(row["actor"]),
+        request_id=row["request_id"],
+        hash=row["hash"],
+    )
+
+
+class PostgresEventStore:
+    """`domain.base.EventStore` on Postgres, plus the log readers projections and the audit API use."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(
+        self, stream_id: UUID, *, up_to_version: int | None = None, as_of: datetime | None = None
+    ) -> list[Aggregate.Event]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM beacon_events WHERE originator_id = $1"
+            " AND ($2::bigint IS NULL OR originator_version <= $2)"
+            " AND ($3::timestamptz IS NULL OR recorded_at <= $3)"
+            " ORDER BY originator_version",
+            stream_id,
+            up_to_version,
+            as_of,
+        )
+        return [_record(row).decode() for row in rows]
+
+    async def append(
+        self,
+        events: Sequence[Aggregate.Event],
+        *,
+        stream_type: str,
+        expected_version: int,
+        context: CommandContext,
+        idempotency: IdempotencyKey | None = None,
+    ) -> AppendResult:
+        stream_id, stored = to_stored_events(events, expected_version)
+        try:
+            rows = await self._pool.fetch(
+                "SELECT stream_id, event_position, replayed FROM beacon_append("
+                "$1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)",
+                stream_id,
+                stream_type,
+                expected_version,
+                [item.topic for item in stored],
+                [item.state for item in stored],
+                context.now,
+                msgspec.json.encode(context.actor.as_data()).decode(),
+                context.request_id,
+                idempotency.scope if idempotency else None,
+                idempotency.key if idempotency else None,
+            )
+        except asyncpg.UniqueViolationError as error:
+            raise ConcurrencyConflict(stream_id, expected_version) from error
+        except asyncpg.PostgresError as error:
+            if error.sqlstate == _VERSION_CONFLICT:
+                raise ConcurrencyConflict(stream_id, expected_version) from error
+            raise
+        if rows and rows[0]["replayed"]:
+            return AppendResult(stream_id=rows[0]["stream_id"], replayed=True)
+        return AppendResult(stream_id=stream_id, positions=tuple(row["event_position"] for row in rows))
+
+    async def find_idempotent(self, idempotency: IdempotencyKey) -> UUID | None:
+        stream_id: UUID | None = await self._pool.fetchval(
+            "SELECT stream_id FROM beacon_idempotency_keys WHERE scope = $1 AND key = $2",
+            idempotency.scope,
+            idempotency.key,
+        )
+        return stream_id
+
+    async def read_all(
+        self,
+        after: int = 0,
+        limit: int = 500,
+        *,
+        stream_id: UUID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> list[RecordedEvent]:
+        """Up to `limit` events with position > `after`, in position (= commit) order.
+
+        `since` is inclusive and `until` exclusive on `recorded_at`. Pass `conn` to read inside the
+        caller's transaction (the projection runner does, so its checkpoint and reads agree)."""
+        query = (
+            f"SELECT {_COLUMNS} FROM beacon_events WHERE notification_id > $1"
+            " AND ($2::uuid IS NULL OR originator_id = $2)"
+            " AND ($3::timestamptz IS NULL OR recorded_at >= $3)"
+            " AND ($4::timestamptz IS NULL OR recorded_at < $4)"
+            " ORDER BY notification_id LIMIT $5"
+        )
+        args: tuple[Any, ...] = (after, stream_id, since, until, limit)
+        rows = await (conn.fetch(query, *args) if conn is not None else self._pool.fetch(query, *args))
+        return [_record(row) for row in rows]
+
+    async def read_stream_records(self, stream_id: UUID) -> list[RecordedEvent]:
+        """One stream's rows in version order, with their audit columns (the history endpoints)."""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM beacon_events WHERE originator_id = $1 ORDER BY originator_version",
+            stream_id,
+        )
+        return [_record(row) for row in rows]
+
+    async def max_position(self) -> int:
+        """The position of the last committed event, 0 for an empty log."""
+        position: int = await self._pool.fetchval(
+            "SELECT coalesce(max(notification_id), 0) FROM beacon_events"
+        )
+        return position
