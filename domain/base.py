@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -168,7 +168,7 @@ async def save(
     idempotency: IdempotencyKey | None = None,
 ) -> AppendResult:
     """Append the aggregate's pending events, expecting the version it was loaded at."""
-    pending = aggregate.collect_events()
+    pending = cast(list[Aggregate.Event], aggregate.collect_events())
     if not pending:
         return AppendResult(stream_id=aggregate.id)
     return await store.append(

@@ -15,5 +15,5 @@ def start_embedded_postgres(data_dir: Path) -> str:
     last of them exits, so `beacon serve` and `beacon worker` can both call this."""
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())

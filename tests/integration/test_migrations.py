@@ -19,8 +19,11 @@ async def test_migrations_are_applied_once_even_when_two_processes_start_togethe
 async def test_the_event_log_refuses_update_delete_and_truncate(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        for statement in ("UPDATE beacon_events SET topic = 'x'", "DELETE FROM beacon_events",
-                          "TRUNCATE beacon_events"):
+        for statement in (
+            "UPDATE beacon_events SET topic = 'x'",
+            "DELETE FROM beacon_events",
+            "TRUNCATE beacon_events",
+        ):
             await conn.execute(
                 "SELECT * FROM beacon_append(gen_random_uuid(), 't', 0, ARRAY['x'], ARRAY['{}'::bytea],"
                 " now(), '{}'::jsonb, NULL, NULL, NULL)"

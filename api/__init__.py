@@ -1,0 +1,1 @@
+"""Beacon's HTTP API (Litestar) and CLI. Nothing else imports this package."""

@@ -1,0 +1,106 @@
+"""`create_app(settings)`: the one composition root. The lifespan opens the pool, applies migrations,
+starts the projection runner (unless this process is an API-only replica) and the read-your-writes
+watermarks, and closes everything on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+
+from api.auth import KeyCache, require_api_key
+from api.controllers.api_keys import ApiKeyController
+from api.controllers.health import health_handlers
+from api.errors import EXCEPTION_HANDLERS
+from api.rate_limit import TokenBuckets
+from api.request_id import add_request_id_header
+from api.services import Services
+from infra.clock import Clock, SystemClock
+from infra.db import create_pool, database_url
+from infra.event_store import PostgresEventStore
+from infra.migrate import migrate
+from infra.settings import Settings
+from projections.registry import all_projections
+from projections.runner import Projection, ProjectionRunner, ensure_tables
+from projections.watermark import Watermarks
+
+log = logging.getLogger("beacon.app")
+
+MAX_BODY_BYTES = 64 * 1024
+
+V2_HANDLERS: list[ControllerRouterHandler] = [ApiKeyController]
+"""Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    run_worker: bool = True,
+    projections: Sequence[Projection] | None = None,
+) -> Litestar:
+    clock = clock or SystemClock()
+    chosen = list(projections) if projections is not None else all_projections()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        url = await asyncio.to_thread(database_url, settings)
+        pool = await create_pool(url, settings)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+                await ensure_tables(conn, chosen)
+            store = PostgresEventStore(pool)
+            watermarks = Watermarks(
+                pool, {p.name for p in chosen}, poll_interval=min(0.05, settings.projection_poll_interval)
+            )
+            services = Services(
+                settings=settings,
+                clock=clock,
+                pool=pool,
+                store=store,
+                projections=chosen,
+                watermarks=watermarks,
+                key_cache=KeyCache(),
+                rate_limits=TokenBuckets(
+                    rate=settings.rate_limit_per_minute / 60, burst=settings.rate_limit_per_minute
+                ),
+                retrospective_limits=TokenBuckets(
+                    rate=settings.retrospective_rate_per_second, burst=settings.retrospective_burst
+                ),
+            )
+            await watermarks.start()
+            if run_worker:
+                services.runner = ProjectionRunner(
+                    pool,
+                    store,
+                    chosen,
+                    poll_interval=settings.projection_poll_interval,
+                    batch_size=settings.projection_batch_size,
+                )
+                await services.runner.start()
+            app.state.services = services
+            try:
+                yield
+            finally:
+                if services.runner is not None:
+                    await services.runner.stop()
+                await watermarks.stop()
+        finally:
+            await pool.close()
+
+    v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key])
+    return Litestar(
+        route_handlers=[v2, *health_handlers],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_request_id_header],
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(title="Beacon", version="2.0.0", path="/schema"),
+        debug=False,
+    )

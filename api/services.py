@@ -1,0 +1,62 @@
+"""What a running Beacon process holds: settings, clock, pool, store, projection runner, watermarks.
+Built once in the app's lifespan (`create_app` is the one composition root) and reached by
+controllers through dependency injection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from api.errors import ApiError
+from api.rate_limit import TokenBuckets
+from api.request_id import ensure_request_id
+from domain.base import CommandContext
+from infra.clock import Clock
+from infra.event_store import PostgresEventStore
+from infra.settings import Settings
+from projections.runner import Projection, ProjectionRunner
+from projections.watermark import Watermarks
+
+if TYPE_CHECKING:
+    from api.auth import KeyCache
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    projections: Sequence[Projection]
+    watermarks: Watermarks
+    key_cache: KeyCache
+    rate_limits: TokenBuckets
+    retrospective_limits: TokenBuckets
+    runner: ProjectionRunner | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, request: Any) -> CommandContext:
+        """The command context of an authenticated request: now, the key as actor, the request id."""
+        return CommandContext(
+            now=self.clock.now(),
+            actor=request.state.actor,
+            request_id=ensure_request_id(request.scope),
+        )
+
+    async def settle(self, position: int) -> None:
+        """Read-your-writes (D6): return once every read model reflects `position`.
+
+        On timeout the write has still been recorded, so it is not an error for the client; the
+        read models will catch up shortly (the warning is logged by `Watermarks`)."""
+        if position:
+            await self.watermarks.wait_for(position, self.settings.read_your_writes_timeout)
+
+
+def services_of(request: Any) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise ApiError(503, "Beacon is starting", code="starting")
+    return services

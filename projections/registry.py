@@ -1,0 +1,9 @@
+"""Every projection Beacon runs, in one list: the runner, rebuilds and replay checks all start here."""
+
+from __future__ import annotations
+
+from projections.runner import Projection
+
+
+def all_projections() -> list[Projection]:
+    return []
