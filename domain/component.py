@@ -40,9 +40,7 @@ class Component(BeaconAggregate):
         by: ActorData
 
     @event(Created)
-    def __init__(
-        self, *, id: UUID, name: str, description: str | None, by: ActorData, timestamp: datetime
-    ) -> None:
+    def __init__(self, *, id: UUID, name: str, description: str | None, by: ActorData, timestamp: datetime) -> None:
         self.name = name
         self.description = description
         self.archived = False
@@ -69,9 +67,7 @@ class Component(BeaconAggregate):
     # Commands: check the rules, then record one event.
 
     @classmethod
-    def create(
-        cls, *, id: UUID, name: str, description: str | None, at: datetime, by: Actor
-    ) -> Component:
+    def create(cls, *, id: UUID, name: str, description: str | None, at: datetime, by: Actor) -> Component:
         check_name(name)
         return cls(id=id, name=name, description=description, by=by.as_data(), timestamp=at)
 
@@ -143,9 +139,7 @@ class ComponentArchived(NotFound):
 async def create_component(
     store: EventStore, *, component_id: UUID, name: str, description: str | None, context: CommandContext
 ) -> Component:
-    component = Component.create(
-        id=component_id, name=name, description=description, at=context.now, by=context.actor
-    )
+    component = Component.create(id=component_id, name=name, description=description, at=context.now, by=context.actor)
     await save(store, component, context)
     return component
 

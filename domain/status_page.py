@@ -269,9 +269,7 @@ def check_slug(slug: str, *, field: str = "slug", reserved: frozenset[str] = RES
     if not slug:
         raise InvalidSlug(f"{field} is required", field=field, code="is_required")
     if len(slug) > MAX_SLUG_LENGTH:
-        raise InvalidSlug(
-            f"{field} must be at most {MAX_SLUG_LENGTH} characters", field=field, code="too_long"
-        )
+        raise InvalidSlug(f"{field} must be at most {MAX_SLUG_LENGTH} characters", field=field, code="too_long")
     if not _SLUG.fullmatch(slug):
         raise InvalidSlug(f"{field} may contain only lowercase letters, digits and '-'", field=field)
     if slug in reserved:
@@ -315,9 +313,7 @@ def structure_item(
     """The one thing a wire item holds; the API calls this so "exactly one of the three" is a domain rule."""
     present = [item for item in (component, group, sub_page) if item is not None]
     if len(present) != 1:
-        raise InvalidStructureItem(
-            f"{field} must hold exactly one of component, group or sub_page", field=field
-        )
+        raise InvalidStructureItem(f"{field} must hold exactly one of component, group or sub_page", field=field)
     return present[0]
 
 
@@ -337,18 +333,14 @@ def _check_structure(
         if info.archived:
             raise UnknownComponent(f"component {item.component_id} has been deleted", field=field)
         if item.component_id in seen_components:
-            raise DuplicateComponent(
-                f"component {item.component_id} appears more than once on this page", field=field
-            )
+            raise DuplicateComponent(f"component {item.component_id} appears more than once on this page", field=field)
         seen_components.add(item.component_id)
 
     def check_id(item_id: str, path: str) -> None:
         if not item_id:
             raise InvalidStructureItem(f"{path}.id is required", field=f"{path}.id", code="is_required")
         if item_id in seen_ids:
-            raise InvalidStructureItem(
-                f"id {item_id} is used by more than one group or sub-page", field=f"{path}.id"
-            )
+            raise InvalidStructureItem(f"id {item_id} is used by more than one group or sub-page", field=f"{path}.id")
         seen_ids.add(item_id)
 
     def check_group(item: GroupItem, path: str) -> None:
@@ -356,9 +348,7 @@ def _check_structure(
         check_name(item.name, field=f"{path}.name")
         for j, component in enumerate(item.components):
             if not isinstance(component, ComponentItem):
-                raise InvalidStructureItem(
-                    "a group holds only components", field=f"{path}.components[{j}]"
-                )
+                raise InvalidStructureItem("a group holds only components", field=f"{path}.components[{j}]")
             check_component(component, f"{path}.components[{j}]")
 
     def check_member(item: StructureItem, path: str, *, in_sub_page: bool) -> None:
