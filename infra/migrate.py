@@ -3,7 +3,7 @@ transaction. Safe when several processes start at once: they queue on an advisor
 
 from __future__ import annotations
 
-from importlib import resources
+from pathlib import Path
 
 import asyncpg
 
@@ -11,9 +11,8 @@ _MIGRATION_LOCK = 0x62656163  # "beac"
 
 
 def migration_files() -> list[tuple[str, str]]:
-    folder = resources.files("infra") / "migrations"
-    files = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
-    return [(name, (folder / name).read_text()) for name in files]
+    folder = Path(__file__).parent / "migrations"
+    return [(path.name, path.read_text()) for path in sorted(folder.glob("*.sql"))]
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
