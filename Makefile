@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/beacon serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check domain infra projections api tests bench
+	$(BIN)/ruff check $(wildcard domain infra projections api tests bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
