@@ -1,0 +1,550 @@
+"""Maintenance windows: given events -> when a command -> then events (or an error), one test per rule of
+SPEC §4 (window, completion, PUT, delete, automation forward-only and manual-wins); then the handlers
+against the in-memory event store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.base import SYSTEM, Actor, CommandContext, DomainError, NotFound, load, replay
+from domain.maintenance import (
+    AutomaticTransition,
+    Maintenance,
+    MaintenanceCompleted,
+    MaintenanceDeleted,
+    MaintenanceEdited,
+    MaintenancePeriod,
+    MaintenanceScheduled,
+    MaintenanceStarted,
+    MaintenanceStatus,
+    MaintenanceUpdatePublished,
+    advance_maintenance_automatically,
+    delete_maintenance,
+    edit_maintenance,
+    publish_maintenance_update,
+    schedule_maintenance,
+)
+from domain.notice import (
+    ClosingWithComponentStatuses,
+    InvalidValue,
+    MessageTooLong,
+    NoticeClosed,
+    TooManyUpdates,
+    UnknownComponent,
+)
+from infra.event_store import MAPPER
+from infra.memory_store import InMemoryEventStore
+
+MAINTENANCE_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8058")
+PAGE = "01KGQ0000000000000000PAGE1"
+DATABASE = "01KGQ0000000000000000DB001"
+API = "01KGQ00000000000000000API1"
+ELSEWHERE = "01KGQ0000000000000000ELSE1"
+PAGE_COMPONENTS = frozenset({DATABASE, API})
+T0 = datetime(2026, 1, 28, 8, 0, tzinfo=UTC)  # when the window is scheduled
+START = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
+END = datetime(2026, 1, 28, 12, 0, tzinfo=UTC)
+ALICE = Actor(type="api_key", id="01KEY", name="alice")
+
+
+def at(minutes: int) -> datetime:
+    """Minutes after the window's scheduled start."""
+    return START + timedelta(minutes=minutes)
+
+
+def schedule(
+    *,
+    status: str = "maintenance_scheduled",
+    affected: Sequence[str] = (DATABASE,),
+    start_at: datetime = START,
+    end_at: datetime = END,
+    automate: bool = True,
+    name: str = "Database upgrade",
+    message: str = "We will upgrade the database.",
+) -> Maintenance:
+    return Maintenance.schedule(
+        id=MAINTENANCE_ID,
+        status_page_id=PAGE,
+        page_components=PAGE_COMPONENTS,
+        name=name,
+        message=message,
+        status=status,
+        affected_component_ids=affected,
+        start_at=start_at,
+        end_at=end_at,
+        automate_maintenance_status=automate,
+        notify_subscribers=True,
+        update_id="U0",
+        at=T0,
+        by=ALICE,
+    )
+
+
+def publish(
+    maintenance: Maintenance,
+    minutes: int,
+    *,
+    status: str | None = None,
+    component_statuses: Any = None,
+    message: str = "Progress.",
+) -> None:
+    maintenance.publish_update(
+        update_id=f"U{minutes}",
+        message=message,
+        status=status,
+        component_statuses=component_statuses,
+        notify_subscribers=False,
+        page_components=PAGE_COMPONENTS,
+        at=at(minutes),
+        by=ALICE,
+    )
+
+
+def start(maintenance: Maintenance, minutes: int = 0) -> bool:
+    return maintenance.start_automatically(update_id=f"S{minutes}", at=at(minutes))
+
+
+def complete(maintenance: Maintenance, minutes: int = 120) -> bool:
+    return maintenance.complete_automatically(update_id=f"C{minutes}", at=at(minutes))
+
+
+def given(*commands: Callable[[Maintenance], object], first: Callable[[], Maintenance] = schedule) -> Maintenance:
+    """The window rebuilt from the stored form of the events the commands recorded (the 'given')."""
+    maintenance = first()
+    for command in commands:
+        command(maintenance)
+    decoded: list[Any] = [MAPPER.to_domain_event(MAPPER.to_stored_event(e)) for e in maintenance.collect_events()]
+    rebuilt = replay(decoded)
+    assert isinstance(rebuilt, Maintenance)
+    return rebuilt
+
+
+def then(maintenance: Maintenance) -> list[Any]:
+    return list(maintenance.collect_events())
+
+
+def statuses(event: Any) -> dict[str, str]:
+    return {item["component_id"]: item["component_status"] for item in event.component_statuses}
+
+
+# Scheduling
+
+
+def test_scheduling_records_the_window_automation_default_and_first_update() -> None:
+    maintenance = Maintenance.schedule(
+        id=MAINTENANCE_ID, status_page_id=PAGE, page_components=PAGE_COMPONENTS, name="Database upgrade",
+        message="Planned.", status="maintenance_scheduled", affected_component_ids=[DATABASE, API, DATABASE],
+        start_at=START, end_at=END, notify_subscribers=True, update_id="U0", at=T0, by=ALICE,
+    )
+
+    [scheduled] = then(maintenance)
+    assert isinstance(scheduled, MaintenanceScheduled)
+    assert MAPPER.to_stored_event(scheduled).topic == "beacon.Maintenance.Scheduled"
+    assert (scheduled.start_at, scheduled.end_at) == (START, END)
+    assert scheduled.automate_maintenance_status is True
+    assert scheduled.notify_subscribers is True
+    assert scheduled.maintenance_status == "maintenance_scheduled"
+    assert statuses(scheduled) == {DATABASE: "operational", API: "operational"}
+    assert maintenance.affected_component_ids == [DATABASE, API]
+    assert maintenance.component_maintenance_periods == []
+    assert maintenance.published_at == T0
+
+
+def test_scheduling_in_progress_puts_the_affected_components_under_maintenance() -> None:
+    maintenance = given(first=lambda: schedule(status="maintenance_in_progress"))
+
+    assert maintenance.component_statuses == {DATABASE: "under_maintenance"}
+    assert maintenance.component_maintenance_periods == [MaintenancePeriod(DATABASE, T0, None)]
+    assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.COMPLETE, END)
+
+
+@pytest.mark.parametrize("end_at", [START, START - timedelta(seconds=1)])
+def test_a_window_must_start_before_it_ends(end_at: datetime) -> None:
+    with pytest.raises(InvalidValue) as error:
+        schedule(end_at=end_at)
+    assert error.value.field == "end_at"
+
+
+def test_affected_components_must_belong_to_the_page() -> None:
+    with pytest.raises(UnknownComponent) as error:
+        schedule(affected=[DATABASE, ELSEWHERE])
+    assert error.value.field == "affected_component_ids"
+
+
+def test_name_and_message_limits_apply_to_maintenance_windows_too() -> None:
+    with pytest.raises(DomainError) as name_error:
+        schedule(name="n" * 201)
+    with pytest.raises(MessageTooLong):
+        schedule(message="m" * 4097)
+    assert (name_error.value.field, name_error.value.code) == ("name", "too_long")
+
+
+# Manual updates
+
+
+def test_component_statuses_on_a_maintenance_update_are_partial() -> None:
+    maintenance = given(
+        lambda m: publish(m, 0, status="maintenance_in_progress"),
+        first=lambda: schedule(affected=[DATABASE, API]),
+    )
+
+    publish(maintenance, 10, component_statuses={API: "operational"})
+
+    [published] = then(maintenance)
+    assert statuses(published) == {API: "operational"}
+    assert maintenance.component_statuses == {DATABASE: "under_maintenance", API: "operational"}
+
+
+def test_a_manual_start_puts_unnamed_affected_components_under_maintenance() -> None:
+    maintenance = given(first=lambda: schedule(affected=[DATABASE, API]))
+
+    publish(maintenance, -5, status="maintenance_in_progress", component_statuses={API: "operational"})
+
+    [published] = then(maintenance)
+    assert statuses(published) == {DATABASE: "under_maintenance", API: "operational"}
+    assert maintenance.started_at == at(-5)
+
+
+def test_going_back_to_scheduled_returns_components_to_operational() -> None:
+    maintenance = given(lambda m: publish(m, 0, status="maintenance_in_progress"))
+
+    publish(maintenance, 5, status="maintenance_scheduled", message="Postponed.")
+
+    assert maintenance.component_statuses == {DATABASE: "operational"}
+    assert maintenance.component_maintenance_periods == [MaintenancePeriod(DATABASE, at(0), at(5))]
+
+
+def test_completing_must_not_carry_component_statuses() -> None:
+    maintenance = given(lambda m: publish(m, 0, status="maintenance_in_progress"))
+
+    with pytest.raises(ClosingWithComponentStatuses) as error:
+        publish(maintenance, 60, status="maintenance_complete", component_statuses={DATABASE: "operational"})
+    assert error.value.field == "component_statuses"
+
+
+def test_completing_returns_components_to_operational_and_closes_periods() -> None:
+    maintenance = given(
+        lambda m: publish(m, 0, status="maintenance_in_progress"),
+        lambda m: publish(m, 10, component_statuses={API: "under_maintenance"}),
+    )
+
+    publish(maintenance, 60, status="maintenance_complete", message="Done.")
+
+    [completed] = then(maintenance)
+    assert statuses(completed) == {DATABASE: "operational", API: "operational"}
+    assert maintenance.component_maintenance_periods == [
+        MaintenancePeriod(DATABASE, at(0), at(60)),
+        MaintenancePeriod(API, at(10), at(60)),
+    ]
+
+
+def test_a_completed_window_takes_no_more_updates() -> None:
+    maintenance = given(lambda m: publish(m, 60, status="maintenance_complete"))
+
+    with pytest.raises(NoticeClosed):
+        publish(maintenance, 61, message="One more thing.")
+    with pytest.raises(NoticeClosed):
+        publish(maintenance, 61, status="maintenance_in_progress")
+
+
+def test_an_update_naming_a_component_of_another_page_is_refused() -> None:
+    maintenance = given()
+
+    with pytest.raises(UnknownComponent) as error:
+        publish(maintenance, 0, component_statuses={ELSEWHERE: "under_maintenance"})
+    assert error.value.field == "component_statuses"
+
+
+def test_a_maintenance_component_status_must_be_a_maintenance_status() -> None:
+    maintenance = given()
+
+    with pytest.raises(InvalidValue) as error:
+        publish(maintenance, 0, component_statuses={DATABASE: "full_outage"})
+    assert error.value.field == "component_statuses"
+
+
+def test_updates_automation_still_owes_are_reserved_within_the_100_limit() -> None:
+    # 1 scheduling update + 97 progress notes + the 2 automatic updates still to come = 100.
+    maintenance = given(*[lambda m, n=n: publish(m, n) for n in range(1, 98)])
+
+    with pytest.raises(TooManyUpdates):
+        publish(maintenance, 98)
+    publish(maintenance, 98, status="maintenance_in_progress")  # turns automation off: nothing reserved
+    assert len(maintenance.updates) == 99
+    assert maintenance.next_automatic_transition is None
+
+
+def test_without_automation_a_window_holds_100_updates() -> None:
+    maintenance = given(*[lambda m, n=n: publish(m, n) for n in range(1, 100)], first=lambda: schedule(automate=False))
+    assert len(maintenance.updates) == 100
+
+    with pytest.raises(TooManyUpdates):
+        publish(maintenance, 100)
+
+
+# PUT and DELETE
+
+
+def test_editing_changes_name_and_window_without_publishing_an_update() -> None:
+    maintenance = given()
+
+    maintenance.edit(name="Database upgrade (v16)", start_at=at(30), end_at=at(180), at=at(-60), by=ALICE)
+
+    [edited] = then(maintenance)
+    assert isinstance(edited, MaintenanceEdited)
+    assert (edited.name, edited.start_at, edited.end_at) == ("Database upgrade (v16)", at(30), at(180))
+    assert len(maintenance.updates) == 1
+    assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.IN_PROGRESS, at(30))
+
+
+def test_editing_to_the_same_values_records_nothing() -> None:
+    maintenance = given()
+
+    maintenance.edit(name="Database upgrade", start_at=START, end_at=END, at=at(-60), by=ALICE)
+
+    assert then(maintenance) == []
+
+
+def test_editing_checks_the_window() -> None:
+    maintenance = given()
+
+    with pytest.raises(InvalidValue) as error:
+        maintenance.edit(name="Database upgrade", start_at=END, end_at=START, at=at(-60), by=ALICE)
+    assert error.value.field == "end_at"
+
+
+def test_a_completed_window_can_be_renamed_but_keeps_its_times() -> None:
+    maintenance = given(lambda m: publish(m, 60, status="maintenance_complete"))
+
+    with pytest.raises(NoticeClosed) as error:
+        maintenance.edit(name="Database upgrade", start_at=START, end_at=at(90), at=at(70), by=ALICE)
+    maintenance.edit(name="Database upgrade (done)", start_at=START, end_at=END, at=at(70), by=ALICE)
+
+    assert error.value.field == "end_at"
+    assert [type(event) for event in then(maintenance)] == [MaintenanceEdited]
+
+
+def test_deleting_records_an_event_and_the_window_takes_no_more_commands() -> None:
+    maintenance = given()
+
+    maintenance.delete(at=at(-60), by=ALICE)
+
+    [deleted] = then(maintenance)
+    assert isinstance(deleted, MaintenanceDeleted)
+    assert maintenance.deleted
+    with pytest.raises(NotFound):
+        publish(maintenance, 0)
+    with pytest.raises(NotFound):
+        maintenance.edit(name="x", start_at=START, end_at=END, at=at(0), by=ALICE)
+    with pytest.raises(NotFound):
+        maintenance.delete(at=at(0), by=ALICE)
+    assert maintenance.next_automatic_transition is None
+    assert not start(maintenance)
+    assert then(maintenance) == []
+
+
+# Automation
+
+
+def test_automation_starts_the_window_at_start_at_as_system_with_an_update() -> None:
+    maintenance = given(first=lambda: schedule(affected=[DATABASE, API]))
+    assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.IN_PROGRESS, START)
+
+    assert start(maintenance, 0)
+
+    [started] = then(maintenance)
+    assert isinstance(started, MaintenanceStarted)
+    assert started.by == SYSTEM.as_data()
+    assert started.timestamp == START
+    assert started.maintenance_status == "maintenance_in_progress"
+    assert started.notify_subscribers is True  # as the window was scheduled
+    assert statuses(started) == {DATABASE: "under_maintenance", API: "under_maintenance"}
+    assert maintenance.updates[-1].message
+    assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.COMPLETE, END)
+
+
+def test_automation_does_nothing_before_start_at() -> None:
+    maintenance = given()
+
+    assert not start(maintenance, -1)
+    assert not complete(maintenance, 120)  # completing is not due while the window has not started
+    assert then(maintenance) == []
+
+
+def test_automation_completes_the_window_at_end_at_and_closes_periods() -> None:
+    maintenance = given(start)
+
+    assert not complete(maintenance, 119)
+    assert complete(maintenance, 120)
+
+    [completed] = then(maintenance)
+    assert isinstance(completed, MaintenanceCompleted)
+    assert completed.by == SYSTEM.as_data()
+    assert statuses(completed) == {DATABASE: "operational"}
+    assert maintenance.maintenance_status is MaintenanceStatus.COMPLETE
+    assert maintenance.component_maintenance_periods == [MaintenancePeriod(DATABASE, START, END)]
+    assert maintenance.next_automatic_transition is None
+
+
+def test_automation_only_moves_forward() -> None:
+    maintenance = given(start, complete)
+
+    assert not start(maintenance, 130)
+    assert not complete(maintenance, 130)
+    assert then(maintenance) == []
+
+
+def test_a_manual_status_change_wins_and_turns_automation_off() -> None:
+    maintenance = given(lambda m: publish(m, -10, status="maintenance_in_progress"))
+
+    assert maintenance.automate_maintenance_status is False
+    assert maintenance.next_automatic_transition is None
+    assert not complete(maintenance, 120)
+    assert then(maintenance) == []
+
+
+def test_a_manual_completion_before_start_at_wins_over_automation() -> None:
+    maintenance = given(lambda m: publish(m, -10, status="maintenance_complete", message="Cancelled."))
+
+    assert not start(maintenance, 0)
+    assert then(maintenance) == []
+
+
+def test_a_progress_note_without_status_change_keeps_automation_on() -> None:
+    maintenance = given(lambda m: publish(m, -10, message="Reminder: tomorrow."))
+
+    assert maintenance.automate_maintenance_status is True
+    assert start(maintenance, 0)
+
+
+def test_a_window_without_automation_is_never_due() -> None:
+    maintenance = given(first=lambda: schedule(automate=False))
+
+    assert maintenance.next_automatic_transition is None
+    assert not start(maintenance, 0)
+
+
+# Handlers against the in-memory store
+
+
+def context(now: datetime, actor: Actor = ALICE) -> CommandContext:
+    return CommandContext(now=now, actor=actor, request_id="req-1")
+
+
+async def schedule_with(store: InMemoryEventStore, **overrides: Any) -> tuple[Maintenance, bool]:
+    arguments: dict[str, Any] = {
+        "maintenance_id": MAINTENANCE_ID,
+        "status_page_id": PAGE,
+        "page_components": PAGE_COMPONENTS,
+        "name": "Database upgrade",
+        "message": "Planned.",
+        "status": "maintenance_scheduled",
+        "affected_component_ids": [DATABASE],
+        "start_at": START,
+        "end_at": END,
+        "notify_subscribers": True,
+        "idempotency_key": "maint-1",
+        "update_id": "U0",
+        "context": context(T0),
+    }
+    arguments.update(overrides)
+    return await schedule_maintenance(store, **arguments)
+
+
+def ids() -> Iterator[str]:
+    n = 0
+    while True:
+        n += 1
+        yield f"AUTO{n}"
+
+
+async def test_scheduling_twice_with_one_key_returns_the_first_window() -> None:
+    store = InMemoryEventStore()
+    first, replayed_first = await schedule_with(store)
+
+    again, replayed = await schedule_with(store, maintenance_id=UUID(int=5), name="Other", end_at=START)
+
+    assert (replayed_first, replayed) == (False, True)
+    assert again.id == first.id
+    assert again.name == "Database upgrade"
+    assert await store.max_position() == 1
+
+
+async def test_the_scheduler_catches_up_on_a_window_it_slept_through_start_then_complete() -> None:
+    store = InMemoryEventStore()
+    await schedule_with(store)
+    new_id = ids()
+
+    _, steps = await advance_maintenance_automatically(
+        store, maintenance_id=MAINTENANCE_ID, new_update_id=lambda: next(new_id), context=context(at(300), SYSTEM)
+    )
+    _, steps_again = await advance_maintenance_automatically(
+        store, maintenance_id=MAINTENANCE_ID, new_update_id=lambda: next(new_id), context=context(at(301), SYSTEM)
+    )
+
+    assert (steps, steps_again) == (2, 0)
+    stored = await load(store, Maintenance, MAINTENANCE_ID)
+    assert [update.status for update in stored.updates] == [
+        "maintenance_scheduled", "maintenance_in_progress", "maintenance_complete"
+    ]
+    assert [update.by for update in stored.updates[1:]] == [SYSTEM.as_data(), SYSTEM.as_data()]
+    assert len({update.id for update in stored.updates}) == 3
+    assert await store.max_position() == 3
+
+
+async def test_the_scheduler_does_nothing_when_nothing_is_due() -> None:
+    store = InMemoryEventStore()
+    await schedule_with(store)
+
+    _, steps = await advance_maintenance_automatically(
+        store, maintenance_id=MAINTENANCE_ID, new_update_id=lambda: "AUTO", context=context(at(-1), SYSTEM)
+    )
+
+    assert steps == 0
+    assert await store.max_position() == 1
+
+
+async def test_update_edit_and_delete_through_the_handlers() -> None:
+    store = InMemoryEventStore()
+    await schedule_with(store)
+
+    async def components_of(status_page_id: str) -> frozenset[str]:
+        assert status_page_id == PAGE
+        return PAGE_COMPONENTS
+
+    await publish_maintenance_update(
+        store, maintenance_id=MAINTENANCE_ID, page_components=components_of, message="API too.",
+        component_statuses={API: "under_maintenance"}, notify_subscribers=False, update_id="U1",
+        context=context(at(-30)),
+    )
+    await edit_maintenance(
+        store, maintenance_id=MAINTENANCE_ID, name="Database upgrade (v16)", start_at=START, end_at=at(180),
+        context=context(at(-20)),
+    )
+    deleted = await delete_maintenance(store, maintenance_id=MAINTENANCE_ID, context=context(at(-10)))
+
+    assert deleted.deleted
+    stored = await load(store, Maintenance, MAINTENANCE_ID)
+    assert (stored.name, stored.end_at, stored.deleted) == ("Database upgrade (v16)", at(180), True)
+    assert stored.affected_component_ids == [DATABASE, API]
+    with pytest.raises(NotFound):
+        await delete_maintenance(store, maintenance_id=MAINTENANCE_ID, context=context(at(0)))
+    assert await store.max_position() == 4
+
+
+async def test_maintenance_events_replay_from_the_log() -> None:
+    store = InMemoryEventStore()
+    await schedule_with(store)
+    await advance_maintenance_automatically(
+        store, maintenance_id=MAINTENANCE_ID, new_update_id=lambda: "AUTO1", context=context(at(0), SYSTEM)
+    )
+
+    events = await store.load(MAINTENANCE_ID)
+
+    assert [type(event) for event in events] == [MaintenanceScheduled, MaintenanceStarted]
+    assert not any(isinstance(event, MaintenanceUpdatePublished) for event in events)
