@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.base import (
@@ -67,7 +67,7 @@ class RecordedEvent:
 
 
 def to_stored_events(
-    events: Sequence[Aggregate.Event], expected_version: int
+    events: Sequence[DomainEventProtocol[UUID]], expected_version: int
 ) -> tuple[UUID, list[StoredEvent]]:
     """Map one stream's new events, checking they continue the stream from `expected_version`.
 
@@ -172,7 +172,7 @@ class PostgresEventStore:
 
     async def append(
         self,
-        events: Sequence[Aggregate.Event],
+        events: Sequence[DomainEventProtocol[UUID]],
         *,
         stream_type: str,
         expected_version: int,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 
 from domain.base import AppendResult, CommandContext, ConcurrencyConflict, IdempotencyKey
 from infra.event_store import RecordedEvent, event_hash, to_stored_events
@@ -37,7 +37,7 @@ class InMemoryEventStore:
 
     async def append(
         self,
-        events: Sequence[Aggregate.Event],
+        events: Sequence[DomainEventProtocol[UUID]],
         *,
         stream_type: str,
         expected_version: int,

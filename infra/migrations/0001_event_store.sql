@@ -70,6 +70,13 @@ DECLARE
     v_existing uuid;
     i          int;
 BEGIN
+    -- The checks below must see every append committed before the lock was granted. Under READ
+    -- COMMITTED each statement takes a fresh snapshot; a REPEATABLE READ snapshot predates the lock
+    -- and would fork the hash chain, so refuse it.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'beacon_append needs READ COMMITTED, not %', current_setting('transaction_isolation')
+            USING ERRCODE = 'B0002';
+    END IF;
     LOCK TABLE beacon_events IN EXCLUSIVE MODE;
 
     IF p_idempotency_key IS NOT NULL THEN

@@ -53,7 +53,8 @@ class Tally(BeaconAggregate):
 
 
 def new_tally(name: str = "tally", *, minutes: int = 0, stream_id: UUID | None = None) -> Tally:
-    return Tally(id=stream_id or uuid4(), name=name, by=OPERATOR.as_data(), timestamp=T0 + timedelta(minutes=minutes))
+    at = T0 + timedelta(minutes=minutes)
+    return Tally(id=stream_id or uuid4(), name=name, by=OPERATOR.as_data(), timestamp=at)
 
 
 @pytest.fixture(params=["memory", "postgres"])

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pytest
 
 from domain.base import AppendResult, IdempotencyKey, WriteConflict, execute, load, save
 from infra.event_store import PostgresEventStore, event_hash, to_stored_events
@@ -140,3 +141,14 @@ async def test_a_late_commit_is_never_skipped_by_a_reader_following_positions(
     finally:
         await early.close()
         await late.close()
+
+
+async def test_an_append_in_a_repeatable_read_transaction_is_refused(pool: asyncpg.Pool) -> None:
+    """Its snapshot would predate the lock, so it could chain onto a stale hash (a forked chain)."""
+    store = PostgresEventStore(pool)
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresError) as raised:
+            async with conn.transaction(isolation="repeatable_read"):
+                await conn.fetchval(APPEND, *append_args("stale", T0))
+    assert raised.value.sqlstate == "B0002"
+    assert await store.read_all() == []

@@ -102,7 +102,7 @@ class Beacon(Application[uuid.UUID]):
 def read_with_the_library(database_url: str, page_id: uuid.UUID) -> tuple[StatusPage, list[str]]:
     app = Beacon(env=library_env(database_url))
     try:
-        page = app.repository.get(page_id)
+        page: StatusPage = app.repository.get(page_id)
         notifications = app.recorder.select_notifications(start=1, limit=100)
         return page, [n.topic for n in notifications]
     finally:
@@ -131,7 +131,9 @@ async def test_the_library_application_reconstructs_an_aggregate_beacon_wrote(
         page_id=page_id,
         items=[
             ComponentItem(component_id=login),
-            GroupItem(id=new_ulid(T0), name="Auth", components=(ComponentItem(component_id=sso, hidden=True),)),
+            GroupItem(
+                id=new_ulid(T0), name="Auth", components=(ComponentItem(component_id=sso, hidden=True),)
+            ),
         ],
         components={login: ComponentInfo(name="Login"), sso: ComponentInfo(name="SSO")},
         display_uptime_mode="chart_only",
