@@ -26,10 +26,10 @@ from domain.base import (
     Actor,
     ActorData,
     CommandContext,
+    DomainError,
     EventStore,
     IdempotencyKey,
     execute,
-    load,
 )
 from domain.component import check_name
 from domain.notice import (
@@ -47,8 +47,8 @@ from domain.notice import (
     check_aware,
     check_component_statuses,
     check_message,
+    components_for_update,
     create_idempotently,
-    page_components_for,
     parse_enum,
     statuses_from_data,
     statuses_to_data,
@@ -262,7 +262,7 @@ class Incident(Notice):
         only the last one resolving it."""
         check_name(name)
         if not updates:
-            raise InvalidValue("updates is required: a retrospective incident needs its timeline", field="updates")
+            raise UpdatesRequired("updates is required: a retrospective incident needs its timeline")
         if len(updates) > MAX_UPDATES:
             raise TooManyUpdates(f"an incident holds at most {MAX_UPDATES} updates")
         affected: dict[str, str] = {}
@@ -406,6 +406,13 @@ RetrospectiveIncidentRecorded = Incident.RetrospectiveRecorded
 # Errors
 
 
+class UpdatesRequired(DomainError):
+    """Raised when a retrospective incident comes without any update."""
+
+    field = "updates"
+    code = "is_required"
+
+
 class RetrospectiveUpdateNotInPast(InvalidValue):
     """Raised when a retrospective incident's update is not in the past."""
 
@@ -499,8 +506,7 @@ async def publish_incident_update(
 ) -> Incident:
     """CreateStatusPageIncidentUpdate. `page_components` is asked for the incident's page's components
     (only when the update names components)."""
-    incident = await load(store, Incident, incident_id)
-    components = await page_components_for(incident, component_statuses, page_components)
+    components = await components_for_update(store, Incident, incident_id, component_statuses, page_components)
 
     def decide(incident: Incident) -> None:
         incident.publish_update(

@@ -39,7 +39,6 @@ from domain.base import (
     EventStore,
     IdempotencyKey,
     execute,
-    load,
 )
 from domain.component import check_name
 from domain.notice import (
@@ -57,8 +56,8 @@ from domain.notice import (
     check_component_on_page,
     check_component_statuses,
     check_message,
+    components_for_update,
     create_idempotently,
-    page_components_for,
     parse_enum,
     statuses_from_data,
     statuses_to_data,
@@ -566,8 +565,8 @@ async def publish_maintenance_update(
 ) -> Maintenance:
     """CreateStatusPageMaintenanceUpdate. `page_components` is asked for the window's page's components
     (only when the update names components)."""
-    components = await page_components_for(
-        await load(store, Maintenance, maintenance_id), component_statuses, page_components
+    components = await components_for_update(
+        store, Maintenance, maintenance_id, component_statuses, page_components
     )
 
     def decide(maintenance: Maintenance) -> None:

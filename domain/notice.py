@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
+from uuid import UUID
 
 from domain.base import (
     ActorData,
@@ -273,12 +274,18 @@ async def create_idempotently(
     return notice, False
 
 
-async def page_components_for(
-    notice: Notice, statuses: ComponentStatusesInput | None, lookup: PageComponentsLookup
+async def components_for_update(
+    store: EventStore,
+    cls: type[Notice],
+    notice_id: UUID,
+    statuses: ComponentStatusesInput | None,
+    lookup: PageComponentsLookup,
 ) -> PageComponents:
-    """The notice's page components, fetched only when the update names components."""
+    """The components an update may name: its notice's page's, looked up only when it names any (only
+    the stored notice knows its page)."""
     if not statuses:
         return frozenset()
+    notice = await load(store, cls, notice_id)
     return await lookup(notice.status_page_id)
 
 

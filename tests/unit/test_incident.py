@@ -447,13 +447,13 @@ def test_a_retrospective_resolving_update_must_not_carry_component_statuses() ->
 
 
 def test_a_retrospective_incident_needs_updates_at_most_100_and_components_of_the_page() -> None:
-    with pytest.raises(InvalidValue) as empty:
+    with pytest.raises(DomainError) as empty:
         retrospective([])
     with pytest.raises(TooManyUpdates):
         retrospective([past(n, "investigating") for n in range(100)] + [past(100, "resolved")])
     with pytest.raises(UnknownComponent) as unknown:
         retrospective([past(0, "investigating", {ELSEWHERE: "full_outage"}), past(10, "resolved")])
-    assert empty.value.field == "updates"
+    assert (empty.value.field, empty.value.code) == ("updates", "is_required")
     assert unknown.value.field == "updates[0].component_statuses"
 
 
