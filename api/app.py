@@ -15,7 +15,10 @@ from litestar.types import ControllerRouterHandler
 
 from api.auth import KeyCache, require_api_key
 from api.controllers.api_keys import ApiKeyController
+from api.controllers.components import StatusPageComponentController
 from api.controllers.health import health_handlers
+from api.controllers.status_pages import StatusPageController
+from api.controllers.structures import StatusPageStructureController
 from api.errors import EXCEPTION_HANDLERS
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
@@ -33,7 +36,12 @@ log = logging.getLogger("beacon.app")
 
 MAX_BODY_BYTES = 64 * 1024
 
-V2_HANDLERS: list[ControllerRouterHandler] = [ApiKeyController]
+V2_HANDLERS: list[ControllerRouterHandler] = [
+    ApiKeyController,
+    StatusPageController,
+    StatusPageStructureController,
+    StatusPageComponentController,
+]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 
 

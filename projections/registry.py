@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from projections.runner import Projection
+from projections.status_page_catalog import StatusPageCatalog
 
 
 def all_projections() -> list[Projection]:
-    return []
+    return [StatusPageCatalog()]

@@ -1,0 +1,154 @@
+"""Status pages: ListStatusPages and ShowStatusPage (any key, from the catalog read model), and Beacon's
+own CreateStatusPage and UpdateStatusPage (admin, through the domain; they answer from the aggregate)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+from litestar import Controller, Request, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from api.controllers.components import not_found, path_id, settle_latest
+from api.errors import register_status
+from api.pagination import PaginationMeta, page_params, paginate
+from api.services import services_of
+from domain.base import NotFound
+from domain.status_page import SlugTaken, StatusPage, create_status_page, update_status_page
+from infra.api_keys import ADMIN
+from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
+from projections import status_page_catalog as catalog
+
+register_status(SlugTaken, 409)
+
+
+class StatusPageView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """incident.io's StatusPageV2 plus Beacon's `slug` and `widget_api_enabled`."""
+
+    id: str
+    name: str
+    description: str | None = None
+    public_url: str | None = None
+    slug: str
+    widget_api_enabled: bool
+
+
+class StatusPageResult(msgspec.Struct):
+    status_page: StatusPageView
+
+
+class StatusPageList(msgspec.Struct):
+    status_pages: list[StatusPageView]
+    pagination_meta: PaginationMeta
+
+
+class CreateStatusPagePayload(msgspec.Struct):
+    name: str
+    slug: str
+    description: str | None = None
+    public_url: str | None = None
+
+
+class UpdateStatusPagePayload(msgspec.Struct):
+    """PUT: absent optional fields take their defaults (description and URL cleared, widget on)."""
+
+    name: str
+    description: str | None = None
+    public_url: str | None = None
+    widget_api_enabled: bool = True
+
+
+class _Page(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def public_url(self) -> str | None: ...
+    @property
+    def widget_api_enabled(self) -> bool: ...
+
+
+def _view(page_id: str, page: _Page) -> StatusPageView:
+    """One mapping for the read model's rows and the aggregate, so reads and writes answer alike."""
+    return StatusPageView(
+        id=page_id,
+        name=page.name,
+        description=page.description,
+        public_url=page.public_url,
+        slug=page.slug,
+        widget_api_enabled=page.widget_api_enabled,
+    )
+
+
+def _result(page: StatusPage) -> StatusPageResult:
+    return StatusPageResult(status_page=_view(uuid_to_ulid(page.id), page))
+
+
+class StatusPageController(Controller):
+    path = "/status_pages"
+
+    @get("/")
+    async def list_status_pages(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        page_size: FromQuery[int | None] = None,
+        after: FromQuery[str | None] = None,
+    ) -> StatusPageList:
+        pool = services_of(request).pool
+
+        async def fetch(limit: int, cursor: str | None) -> list[catalog.PageRow] | None:
+            return await catalog.list_pages(pool, limit=limit, after=cursor)
+
+        rows, meta = await paginate(page_params(page_size, after), fetch, lambda row: row.id)
+        return StatusPageList(status_pages=[_view(row.id, row) for row in rows], pagination_meta=meta)
+
+    @get("/{status_page_id:str}")
+    async def show_status_page(self, request: Request, status_page_id: FromPath[str]) -> StatusPageResult:  # type: ignore[type-arg]
+        row = await catalog.get_page(services_of(request).pool, status_page_id)
+        if row is None:
+            raise not_found("status page", status_page_id)
+        return StatusPageResult(status_page=_view(row.id, row))
+
+    @post("/", status_code=201, opt={"scope": ADMIN})
+    async def create_status_page(
+        self, request: Request, data: JSONBody[CreateStatusPagePayload]  # type: ignore[type-arg]
+    ) -> StatusPageResult:
+        services = services_of(request)
+        context = services.context(request)
+        page = await create_status_page(
+            services.store,
+            page_id=ulid_to_uuid(new_ulid(context.now)),
+            name=data.name,
+            slug=data.slug,
+            description=data.description,
+            public_url=data.public_url,
+            context=context,
+        )
+        await settle_latest(services)
+        return _result(page)
+
+    @put("/{status_page_id:str}", opt={"scope": ADMIN})
+    async def update_status_page(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        status_page_id: FromPath[str],
+        data: JSONBody[UpdateStatusPagePayload],
+    ) -> StatusPageResult:
+        services = services_of(request)
+        try:
+            page = await update_status_page(
+                services.store,
+                page_id=path_id(status_page_id, "status page"),
+                name=data.name,
+                description=data.description,
+                public_url=data.public_url,
+                widget_api_enabled=data.widget_api_enabled,
+                context=services.context(request),
+            )
+        except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
+            raise not_found("status page", status_page_id) from error
+        await settle_latest(services)
+        return _result(page)
