@@ -2,6 +2,9 @@
 DESIGN D2) against plain asyncpg INSERTs into an unindexed table, with 1 and 8 concurrent writers, in
 the same run on the same server. Goal: Beacon >= 0.5x the plain rate at 8 writers.
 
+Expect the 8-writer ratio to be bound by commit latency: an append holds the table lock through its
+commit's WAL flush, so appends cannot share a group commit the way concurrent plain INSERTs do.
+
     .venv/bin/python -m bench.append [seconds-per-measurement]
 
 Uses DATABASE_URL, or the embedded server when unset; works in its own scratch database, dropped at the end.
