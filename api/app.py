@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 
 from api.auth import KeyCache, require_api_key
 from api.controllers.api_keys import ApiKeyController
+from api.controllers.audit import AuditController
 from api.controllers.components import StatusPageComponentController
 from api.controllers.health import health_handlers
 from api.controllers.status_pages import StatusPageController
@@ -41,6 +42,7 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     StatusPageController,
     StatusPageStructureController,
     StatusPageComponentController,
+    AuditController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 
