@@ -172,9 +172,9 @@ HANDLERS: dict[str, Handler] = {
 class StatusPageCatalog:
     """The `status_page_catalog` projection."""
 
-    name = "status_page_catalog"
-    tables = (PAGES, COMPONENTS)
-    schema_sql = SCHEMA_SQL
+    name: str = "status_page_catalog"
+    tables: tuple[str, ...] = (PAGES, COMPONENTS)
+    schema_sql: str = SCHEMA_SQL
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         for record in events:

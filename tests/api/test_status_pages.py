@@ -124,12 +124,13 @@ async def test_page_size_250_is_allowed(client: Client, keys: Keys) -> None:
 
 async def test_slugs_are_unique_and_never_reserved(client: Client, keys: Keys) -> None:
     await create_page(client, keys, "acme")
-    taken = await client.post("/v2/status_pages", json={"name": "Other", "slug": "acme"}, headers=Keys.header(keys.admin))
+    admin = Keys.header(keys.admin)
+    taken = await client.post("/v2/status_pages", json={"name": "Other", "slug": "acme"}, headers=admin)
     body = assert_envelope(taken, 409, "conflict")
     assert body["errors"][0]["source"] == {"field": "slug"}  # type: ignore[index]
 
     for slug, status in (("v2", 422), ("healthz", 422), ("Not A Slug", 422), ("", 422)):
-        response = await client.post("/v2/status_pages", json={"name": "X", "slug": slug}, headers=Keys.header(keys.admin))
+        response = await client.post("/v2/status_pages", json={"name": "X", "slug": slug}, headers=admin)
         assert_envelope(response, status, "validation_error")
 
     listed = await client.get("/v2/status_pages", headers=Keys.header(keys.read))
@@ -216,7 +217,8 @@ async def test_components_are_created_listed_updated_and_deleted(client: Client,
 
     deleted = await client.delete(f"/v2/status_page_components/{api}", headers=Keys.header(keys.admin))
     assert deleted.status_code == 204 and deleted.content == b""
-    assert_envelope(await client.get(f"/v2/status_page_components/{api}", headers=Keys.header(keys.read)), 404, "not_found")
+    gone = await client.get(f"/v2/status_page_components/{api}", headers=Keys.header(keys.read))
+    assert_envelope(gone, 404, "not_found")
     listed = await client.get("/v2/status_page_components", headers=Keys.header(keys.read))
     assert [c["id"] for c in listed.json()["status_page_components"]] == [web]
     again = await client.delete(f"/v2/status_page_components/{api}", headers=Keys.header(keys.admin))
@@ -340,5 +342,6 @@ async def test_sub_page_slugs_are_kept_given_or_derived_uniquely(client: Client,
     slugs = [item["sub_page"]["slug"] for item in response.json()["current_structure"]["items"]]
     assert slugs == ["eu-2", "eu", "americas"]
 
-    bad = await client.put(url, json={"items": [{"sub_page": {"name": "X", "slug": "api"}}]}, headers=Keys.header(keys.admin))
+    reserved = {"items": [{"sub_page": {"name": "X", "slug": "api"}}]}
+    bad = await client.put(url, json=reserved, headers=Keys.header(keys.admin))
     assert_envelope(bad, 422, "validation_error")
