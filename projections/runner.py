@@ -5,7 +5,7 @@ a batch of events and the checkpoint that guards it commit together, so a crash 
 event twice or skips one. One runner per projection is active across all processes (a session
 advisory lock); the others stand by. It wakes on `NOTIFY beacon_events` and polls as a safety net,
 so a lost notification only delays. A projection that fails on an event stops loudly — position,
-event and error in the log and in `status()` — and is never skipped past.
+event and error in the log, in `statuses` and in `lag()` — and is never skipped past.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +34,16 @@ CREATE TABLE IF NOT EXISTS beacon_projection_checkpoints (
 PROJECTIONS_CHANNEL = "beacon_projections"
 EVENTS_CHANNEL = "beacon_events"
 
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError
+    asyncpg.InterfaceError,  # "connection is closed", "released back to the pool"
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown (pg_terminate_backend), query canceled
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    OSError,  # includes ConnectionError and TimeoutError
+)
+"""Failures of the database or the connection rather than of a projection's logic: the runner retries
+them from the checkpoint instead of stopping the projection."""
+
 
 class Projection(Protocol):
     """One read model: the tables it owns and how a batch of events changes them."""
@@ -44,7 +54,10 @@ class Projection(Protocol):
     """`CREATE TABLE IF NOT EXISTS …` with unqualified names, so a rebuild can run it in a scratch schema."""
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        """Fold `events` into the tables, inside the runner's transaction. Never commits."""
+        """Fold `events` into the tables, inside the runner's transaction. Never commits.
+
+        A failed batch is rolled back and re-applied one event at a time, so `apply` must keep no state
+        outside the database that a rollback would leave behind."""
         ...
 
 
@@ -58,11 +71,19 @@ class ProjectionFailed(Exception):
         )
         self.projection = projection
         self.position = event.position
+        self.error = error
 
 
 def advisory_key(name: str) -> int:
     """A stable 63-bit advisory-lock key per projection name."""
-    return int.from_bytes(hashlib.sha256(f"beacon.projection:{name}".encode()).digest()[:8], "big") >> 1
+    return _key(f"beacon.projection:{name}")
+
+
+def _key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+_ENSURE_TABLES_KEY = _key("beacon.ensure_tables")
 
 
 async def use_schema(conn: asyncpg.Connection, schema: str) -> None:
@@ -76,7 +97,10 @@ def quote_ident(name: str) -> str:
 
 
 async def ensure_tables(conn: asyncpg.Connection, projections: Sequence[Projection], schema: str = "public") -> None:
+    """Create the checkpoint table and every projection's tables in `schema` (idempotent)."""
     async with conn.transaction():
+        # Two processes starting at once would race CREATE … IF NOT EXISTS into a unique violation.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _ENSURE_TABLES_KEY)
         if schema != "public":
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         await use_schema(conn, schema)
@@ -92,12 +116,15 @@ async def catch_up(
     *,
     batch_size: int = 500,
     schema: str = "public",
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Apply every event past the checkpoint, one transaction per batch; return the new checkpoint.
 
     Safe to call without the advisory lock (the checkpoint row is locked FOR UPDATE), which is how
-    rebuilds into scratch schemas use it."""
+    rebuilds into scratch schemas use it. `progress` gets the checkpoint after each committed batch.
+    Raises `ProjectionFailed` (after committing the events before the failing one) on a poison event."""
     while True:
+        failure: ProjectionFailed | None = None
         async with conn.transaction():
             await use_schema(conn, schema)
             await conn.execute(
@@ -111,36 +138,119 @@ async def catch_up(
             events = await store.read_all(after=position, limit=batch_size, conn=conn)
             if not events:
                 return position
-            try:
-                await projection.apply(conn, events)
-            except (asyncpg.PostgresConnectionError, ConnectionError, OSError):
-                raise
-            except Exception as error:
-                raise ProjectionFailed(projection.name, _first_failing(events), error) from error
-            position = events[-1].position
-            await conn.execute(
-                "UPDATE beacon_projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-                projection.name,
-                position,
-            )
-            if schema == "public":
-                await conn.execute("SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, f"{projection.name}:{position}")
+            applied, error = await _apply_batch(conn, projection, events)
+            if error is not None:
+                failure = ProjectionFailed(projection.name, events[len(applied)], error)
+            if applied:
+                position = applied[-1].position
+                await conn.execute(
+                    "UPDATE beacon_projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+                    projection.name,
+                    position,
+                )
+                if schema == "public":
+                    await conn.execute(
+                        "SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, f"{projection.name}:{position}"
+                    )
+        if applied and progress is not None:
+            progress(position)
+        if failure is not None:
+            raise failure from failure.error
         if len(events) < batch_size:
             return position
 
 
-def _first_failing(events: Sequence[RecordedEvent]) -> RecordedEvent:
-    # A batch fails as a whole; name its first event. Re-running one by one would pinpoint it, but
-    # the batch is rolled back either way and the operator gets the range from the log.
-    return events[0]
+async def _apply_batch(
+    conn: asyncpg.Connection, projection: Projection, events: Sequence[RecordedEvent]
+) -> tuple[Sequence[RecordedEvent], Exception | None]:
+    """Apply `events` in a savepoint. If the batch fails, roll it back and re-apply it one event at a
+    time, each in its own savepoint, to pinpoint the failing event: return the events applied before it
+    and its error. Connection failures are raised, never blamed on an event."""
+    try:
+        async with conn.transaction():
+            await projection.apply(conn, events)
+        return events, None
+    except CONNECTION_ERRORS:
+        raise
+    except Exception as batch_error:
+        log.warning(
+            "projection %s failed on the batch %s..%s (%r); re-applying it one event at a time",
+            projection.name,
+            events[0].position,
+            events[-1].position,
+            batch_error,
+        )
+    for index, event in enumerate(events):
+        try:
+            async with conn.transaction():
+                await projection.apply(conn, [event])
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as error:
+            return events[:index], error
+    log.warning("projection %s applied the batch one event at a time after it failed as a whole", projection.name)
+    return events, None
 
 
 @dataclass
 class ProjectionStatus:
+    """What this process knows of one projection, for `/readyz`, the CLI and tests."""
+
     name: str
     position: int = 0
+    """The checkpoint as of this process's last committed batch (0 until it has been active)."""
     active: bool = False
+    """True while this process holds the projection's advisory lock."""
     error: str | None = None
+    """Why the projection stopped (the failing position and error); None while it runs."""
+    passes: int = 0
+    """Completed catch-up passes while active: a live runner keeps counting, a stuck one does not."""
+    standby_checks: int = 0
+    """Times this process found another process holding the lock."""
+
+
+@dataclass(frozen=True)
+class ProjectionLag:
+    """How far one projection is behind the log, for `/readyz` and the CLI."""
+
+    name: str
+    checkpoint: int
+    head: int
+    lag: int
+    """Positions between the checkpoint and the head (an upper bound on unapplied events)."""
+    active: bool | None = None
+    """Whether this process runs it; None when asked without a runner."""
+    error: str | None = None
+
+
+async def lag(
+    pool: asyncpg.Pool,
+    store: PostgresEventStore,
+    projections: Sequence[Projection],
+    statuses: dict[str, ProjectionStatus] | None = None,
+) -> list[ProjectionLag]:
+    """Checkpoint, head position and lag of each projection, read from the database (so any process can
+    ask, runner or not); with `statuses`, also whether this process runs it and why it stopped."""
+    # Checkpoints first, head second: a commit in between overstates the lag, never hides it.
+    async with pool.acquire() as conn:
+        exists = await conn.fetchval("SELECT to_regclass('public.beacon_projection_checkpoints') IS NOT NULL")
+        positions = await checkpoints(conn) if exists else {}
+    head = await store.max_position()
+    report = []
+    for projection in projections:
+        checkpoint = positions.get(projection.name, 0)
+        status = statuses.get(projection.name) if statuses is not None else None
+        report.append(
+            ProjectionLag(
+                name=projection.name,
+                checkpoint=checkpoint,
+                head=head,
+                lag=max(0, head - checkpoint),
+                active=status.active if status is not None else None,
+                error=status.error if status is not None else None,
+            )
+        )
+    return report
 
 
 @dataclass
@@ -166,12 +276,16 @@ class ProjectionRunner:
         self._tasks.append(asyncio.create_task(self._listen(), name="projection-listener"))
 
     async def stop(self) -> None:
+        """Cancel every projection (an open batch rolls back) and release the advisory locks."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+
+    async def lag(self) -> list[ProjectionLag]:
+        return await lag(self.pool, self.store, self.projections, self.statuses)
 
     def wake(self) -> None:
         for event in self._wake.values():
@@ -185,16 +299,30 @@ class ProjectionRunner:
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await conn.add_listener(EVENTS_CHANNEL, self._on_event)
-                    try:
-                        while not conn.is_closed():
-                            await asyncio.sleep(self.poll_interval)
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(EVENTS_CHANNEL, self._on_event)
-            except (asyncpg.PostgresError, OSError, ConnectionError) as error:
-                log.warning("projection listener lost its connection: %r", error)
+                    await self._listen_until_lost(conn)
+                log.warning("projection listener lost its connection; reconnecting")
+            except CONNECTION_ERRORS as error:
+                log.warning("projection listener cannot listen: %r; retrying", error)
             await asyncio.sleep(self.poll_interval)
+
+    async def _listen_until_lost(self, conn: asyncpg.Connection) -> None:
+        # A terminated pool connection is detached from its proxy at once, so `is_closed()` would raise;
+        # the termination callback is the one signal that survives.
+        lost = asyncio.Event()
+
+        def on_lost(_conn: object) -> None:
+            lost.set()
+
+        conn.add_termination_listener(on_lost)
+        try:
+            await conn.add_listener(EVENTS_CHANNEL, self._on_event)
+            self.wake()  # whatever committed while nobody listened
+            await lost.wait()
+        finally:
+            if not lost.is_set():  # the connection goes back to the pool
+                conn.remove_termination_listener(on_lost)
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await conn.remove_listener(EVENTS_CHANNEL, self._on_event)
 
     async def _run(self, projection: Projection) -> None:
         status = self.statuses[projection.name]
@@ -204,31 +332,43 @@ class ProjectionRunner:
                 await self._run_while_locked(projection, status, wake)
             except ProjectionFailed as failure:
                 status.error = str(failure)
-                status.active = False
-                log.error("%s", failure, exc_info=failure.__cause__)
+                log.error("%s", failure, exc_info=failure.error)
                 return
-            except (asyncpg.PostgresError, OSError, ConnectionError, asyncpg.InterfaceError) as error:
-                status.active = False
+            except CONNECTION_ERRORS as error:
                 log.warning("projection %s lost its connection: %r; retrying", projection.name, error)
+            except Exception as error:
+                # Not the projection's logic (that is ProjectionFailed) but the runner's own reading of the
+                # log; retrying would fail the same way, so stop loudly.
+                status.error = f"projection {projection.name} stopped after position {status.position}: {error!r}"
+                log.exception("projection %s stopped", projection.name)
+                return
             await asyncio.sleep(self.poll_interval)
 
     async def _run_while_locked(self, projection: Projection, status: ProjectionStatus, wake: asyncio.Event) -> None:
+        def progress(position: int) -> None:
+            status.position = position
+
+        key = advisory_key(projection.name)
         async with self.pool.acquire() as conn:
-            locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name))
-            if not locked:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                status.standby_checks += 1
                 return  # another process is active; stand by and try again later
             try:
                 status.active = True
                 while True:
                     wake.clear()
-                    status.position = await catch_up(conn, self.store, projection, batch_size=self.batch_size)
+                    status.position = await catch_up(
+                        conn, self.store, projection, batch_size=self.batch_size, progress=progress
+                    )
+                    status.passes += 1
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), self.poll_interval)
             finally:
                 status.active = False
-                if not conn.is_closed():
-                    with contextlib.suppress(asyncpg.PostgresError, OSError):
-                        await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(projection.name))
+                # Releasing the connection to the pool also unlocks (asyncpg's reset runs
+                # pg_advisory_unlock_all), and a dead connection holds no lock; this is the prompt path.
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 async def checkpoints(conn: asyncpg.Connection) -> dict[str, int]:

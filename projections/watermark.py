@@ -7,66 +7,92 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 import asyncpg
 
-from projections.runner import PROJECTIONS_CHANNEL, checkpoints
+from projections.runner import CONNECTION_ERRORS, PROJECTIONS_CHANNEL, checkpoints
 
 log = logging.getLogger("beacon.watermark")
 
 
 class Watermarks:
+    """How far each read model has got, as this process last heard; writers wait on it."""
+
     def __init__(self, pool: asyncpg.Pool, names: set[str], *, poll_interval: float = 0.05) -> None:
         self.pool = pool
         self.names = names
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = dict.fromkeys(names, 0)
-        self._changed = asyncio.Condition()
+        # Replaced on every change: a waiter holds the event current when it started waiting, so a
+        # change between its check and its wait is never missed.
+        self._changed = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._refreshing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        with contextlib.suppress(asyncpg.PostgresError, OSError):
+        """Listen for checkpoint notifications; without them (database unreachable) waits poll instead."""
+        try:
             self._listener = await self.pool.acquire()
             await self._listener.add_listener(PROJECTIONS_CHANNEL, self._on_notify)
+        except CONNECTION_ERRORS as error:
+            log.warning("watermarks cannot listen (%r); read-your-writes falls back to polling", error)
 
     async def stop(self) -> None:
         if self._listener is not None:
-            with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 await self._listener.remove_listener(PROJECTIONS_CHANNEL, self._on_notify)
             await self.pool.release(self._listener)
             self._listener = None
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         name, _, position = payload.rpartition(":")
-        if name in self.positions and int(position) > self.positions[name]:
-            self.positions[name] = int(position)
-            asyncio.get_running_loop().create_task(self._notify_waiters())
+        if name in self.positions and position.isdigit():
+            self._advance(name, int(position))
 
-    async def _notify_waiters(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _advance(self, name: str, position: int) -> None:
+        if position > self.positions[name]:
+            self.positions[name] = position
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     def reached(self, position: int) -> bool:
         return all(self.positions[name] >= position for name in self.names)
 
     async def refresh(self) -> None:
+        """Read the checkpoints; concurrent callers share one query."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._read_checkpoints())
+        await asyncio.shield(self._refreshing)
+
+    async def _read_checkpoints(self) -> None:
         async with self.pool.acquire() as conn:
-            for name, position in (await checkpoints(conn)).items():
-                if name in self.positions and position > self.positions[name]:
-                    self.positions[name] = position
+            try:
+                known = await checkpoints(conn)
+            except asyncpg.UndefinedTableError:
+                return  # no runner has ever started on this database: nothing has been projected
+        for name, position in known.items():
+            if name in self.positions:
+                self._advance(name, position)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once every read model reflects `position`; False if `timeout` passed first."""
-        deadline = time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        warned = False
         while not self.reached(position):
-            remaining = deadline - time.monotonic()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 log.warning("read models did not reach position %s within %.1fs", position, timeout)
                 return False
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_interval))
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(remaining, self.poll_interval))
             if not self.reached(position):
-                await self.refresh()
+                try:
+                    await self.refresh()
+                except CONNECTION_ERRORS as error:
+                    # The write is recorded either way; keep listening until the deadline.
+                    if not warned:
+                        log.warning("cannot read projection checkpoints: %r", error)
+                        warned = True
         return True
