@@ -18,7 +18,7 @@ COPY api/ api/
 RUN pip install . && rm -rf /src
 
 # A container listens on every interface; BEACON_HOST is the default of `beacon serve --host`.
-# The data dir only matters without DATABASE_URL (embedded Postgres, which also refuses to run as root).
+# The data dir only matters without DATABASE_URL (then Beacon starts its embedded Postgres there).
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin beacon
 USER beacon
 WORKDIR /home/beacon

@@ -29,8 +29,10 @@ from infra.db import create_pool, database_url
 from infra.event_store import PostgresEventStore
 from infra.migrate import migrate
 from infra.settings import Settings
+from projections.maintenance_schedule import MaintenanceSchedule
 from projections.registry import all_projections
 from projections.runner import Projection, ProjectionRunner, ensure_tables
+from projections.scheduler import MaintenanceScheduler
 from projections.watermark import Watermarks
 
 log = logging.getLogger("beacon.app")
@@ -94,10 +96,17 @@ def create_app(
                     batch_size=settings.projection_batch_size,
                 )
                 await services.runner.start()
+            scheduler: MaintenanceScheduler | None = None
+            if run_worker and any(p.name == MaintenanceSchedule.name for p in chosen):
+                scheduler = MaintenanceScheduler(pool, store, clock, interval=settings.projection_poll_interval)
+                await scheduler.start()
             app.state.services = services
+            app.state.scheduler = scheduler
             try:
                 yield
             finally:
+                if scheduler is not None:
+                    await scheduler.stop()
                 if services.runner is not None:
                     await services.runner.stop()
                 await watermarks.stop()

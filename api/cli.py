@@ -99,23 +99,29 @@ async def bootstrap_admin_key(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Projections (and, as they are added, the scheduler) until `stop` is set."""
+    """Projections and the maintenance scheduler until `stop` is set."""
+    from projections.scheduler import MaintenanceScheduler
+
     url = await asyncio.to_thread(database_url, settings)
     pool = await create_pool(url, settings)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
+        store = PostgresEventStore(pool)
         runner = ProjectionRunner(
             pool,
-            PostgresEventStore(pool),
+            store,
             all_projections(),
             poll_interval=settings.projection_poll_interval,
             batch_size=settings.projection_batch_size,
         )
-        await runner.start()
+        await runner.start()  # creates the schedule table the scheduler reads
+        scheduler = MaintenanceScheduler(pool, store, SystemClock(), interval=settings.projection_poll_interval)
+        await scheduler.start()
         try:
             await stop.wait()
         finally:
+            await scheduler.stop()
             await runner.stop()
     finally:
         await pool.close()
