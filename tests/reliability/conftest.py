@@ -1,0 +1,63 @@
+"""Fixtures for the reliability suite: the real app over HTTP (in-process and as live `beacon serve`
+processes) and one key of every kind a client can hold, a revoked one included."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from infra.api_keys import ADMIN, PUBLISH, create_key, revoke_key
+from infra.clock import SystemClock
+from infra.settings import Settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Bearer tokens for each kind of caller; `revoked` was valid once and is revoked now."""
+
+    admin: str
+    publish: str
+    read: str
+    revoked: str
+
+    @staticmethod
+    def header(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+async def make_keys(database_url: str) -> Keys:
+    conn = await asyncpg.connect(database_url)
+    try:
+        now = SystemClock().now()
+        tokens = [
+            (await create_key(conn, name=name, scopes=scopes, now=now))[1]
+            for name, scopes in (("admin", (ADMIN,)), ("publisher", (PUBLISH,)), ("reader", ()))
+        ]
+        revoked, revoked_token = await create_key(conn, name="revoked", scopes=(ADMIN,), now=now)
+        assert await revoke_key(conn, revoked.id, now=now)
+    finally:
+        await conn.close()
+    admin, publish, read = tokens
+    return Keys(admin=admin, publish=publish, read=read, revoked=revoked_token)
+
+
+@pytest.fixture
+async def keys(database_url: str) -> Keys:
+    return await make_keys(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as client:
+        yield client
