@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -80,13 +81,19 @@ async def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if revoked else 1
 
 
+_BOOTSTRAP_LOCK = 0x62656164  # "bead"
+
+
 async def bootstrap_admin_key(settings: Settings) -> None:
     """First start with no key at all: make an admin key, print it once, keep a 0600 copy."""
     conn = await _connect(settings)
     try:
-        if await has_any_key(conn):
-            return
-        key, token = await create_key(conn, name="bootstrap admin", scopes=(ADMIN,), now=SystemClock().now())
+        # Replicas starting together queue here, so exactly one of them makes the key.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _BOOTSTRAP_LOCK)
+            if await has_any_key(conn):
+                return
+            key, token = await create_key(conn, name="bootstrap admin", scopes=(ADMIN,), now=SystemClock().now())
     finally:
         await conn.close()
     path = settings.data_dir / "bootstrap-admin-key"
@@ -173,6 +180,151 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- audit and rebuilds (SPEC §6) -----------------------------------------------------------------
+
+REPLAY_CHECK_SCHEMA = "beacon_replay_check"
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (results stay alone on stdout), redrawn at most 10 times a second."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._drawn = 0.0
+
+    def draw(self, position: int, end: int, detail: str = "", *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        fraction = min(1.0, position / end) if end else 1.0
+        filled = int(fraction * 30)
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} {position}/{end} {detail}"
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+async def _pool(settings: Settings) -> asyncpg.Pool:
+    url = await asyncio.to_thread(database_url, settings)
+    pool = await create_pool(url, settings)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.audit import verify_chain
+
+    bar = ProgressBar("verifying")
+    conn = await _connect(settings)
+    try:
+        report = await verify_chain(
+            conn, progress=lambda checked, position, end: bar.draw(position, end, f"{checked} events")
+        )
+    finally:
+        await conn.close()
+    bar.done()
+    if report.broken is not None:
+        print(f"BROKEN at position {report.broken.position}: {report.broken}")
+        print(f"the chain is intact up to position {report.last_position} ({report.checked} events)")
+        return 1
+    head = report.head_hash.hex() if report.head_hash else "-"
+    print(f"ok: {report.checked} events, hash chain intact up to position {report.last_position}")
+    print(f"head hash: {head} (record it elsewhere to detect a rewrite of the chain later)")
+    return 0
+
+
+async def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.audit import export_ndjson
+
+    bar = ProgressBar("exporting")
+    conn = await _connect(settings)
+    try:
+        if args.output:
+            out = await asyncio.to_thread(open, args.output, "wb")
+            try:
+                written = await export_ndjson(
+                    conn,
+                    out,
+                    after=args.after,
+                    progress=lambda n, position, end: bar.draw(position, end, f"{n} events"),
+                )
+            finally:
+                await asyncio.to_thread(out.close)
+        else:
+            written = await export_ndjson(conn, sys.stdout.buffer, after=args.after)
+    finally:
+        await conn.close()
+    if args.output:
+        bar.done()
+    print(f"exported {written} events", file=sys.stderr)
+    return 0
+
+
+def _rebuild_progress(bar: ProgressBar) -> Callable[[Any], None]:
+    def report(progress: Any) -> None:
+        bar.label = progress.projection
+        bar.draw(progress.position, progress.end, f"{progress.events_per_second:,.0f} events/s")
+
+    return report
+
+
+async def cmd_audit_replay_check(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.rebuild import replay_check
+
+    bar = ProgressBar("rebuilding")
+    pool = await _pool(settings)
+    try:
+        projections = all_projections()
+        stats, differences = await replay_check(pool, projections, REPLAY_CHECK_SCHEMA, progress=_rebuild_progress(bar))
+        bar.done()
+        for difference in differences:
+            print(difference.describe())
+        if differences:
+            print(
+                f"MISMATCH: {len(differences)} difference(s); the rebuilt tables are kept in schema "
+                f"{REPLAY_CHECK_SCHEMA} for inspection"
+            )
+            return 1
+        async with pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{REPLAY_CHECK_SCHEMA}" CASCADE')
+    finally:
+        await pool.close()
+    names = ", ".join(p.name for p in projections) or "none registered"
+    print(f"ok: {len(projections)} projection(s) ({names}) rebuilt from the log match the live tables")
+    print(f"replayed {stats.log_events} events in {stats.seconds:.2f}s ({stats.events_per_second:,.0f} events/s)")
+    return 0
+
+
+async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.rebuild import UnknownProjection, rebuild_live
+
+    projections = all_projections()
+    names = [args.name] if args.name else [p.name for p in projections]
+    pool = await _pool(settings)
+    try:
+        for name in names:
+            bar = ProgressBar(name)
+            try:
+                stats = await rebuild_live(pool, name, projections, progress=_rebuild_progress(bar))
+            except UnknownProjection as error:
+                print(str(error), file=sys.stderr)
+                return 2
+            bar.done()
+            print(
+                f"rebuilt {name}: {stats.log_events} events in {stats.seconds:.2f}s "
+                f"({stats.events_per_second:,.0f} events/s)"
+            )
+    finally:
+        await pool.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beacon", description="Beacon status page backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,11 +348,32 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=cmd_keys_revoke)
+    audit = sub.add_parser("audit", help="verify, export and replay-check the event log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="recompute the hash chain; exit 1 at the first broken link").set_defaults(
+        handler=cmd_audit_verify
+    )
+    export = audit.add_parser("export", help="write the log as NDJSON")
+    export.add_argument("--after", type=int, default=0, help="only events after this position")
+    export.add_argument("--output", help="file to write (default stdout)")
+    export.set_defaults(handler=cmd_audit_export)
+    audit.add_parser(
+        "replay-check", help="rebuild every projection into a scratch schema and compare with the live tables"
+    ).set_defaults(handler=cmd_audit_replay_check)
+
+    projections = sub.add_parser("projections", help="manage read models").add_subparsers(
+        dest="projections_command", required=True
+    )
+    rebuild = projections.add_parser("rebuild", help="rebuild live projections from zero (all, or NAME)")
+    rebuild.add_argument("name", nargs="?")
+    rebuild.set_defaults(handler=cmd_projections_rebuild)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its first-start chatter buries the admin key
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     if hasattr(args, "sync_handler"):
