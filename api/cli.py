@@ -191,8 +191,10 @@ class ProgressBar:
     def __init__(self, label: str) -> None:
         self.label = label
         self._drawn = 0.0
+        self._last: tuple[int, int, str] | None = None
 
     def draw(self, position: int, end: int, detail: str = "", *, force: bool = False) -> None:
+        self._last = (position, end, detail)
         now = time.monotonic()
         if not force and now - self._drawn < 0.1:
             return
@@ -205,6 +207,9 @@ class ProgressBar:
         sys.stderr.flush()
 
     def done(self) -> None:
+        """Show where it ended (the last update may have been skipped by the redraw limit)."""
+        if self._last is not None:
+            self.draw(*self._last, force=True)
         sys.stderr.write("\n")
         sys.stderr.flush()
 

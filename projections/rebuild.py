@@ -1,0 +1,374 @@
+"""Rebuilding read models from the log (DESIGN: "every read model can be dropped and rebuilt from it,
+byte for byte") and checking that claim: rebuild into a scratch schema and compare with the live tables.
+
+The rebuild goes through the runner's own `catch_up`, so the check exercises the very code that keeps
+the live tables current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from infra.event_store import PostgresEventStore, RecordedEvent
+from projections.runner import Projection, advisory_key, catch_up, ensure_tables, quote_ident
+
+REBUILD_BATCH = 1000
+SHOWN_ROWS = 5
+LIVE_STALL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RebuildProgress:
+    """Where a rebuild is: the projection, the position reached, the log's end, and the pace so far."""
+
+    projection: str
+    position: int
+    end: int
+    events: int
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressCallback = Callable[[RebuildProgress], None]
+
+
+@dataclass
+class RebuildStats:
+    """What a rebuild did: events folded per projection and the wall time of the whole run."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    positions: dict[str, int] = field(default_factory=dict)
+    projection_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def log_events(self) -> int:
+        """Events in the log that were replayed (each projection reads them all)."""
+        return max(self.events.values(), default=0)
+
+    @property
+    def events_per_second(self) -> float:
+        """Log events per second through every projection: the figure the benchmark compares."""
+        return self.log_events / self.seconds if self.seconds > 0 else 0.0
+
+
+class _ReplayStore(PostgresEventStore):
+    """The store `catch_up` reads through during a rebuild: reports progress per batch and can stop at
+    a position (to compare with a live projection exactly where its checkpoint is)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projection: str,
+        end: int,
+        *,
+        up_to: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        super().__init__(pool)
+        self.projection = projection
+        self.end = end if up_to is None else min(end, up_to)
+        self.up_to = up_to
+        self.progress = progress
+        self.events = 0
+        self.started = time.perf_counter()
+
+    async def read_all(self, after: int = 0, limit: int = 500, **kwargs: Any) -> list[RecordedEvent]:
+        if self.up_to is not None and after >= self.up_to:
+            return []
+        events = await super().read_all(after, limit, **kwargs)
+        if self.up_to is not None:
+            events = [event for event in events if event.position <= self.up_to]
+        self.events += len(events)
+        if events and self.progress is not None:
+            self.progress(
+                RebuildProgress(
+                    self.projection, events[-1].position, self.end, self.events, time.perf_counter() - self.started
+                )
+            )
+        return events
+
+
+async def _log_end(conn: asyncpg.Connection) -> int:
+    end: int = await conn.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
+    return end
+
+
+async def rebuild(
+    pool: asyncpg.Pool,
+    projections: Sequence[Projection],
+    schema: str,
+    *,
+    progress: ProgressCallback | None = None,
+    up_to: Mapping[str, int] | None = None,
+    batch_size: int = REBUILD_BATCH,
+) -> RebuildStats:
+    """Drop and recreate `schema`, create every projection's tables there and fold the whole log into
+    them (or each projection up to `up_to[name]`). The live tables are never touched."""
+    if schema == "public":
+        raise ValueError("rebuild() writes a scratch schema; use rebuild_live() for the live tables")
+    stats = RebuildStats()
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+        await ensure_tables(conn, projections, schema)
+        await _catch_up_all(pool, conn, projections, schema, stats, progress, up_to, batch_size)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+async def _catch_up_all(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    projections: Sequence[Projection],
+    schema: str,
+    stats: RebuildStats,
+    progress: ProgressCallback | None,
+    up_to: Mapping[str, int] | None,
+    batch_size: int,
+) -> None:
+    end = await _log_end(conn)
+    for projection in projections:
+        limit = up_to.get(projection.name) if up_to is not None else None
+        store = _ReplayStore(pool, projection.name, end, up_to=limit, progress=progress)
+        started = time.perf_counter()
+        stats.positions[projection.name] = await catch_up(conn, store, projection, batch_size=batch_size, schema=schema)
+        stats.events[projection.name] = stats.events.get(projection.name, 0) + store.events
+        elapsed = time.perf_counter() - started
+        stats.projection_seconds[projection.name] = stats.projection_seconds.get(projection.name, 0.0) + elapsed
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One table (or checkpoint) where the live read model and its rebuild disagree."""
+
+    projection: str
+    table: str
+    only_live: int
+    only_scratch: int
+    live_rows: tuple[tuple[str | None, ...], ...] = ()
+    scratch_rows: tuple[tuple[str | None, ...], ...] = ()
+    columns: tuple[str, ...] = ()
+    note: str = ""
+
+    def describe(self) -> str:
+        lines = [
+            f"{self.projection}: {self.table}: {self.only_live} row(s) only in live, "
+            f"{self.only_scratch} only in the rebuild" + (f" ({self.note})" if self.note else "")
+        ]
+        if self.columns:
+            lines.append("  columns: " + ", ".join(self.columns))
+        lines += [f"  live    : {row}" for row in self.live_rows]
+        lines += [f"  rebuilt : {row}" for row in self.scratch_rows]
+        return "\n".join(lines)
+
+
+class CheckpointMoved(Exception):
+    """Raised when the live projection's checkpoint is not where the rebuild stopped, so its tables cannot
+    be compared row for row."""
+
+    def __init__(self, projection: str, live: int, scratch: int) -> None:
+        super().__init__(f"projection {projection}: live checkpoint {live}, rebuilt to {scratch}")
+        self.projection = projection
+        self.live = live
+        self.scratch = scratch
+
+
+async def _checkpoint(conn: asyncpg.Connection, schema: str, name: str) -> int:
+    position: int | None = await conn.fetchval(
+        f"SELECT position FROM {quote_ident(schema)}.beacon_projection_checkpoints WHERE name = $1", name
+    )
+    return position or 0
+
+
+async def compare(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    *,
+    live: str = "public",
+    scratch: str,
+    shown: int = SHOWN_ROWS,
+) -> list[Difference]:
+    """Row-level differences per table between `live` and `scratch` (empty = identical), read in one
+    snapshot. Every column is compared as its text form, so bytes (the widget documents) must be equal.
+
+    Raises `CheckpointMoved` when the two are not at the same position: then differences would only
+    mean "one has seen more events"."""
+    differences: list[Difference] = []
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        live_position = await _checkpoint(conn, live, projection.name)
+        scratch_position = await _checkpoint(conn, scratch, projection.name)
+        if live_position != scratch_position:
+            raise CheckpointMoved(projection.name, live_position, scratch_position)
+        for table in projection.tables:
+            difference = await _compare_table(conn, projection.name, table, live, scratch, shown)
+            if difference is not None:
+                differences.append(difference)
+    return differences
+
+
+async def _compare_table(
+    conn: asyncpg.Connection, name: str, table: str, live: str, scratch: str, shown: int
+) -> Difference | None:
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
+        " ORDER BY ordinal_position",
+        scratch,
+        table,
+    )
+    columns = tuple(row["column_name"] for row in rows)
+    live_columns = {
+        row["column_name"]
+        for row in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            live,
+            table,
+        )
+    }
+    if set(columns) != live_columns:
+        return Difference(
+            name, table, 0, 0, note=f"columns differ: live {sorted(live_columns)}, rebuilt {sorted(columns)}"
+        )
+    select = ", ".join(f"{quote_ident(column)}::text" for column in columns)
+    order = ", ".join(str(index) for index in range(1, len(columns) + 1))
+    live_table = f"{quote_ident(live)}.{quote_ident(table)}"
+    scratch_table = f"{quote_ident(scratch)}.{quote_ident(table)}"
+
+    async def one_side(first: str, second: str) -> tuple[int, tuple[tuple[str | None, ...], ...]]:
+        query = f"SELECT {select} FROM {first} EXCEPT ALL SELECT {select} FROM {second}"
+        count: int = await conn.fetchval(f"SELECT count(*) FROM ({query}) AS d")
+        sample = await conn.fetch(f"{query} ORDER BY {order} LIMIT {int(shown)}")
+        return count, tuple(tuple(row) for row in sample)
+
+    only_live, live_rows = await one_side(live_table, scratch_table)
+    only_scratch, scratch_rows = await one_side(scratch_table, live_table)
+    if not only_live and not only_scratch:
+        return None
+    return Difference(name, table, only_live, only_scratch, live_rows, scratch_rows, columns)
+
+
+async def replay_check(
+    pool: asyncpg.Pool,
+    projections: Sequence[Projection],
+    schema: str,
+    *,
+    progress: ProgressCallback | None = None,
+    attempts: int = 5,
+) -> tuple[RebuildStats, list[Difference]]:
+    """Rebuild every projection into `schema` up to where its live checkpoint is, and compare. If a live
+    projection moves on meanwhile (the worker is running), the rebuild follows it and compares again."""
+    async with pool.acquire() as conn:
+        await ensure_tables(conn, projections)  # a projection never run live still has (empty) tables
+        live = {p.name: await _checkpoint(conn, "public", p.name) for p in projections}
+    stats = await rebuild(pool, projections, schema, progress=progress, up_to=live)
+    differences: list[Difference] = []
+    for projection in projections:
+        for attempt in range(attempts):
+            try:
+                differences += await compare(pool, projection, scratch=schema)
+                break
+            except CheckpointMoved as moved:
+                if attempt == attempts - 1 or moved.live < moved.scratch:
+                    differences.append(
+                        Difference(projection.name, "beacon_projection_checkpoints", 0, 0, note=str(moved))
+                    )
+                    break
+                async with pool.acquire() as conn:
+                    await _catch_up_all(
+                        pool, conn, [projection], schema, stats, progress, {projection.name: moved.live},
+                        REBUILD_BATCH,
+                    )
+    return stats, differences
+
+
+class UnknownProjection(Exception):
+    """Raised when a rebuild names a projection that is not registered."""
+
+
+async def rebuild_live(
+    pool: asyncpg.Pool,
+    name: str,
+    projections: Sequence[Projection],
+    *,
+    progress: ProgressCallback | None = None,
+    batch_size: int = REBUILD_BATCH,
+) -> RebuildStats:
+    """Rebuild one live projection from zero: empty its tables and reset its checkpoint in one
+    transaction, then fold the whole log into it again.
+
+    With the projection's advisory lock no runner can interfere, and this call does the catching up.
+    If a running worker holds the lock, the reset still happens safely (the runner locks the checkpoint
+    row per batch, so it waits for the reset and then sees position 0) and the worker refills the
+    tables; this call waits for it and reports its progress."""
+    projection = next((p for p in projections if p.name == name), None)
+    if projection is None:
+        known = ", ".join(p.name for p in projections) or "none"
+        raise UnknownProjection(f"no projection named {name!r} (registered: {known})")
+    stats = RebuildStats()
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        await ensure_tables(conn, [projection])
+        locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(name))
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", name
+                )
+                await conn.execute("SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", name)
+                tables = ", ".join(f"public.{quote_ident(table)}" for table in projection.tables)
+                if tables:
+                    # RESTART IDENTITY: serial keys restart as in a fresh rebuild, so the tables stay byte-equal.
+                    await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
+                await conn.execute(
+                    "UPDATE beacon_projection_checkpoints SET position = 0, updated_at = now() WHERE name = $1", name
+                )
+            if locked:
+                await _catch_up_all(pool, conn, [projection], "public", stats, progress, None, batch_size)
+            else:
+                await _follow_worker(conn, name, stats, progress)
+        finally:
+            if locked:
+                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(name))
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+class RebuildStalled(Exception):
+    """Raised when the worker that holds a projection stops making progress during a live rebuild."""
+
+
+async def _follow_worker(
+    conn: asyncpg.Connection, name: str, stats: RebuildStats, progress: ProgressCallback | None
+) -> None:
+    end = await _log_end(conn)
+    started = time.perf_counter()
+    last_move = started
+    position = 0
+    while position < end:
+        await asyncio.sleep(0.2)
+        reached = await _checkpoint(conn, "public", name)
+        now = time.perf_counter()
+        if reached != position:
+            last_move = now
+            position = reached
+            if progress is not None:
+                events: int = await conn.fetchval(
+                    "SELECT count(*) FROM beacon_events WHERE notification_id <= $1", position
+                )
+                progress(RebuildProgress(name, position, end, events, now - started))
+        elif now - last_move > LIVE_STALL_SECONDS:
+            raise RebuildStalled(
+                f"projection {name} is held by another process but has not moved past position {position} "
+                f"for {LIVE_STALL_SECONDS:.0f}s; check that process (`beacon worker` / `beacon serve`) and its logs"
+            )
+    stats.positions[name] = position
+    stats.events[name] = await conn.fetchval("SELECT count(*) FROM beacon_events WHERE notification_id <= $1", position)
