@@ -166,6 +166,21 @@ def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Resp
     return envelope_response(request, 500, [ErrorDetail(code="internal_error", message="Internal error")])
 
 
+def handle_recursion(request: Request[Any, Any, Any], error: RecursionError) -> Response[bytes]:
+    """msgspec refuses JSON nested deeper than it can decode (issue 6: 10k levels gave a 500): that is a
+    malformed body, so 400; any other RecursionError is still a crash."""
+    if "deserializing" not in str(error):
+        return handle_unexpected(request, error)
+    detail = ErrorDetail(code="invalid_json", message="The JSON body is nested too deeply")
+    return envelope_response(request, 400, [detail])
+
+
+def handle_bad_utf8(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[bytes]:
+    """A body that is not UTF-8 (SPEC §1) fails inside the JSON decoder; the client sent it, so 400."""
+    detail = ErrorDetail(code="invalid_json", message="The request body is not valid UTF-8")
+    return envelope_response(request, 400, [detail])
+
+
 DATABASE_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError, TimeoutError)
 RETRY_AFTER_SECONDS = 5
 
@@ -180,6 +195,8 @@ def handle_database_unavailable(request: Request[Any, Any, Any], error: Exceptio
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     **dict.fromkeys(DATABASE_UNAVAILABLE, handle_database_unavailable),
     ApiError: handle_api_error,
+    RecursionError: handle_recursion,
+    UnicodeDecodeError: handle_bad_utf8,
     DomainError: handle_domain,
     HTTPException: handle_http,
     Exception: handle_unexpected,

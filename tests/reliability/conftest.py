@@ -3,6 +3,7 @@ processes) and one key of every kind a client can hold, a revoked one included."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from api.app import create_app
 from infra.api_keys import ADMIN, PUBLISH, create_key, revoke_key
 from infra.clock import SystemClock
 from infra.settings import Settings
+from tests.conftest import with_database
+from tests.live_server import LiveServer, live_server
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,35 @@ def app(settings: Settings) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as client:
         yield client
+
+
+@dataclass(frozen=True)
+class Beacon:
+    """A running `beacon serve` on its own database, with keys of every kind."""
+
+    server: LiveServer
+    database_url: str
+    keys: Keys
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture(scope="module")
+async def beacon(
+    server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Beacon]:
+    """One live server per module: real granian, real sockets (huge headers and raw bytes reach the real
+    HTTP stack), shared by that module's tests, which must not depend on each other's data."""
+    name = f"beacon_r_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        url = with_database(server_url, name)
+        keys = await make_keys(url)
+        with live_server(url, tmp_path_factory.mktemp("beacon")) as server:
+            yield Beacon(server, url, keys)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
