@@ -20,10 +20,12 @@ from api.controllers.components import StatusPageComponentController
 from api.controllers.health import health_handlers
 from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
+from api.controllers.widget import StatusPageWidgetController
 from api.errors import EXCEPTION_HANDLERS
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
 from api.services import Services
+from api.widget import WidgetLitestar, widget_lifespan
 from infra.clock import Clock, SystemClock
 from infra.db import create_pool, database_url
 from infra.event_store import PostgresEventStore
@@ -45,6 +47,7 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     StatusPageStructureController,
     StatusPageComponentController,
     AuditController,
+    StatusPageWidgetController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 
@@ -114,9 +117,9 @@ def create_app(
             await pool.close()
 
     v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key])
-    return Litestar(
+    return WidgetLitestar(
         route_handlers=[v2, *health_handlers],
-        lifespan=[lifespan],
+        lifespan=[lifespan, widget_lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id_header],
         request_max_body_size=MAX_BODY_BYTES,

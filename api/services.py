@@ -53,6 +53,9 @@ class Services:
         read models will catch up shortly (the warning is logged by `Watermarks`)."""
         if position:
             await self.watermarks.wait_for(position, self.settings.read_your_writes_timeout)
+            widget_cache = self.extras.get("widget_cache")  # this process's widget documents (D5)
+            if widget_cache is not None:
+                await widget_cache.wait_for(position, self.settings.read_your_writes_timeout)
 
 
 def services_of(request: Any) -> Services:

@@ -436,7 +436,7 @@ class PublicWidget:
     """Projection `public_widget` (see the module docstring)."""
 
     name = NAME
-    tables = ("widget_pages", "widget_notices", "widget_components", "widget_documents")
+    tables: tuple[str, ...] = ("widget_pages", "widget_notices", "widget_components", "widget_documents")
     schema_sql = SCHEMA_SQL
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
@@ -515,6 +515,10 @@ async def _save_state(
 async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched: Mapping[str, int]) -> tuple[int, int]:
     """Render each touched page once and write the documents whose bytes changed; returns how many
     documents were written and how many removed."""
+    missing = [page_id for page_id in touched if page_id not in state.pages]  # touched through a notice
+    for row in await conn.fetch("SELECT state FROM widget_pages WHERE id = ANY($1::text[])", missing):
+        page = _PAGE_DECODER.decode(row["state"])
+        state.pages[page.id] = page
     page_ids = sorted(page_id for page_id in touched if page_id in state.pages)
     if not page_ids:
         return 0, 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from projections.maintenance_schedule import MaintenanceSchedule
+from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
 
 
 def all_projections() -> list[Projection]:
-    return [StatusPageCatalog(), MaintenanceSchedule()]
+    return [StatusPageCatalog(), MaintenanceSchedule(), PublicWidget()]

@@ -1,0 +1,300 @@
+"""Serving the public widget (SPEC §5, DESIGN D5): every process keeps every document in memory and
+answers `GET`/`HEAD /{page}/api/v1/summary` and `/{page}/{sub_page}/api/v1/summary` from a raw ASGI
+fast path in front of Litestar's router — no I/O, no routing, no serialisation on the request path
+(docs/adr/0001-widget-route.md has the measurements behind that choice).
+
+`WidgetCache` loads all documents at start and then follows the projection: `NOTIFY beacon_widget`
+says which batch position changed what, and a poll of the projection's checkpoint covers lost
+notifications. When Postgres is unreachable it keeps what it has, so the last documents keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Litestar
+
+from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
+from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
+
+log = logging.getLogger("beacon.widget")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SUFFIX = "/api/v1/summary"
+CACHE_CONTROL = b"public, max-age=10, stale-while-revalidate=30, stale-if-error=86400"
+_COMMON_HEADERS = [
+    (b"cache-control", CACHE_CONTROL),
+    (b"access-control-allow-origin", b"*"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+@dataclass(frozen=True)
+class CachedDocument:
+    """A document with its response headers prepared once, when it arrives, not per request."""
+
+    body: bytes
+    etag: str
+    headers: list[tuple[bytes, bytes]]
+    not_modified_headers: list[tuple[bytes, bytes]]
+    position: int
+    status_page_id: str
+
+    @classmethod
+    def of(cls, stored: StoredDocument) -> CachedDocument:
+        etag = stored.etag.encode()
+        return cls(
+            body=stored.body,
+            etag=stored.etag,
+            headers=[
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(stored.body)).encode()),
+                (b"etag", etag),
+                *_COMMON_HEADERS,
+            ],
+            not_modified_headers=[(b"etag", etag), *_COMMON_HEADERS],
+            position=stored.position,
+            status_page_id=stored.status_page_id,
+        )
+
+
+class WidgetCache:
+    """All widget documents of this process, keyed by `(page_slug, sub_page_slug)` ('' for the page)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, poll_interval: float = 0.5) -> None:
+        self.pool = pool
+        self.poll_interval = poll_interval
+        self.documents: dict[tuple[str, str], CachedDocument] = {}
+        self.by_page_id: dict[str, CachedDocument] = {}
+        """Each page's own document by the page's ULID, for `GET /v2/status_pages/{id}/widget`."""
+        self.position = 0
+        self._pending: asyncio.Queue[str | None] = asyncio.Queue()
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, page_slug: str, sub_page_slug: str = "") -> CachedDocument | None:
+        return self.documents.get((page_slug, sub_page_slug))
+
+    async def start(self) -> None:
+        """Load everything once (the process is not ready without it), then follow the projection."""
+        await self.refresh(full=True)
+        self._task = asyncio.create_task(self._follow(), name="widget-cache")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """True once this process serves documents reflecting `position` (read-your-writes, D6)."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while self.position < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("widget cache did not reach position %s within %.1fs", position, timeout)
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    async def refresh(self, *, full: bool) -> None:
+        """Read the checkpoint first, then the documents: what is read is then at least that current."""
+        async with self.pool.acquire() as conn:
+            checkpoint = await widget_position(conn)
+            stored = await read_documents(conn, after=None if full else self.position)
+        documents = {} if full else dict(self.documents)
+        for item in stored:
+            documents[(item.page_slug, item.sub_page_slug)] = CachedDocument.of(item)
+        self.documents = documents  # one assignment: requests see the old set or the new one
+        self.by_page_id = {doc.status_page_id: doc for (_, sub), doc in documents.items() if not sub}
+        await self._advance(checkpoint)
+
+    async def _advance(self, position: int) -> None:
+        if position > self.position:
+            self.position = position
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._pending.put_nowait(payload)
+
+    async def _follow(self) -> None:
+        """Listen for the projection's notifications; reconnect and reload in full after any gap."""
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.add_listener(WIDGET_CHANNEL, self._on_notify)
+                    try:
+                        await self.refresh(full=True)  # covers whatever happened while not listening
+                        await self._consume(conn)
+                    finally:
+                        if not conn.is_closed():
+                            with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                                await conn.remove_listener(WIDGET_CHANNEL, self._on_notify)
+            except (asyncpg.PostgresError, OSError, ConnectionError, asyncpg.InterfaceError, TimeoutError) as error:
+                log.warning("widget cache lost the database (%r); serving the last documents", error)
+            await asyncio.sleep(self.poll_interval)
+
+    async def _consume(self, conn: asyncpg.Connection) -> None:
+        while not conn.is_closed():
+            try:
+                first = await asyncio.wait_for(self._pending.get(), self.poll_interval)
+            except TimeoutError:
+                # Safety net: a notification can only be lost with its connection, but check anyway.
+                async with self.pool.acquire() as poll:
+                    if await widget_position(poll) > self.position:
+                        await self.refresh(full=True)
+                continue
+            payloads = [first]
+            while not self._pending.empty():
+                payloads.append(self._pending.get_nowait())
+            position, changed, deleted = 0, 0, 0
+            for payload in payloads:
+                if payload is None:
+                    continue
+                p, c, d = (int(part) for part in payload.split(":"))
+                position, changed, deleted = max(position, p), changed + c, deleted + d
+            if deleted:
+                await self.refresh(full=True)
+            elif changed:
+                await self.refresh(full=False)
+            await self._advance(position)
+
+
+def _not_found(request_id: str, message: str) -> bytes:
+    return msgspec.json.encode(
+        ErrorEnvelope(
+            type=ERROR_TYPES[404],
+            status=404,
+            request_id=request_id,
+            errors=[ErrorDetail(code="not_found", message=message)],
+        )
+    )
+
+
+def _matches(if_none_match: bytes, etag: str) -> bool:
+    """`If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): a W/ prefix is ignored."""
+    for candidate in if_none_match.decode("latin-1").split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+class WidgetFrontend:
+    """The raw ASGI fast path: widget requests are answered here, everything else goes to `inner`."""
+
+    def __init__(self, inner: ASGIApp | None = None) -> None:
+        self.inner = inner
+        self.cache: WidgetCache | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self.try_serve(scope, send):
+            assert self.inner is not None
+            await self.inner(scope, receive, send)
+
+    async def try_serve(self, scope: Scope, send: Send) -> bool:
+        """Answer a widget request and return True, or return False for everything else."""
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or self.cache is None:
+            return False
+        path: str = scope["path"]
+        if not path.endswith(SUFFIX):
+            return False
+        parts = path[1 : -len(SUFFIX)].split("/")
+        if len(parts) == 1:
+            key = (parts[0], "")
+        elif len(parts) == 2:
+            key = (parts[0], parts[1])
+        else:
+            return False
+        request_id = _request_id(scope)
+        document = self.cache.documents.get(key)
+        if document is None:
+            body = _not_found(request_id, "No status page widget here (unknown page, or its widget API is disabled)")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"cache-control", b"no-cache"),
+                        (b"access-control-allow-origin", b"*"),
+                        (b"x-content-type-options", b"nosniff"),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+            return True
+        if_none_match = _header(scope, b"if-none-match")
+        if if_none_match is not None and _matches(if_none_match, document.etag):
+            headers = [*document.not_modified_headers, (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        headers = [*document.headers, (b"x-request-id", request_id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else document.body})
+        return True
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _request_id(scope: Scope) -> str:
+    # Same id the rest of the app would use (`api.request_id`), without importing Litestar's machinery.
+    state = scope.setdefault("state", {})
+    request_id = state.get("request_id")
+    if request_id is None:
+        request_id = state["request_id"] = str(uuid.uuid4())
+    return str(request_id)
+
+
+class WidgetLitestar(Litestar):
+    """Litestar with the widget fast path in front of everything it does: a widget request never reaches
+    Litestar's routing, middleware or hooks; every other request (lifespan, `/v2`, `/schema`) is Litestar's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.widget = WidgetFrontend()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not await self.widget.try_serve(scope, send):
+            await super().__call__(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def widget_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Runs after the main lifespan (which built `app.state.services`): load the documents, follow the
+    projection, let `Services.settle` wait for this process's cache too, and switch the fast path on."""
+    services = app.state.services
+    cache = WidgetCache(services.pool, poll_interval=min(0.5, services.settings.projection_poll_interval))
+    await cache.start()
+    services.extras["widget_cache"] = cache
+    if isinstance(app, WidgetLitestar):
+        app.widget.cache = cache
+    try:
+        yield
+    finally:
+        await cache.stop()

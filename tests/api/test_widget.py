@@ -1,0 +1,229 @@
+"""The public widget over HTTP: headers, conditional requests, HEAD, 404s, sub-pages, the authenticated
+variant, read-your-writes, and serving while the database is unreachable (SPEC §5)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import uuid4
+
+import msgspec
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.services import Services
+from api.widget import WidgetCache
+from domain.base import Actor, CommandContext, save
+from domain.incident import Incident
+from infra.clock import SystemClock
+from infra.ids import new_ulid, uuid_to_ulid
+from tests.api.conftest import Keys
+from tests.api.test_errors_and_keys import assert_envelope
+from tests.api.test_status_pages import create_component, create_page
+
+Client = AsyncTestClient[Litestar]
+BASE = "https://status.acme.test"
+
+
+def services(client: Client) -> Services:
+    app = client.app
+    assert isinstance(app, Litestar)
+    result: Services = app.state.services
+    return result
+
+
+async def acme(client: Client, keys: Keys) -> dict[str, Any]:
+    """Page `acme` with API (top level), Login in group Auth, a hidden Secret and sub-page `eu` with EU API."""
+    page = await create_page(client, keys, "acme", public_url=BASE)
+    api = await create_component(client, keys, "API")
+    login = await create_component(client, keys, "Login")
+    secret = await create_component(client, keys, "Secret")
+    eu_api = await create_component(client, keys, "EU API")
+    items = [
+        {"component": {"component_id": api, "hidden": False, "display_uptime": True}},
+        {
+            "group": {
+                "name": "Auth",
+                "hidden": False,
+                "display_aggregated_uptime": True,
+                "components": [
+                    {"component_id": login, "hidden": False, "display_uptime": True},
+                    {"component_id": secret, "hidden": True, "display_uptime": True},
+                ],
+            }
+        },
+        {
+            "sub_page": {
+                "name": "Europe",
+                "slug": "eu",
+                "items": [{"component": {"component_id": eu_api, "hidden": False, "display_uptime": True}}],
+            }
+        },
+    ]
+    response = await client.put(
+        f"/v2/status_page_structures/{page['id']}", json={"items": items}, headers=Keys.header(keys.admin)
+    )
+    assert response.status_code == 200, response.text
+    return {"page": page, "api": api, "login": login, "secret": secret, "eu_api": eu_api}
+
+
+async def declare(client: Client, page_id: str, name: str, statuses: dict[str, str]) -> str:
+    """Incidents come from the incidents issue's endpoints; here through the domain, then settled."""
+    svc = services(client)
+    now = SystemClock().now()
+
+    async def in_app_loop() -> str:  # the test client runs the app on its own event loop
+        result = await save(svc.store, incident, CommandContext(now=now, actor=Actor(type="system")))
+        await svc.settle(result.last_position)
+        return uuid_to_ulid(incident.id)
+
+    incident = Incident.declare(
+        id=uuid4(),
+        status_page_id=page_id,
+        page_components=frozenset(statuses),
+        name=name,
+        message="Looking into it",
+        status="investigating",
+        component_statuses=statuses,
+        notify_subscribers=False,
+        update_id=new_ulid(now),
+        at=now,
+        by=Actor(type="api_key", id="test", name="test"),
+    )
+    return await asyncio.to_thread(client.blocking_portal.call, in_app_loop)
+
+
+async def test_widget_document_and_headers(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    incident = await declare(
+        client, ids["page"]["id"], "Login failing", {ids["login"]: "partial_outage", ids["secret"]: "full_outage"}
+    )
+
+    response = await client.get("/acme/api/v1/summary")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "public, max-age=10, stale-while-revalidate=30, stale-if-error=86400"
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-request-id"]
+    etag = response.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    document = response.json()
+    assert list(document) == [
+        "page_title",
+        "page_url",
+        "ongoing_incidents",
+        "in_progress_maintenances",
+        "scheduled_maintenances",
+    ]
+    assert document["page_title"] == "Acme" and document["page_url"] == BASE
+    [shown] = document["ongoing_incidents"]
+    assert shown["id"] == incident and shown["url"] == f"{BASE}/incidents/{incident}"
+    assert shown["current_worst_impact"] == "partial_outage"  # the hidden full outage does not count
+    assert shown["affected_components"] == [
+        {"id": ids["login"], "name": "Login", "group_name": "Auth", "current_status": "partial_outage"}
+    ]
+    assert ids["secret"] not in response.text
+
+
+async def test_if_none_match_and_head(client: Client, keys: Keys) -> None:
+    await acme(client, keys)
+    first = await client.get("/acme/api/v1/summary")
+    etag = first.headers["etag"]
+
+    cached = await client.get("/acme/api/v1/summary", headers={"If-None-Match": etag})
+    assert cached.status_code == 304 and cached.content == b""
+    assert cached.headers["etag"] == etag
+    other = await client.get("/acme/api/v1/summary", headers={"If-None-Match": '"something-else"'})
+    assert other.status_code == 200 and other.content == first.content
+
+    head = await client.head("/acme/api/v1/summary")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == etag and head.headers["content-length"] == str(len(first.content))
+
+
+async def test_sub_page_document_shows_only_its_components(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    page_id = ids["page"]["id"]
+    eu = await declare(client, page_id, "EU slow", {ids["eu_api"]: "degraded_performance"})
+    await declare(client, page_id, "API down", {ids["api"]: "full_outage"})
+
+    sub = (await client.get("/acme/eu/api/v1/summary")).json()
+    main = (await client.get("/acme/api/v1/summary")).json()
+
+    assert sub["page_title"] == "Europe" and sub["page_url"] == f"{BASE}/eu"
+    assert [i["id"] for i in sub["ongoing_incidents"]] == [eu]
+    assert [i["name"] for i in main["ongoing_incidents"]] == ["API down", "EU slow"]  # newest update first
+
+
+async def test_unknown_page_and_disabled_widget_are_404_envelopes(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    for path in ("/nope/api/v1/summary", "/acme/nope/api/v1/summary"):
+        assert_envelope(await client.get(path), 404, "not_found")
+
+    response = await client.put(
+        f"/v2/status_pages/{ids['page']['id']}",
+        json={"name": "Acme", "public_url": BASE, "widget_api_enabled": False},
+        headers=Keys.header(keys.admin),
+    )
+    assert response.status_code == 200, response.text
+
+    body = assert_envelope(await client.get("/acme/api/v1/summary"), 404, "not_found")
+    assert body["request_id"]
+    assert_envelope(await client.get("/acme/eu/api/v1/summary"), 404, "not_found")
+    authed = await client.get(f"/v2/status_pages/{ids['page']['id']}/widget", headers=Keys.header(keys.read))
+    assert_envelope(authed, 404, "not_found")
+
+
+async def test_authenticated_variant_returns_the_same_bytes(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    public = await client.get("/acme/api/v1/summary")
+
+    authed = await client.get(f"/v2/status_pages/{ids['page']['id']}/widget", headers=Keys.header(keys.read))
+
+    assert authed.status_code == 200
+    assert authed.content == public.content and authed.headers["etag"] == public.headers["etag"]
+    assert (await client.get(f"/v2/status_pages/{ids['page']['id']}/widget")).status_code == 401
+    unknown = await client.get(
+        f"/v2/status_pages/{new_ulid(SystemClock().now())}/widget", headers=Keys.header(keys.read)
+    )
+    assert_envelope(unknown, 404, "not_found")
+
+
+async def test_a_write_is_visible_on_the_widget_when_it_answers(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    response = await client.put(
+        f"/v2/status_page_components/{ids['login']}", json={"name": "Sign-in"}, headers=Keys.header(keys.admin)
+    )
+    assert response.status_code == 200, response.text
+    await declare(client, ids["page"]["id"], "Sign-in broken", {ids["login"]: "full_outage"})
+
+    document = msgspec.json.decode((await client.get("/acme/api/v1/summary")).content)
+    assert document["ongoing_incidents"][0]["affected_components"][0]["name"] == "Sign-in"
+
+
+async def test_still_served_while_the_database_is_unreachable(client: Client, keys: Keys) -> None:
+    await acme(client, keys)
+    before = await client.get("/acme/api/v1/summary")
+    svc = services(client)
+    cache: WidgetCache = svc.extras["widget_cache"]
+
+    async def cut_off() -> None:
+        # Cut this process off from Postgres: every connection to the test database is terminated and
+        # the pool is closed, so no new one can open.
+        async with svc.pool.acquire() as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        svc.pool.terminate()
+
+    await asyncio.to_thread(client.blocking_portal.call, cut_off)
+    assert svc.pool.is_closing()
+
+    during = await client.get("/acme/api/v1/summary")
+
+    assert during.status_code == 200 and during.content == before.content
+    assert during.headers["etag"] == before.headers["etag"]
+    assert cache.get("acme") is not None
