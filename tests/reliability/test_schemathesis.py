@@ -15,9 +15,7 @@ from tests.reliability.conftest import Beacon
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 
-KNOWN_DOC_GAPS = (
-    "status_code_conformance,response_schema_conformance,positive_data_acceptance,allow_header_conformance"
-)
+KNOWN_DOC_GAPS = "status_code_conformance,response_schema_conformance,positive_data_acceptance,allow_header_conformance"
 """Checks that fail because of the generated OpenAPI document, not the responses: Litestar documents only
 200/400 per operation and documents its own `{status_code, detail}` 400 body instead of the SPEC §1
 envelope, and the schemas do not carry Beacon's field rules (slug pattern, ids that must exist), so a
