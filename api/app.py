@@ -16,8 +16,15 @@ from litestar.types import ControllerRouterHandler
 from api.auth import KeyCache, require_api_key
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.audit import AuditController
+from api.controllers.availability import ComponentAvailabilityController
 from api.controllers.components import StatusPageComponentController
 from api.controllers.health import health_handlers
+from api.controllers.incidents import (
+    StatusPageIncidentController,
+    StatusPageIncidentUpdateController,
+    StatusPageRetrospectiveIncidentController,
+)
+from api.controllers.maintenances import StatusPageMaintenanceController, StatusPageMaintenanceUpdateController
 from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
 from api.controllers.widget import StatusPageWidgetController
@@ -48,6 +55,12 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     StatusPageComponentController,
     AuditController,
     StatusPageWidgetController,
+    StatusPageIncidentController,
+    StatusPageIncidentUpdateController,
+    StatusPageRetrospectiveIncidentController,
+    StatusPageMaintenanceController,
+    StatusPageMaintenanceUpdateController,
+    ComponentAvailabilityController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from projections.component_availability import ComponentAvailability
+from projections.incident_list import incident_list
+from projections.maintenance_list import maintenance_list
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
@@ -9,4 +12,11 @@ from projections.status_page_catalog import StatusPageCatalog
 
 
 def all_projections() -> list[Projection]:
-    return [StatusPageCatalog(), MaintenanceSchedule(), PublicWidget()]
+    return [
+        StatusPageCatalog(),
+        MaintenanceSchedule(),
+        PublicWidget(),
+        incident_list(),
+        maintenance_list(),
+        ComponentAvailability(),
+    ]

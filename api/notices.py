@@ -1,0 +1,125 @@
+"""What the incident and maintenance controllers share: the page's components a command may name,
+idempotent-create answers, wire-id not-found mapping, and the filtered, paginated list."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+from litestar import Response
+
+from api.controllers.components import not_found
+from api.errors import ApiError
+from api.pagination import PaginationMeta, page_params, paginate
+from api.services import Services
+from domain.base import NotFound
+from domain.notice import PageComponents
+from domain.status_page import component_ids
+from projections import notice_list
+from projections import status_page_catalog as catalog
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class ComponentStatusPayload(msgspec.Struct):
+    """incident.io's StatusPage{Incident,Maintenance}AffectedComponentV2 in a request; the status is a
+    plain string so an unknown value is the domain's 422 naming the allowed ones."""
+
+    component_id: str
+    component_status: str
+
+
+def statuses_input(statuses: Sequence[ComponentStatusPayload] | None) -> list[tuple[str, str]] | None:
+    """As the domain takes them: pairs, so a component named twice is reported, not silently merged."""
+    if statuses is None:
+        return None
+    return [(item.component_id, item.component_status) for item in statuses]
+
+
+async def page_components(services: Services, status_page_id: str) -> PageComponents:
+    """The components on the page's current structure that are not deleted: what an update may name."""
+    structure = await catalog.get_structure(services.pool, status_page_id)
+    if structure is None:
+        return frozenset()
+    placed = component_ids(structure.items)
+    rows = await catalog.components_by_id(services.pool, placed)
+    return frozenset(cid for cid in placed if cid in rows and not rows[cid].archived)
+
+
+async def existing_page_components(services: Services, status_page_id: str) -> PageComponents:
+    """`page_components` for a create, which must name a page that exists (422 on the field otherwise)."""
+    if await catalog.get_page(services.pool, status_page_id) is None:
+        raise ApiError(422, f"No status page with id {status_page_id!r}", field="status_page_id")
+    return await page_components(services, status_page_id)
+
+
+def created(result: S, *, replayed: bool) -> Response[S]:
+    """201 for a create; a used idempotency key answers the same, marked as a replay (SPEC §4)."""
+    headers = {REPLAYED_HEADER: "true"} if replayed else None
+    return Response(content=result, status_code=201, headers=headers)
+
+
+@contextlib.contextmanager
+def wire_not_found(what: str, wire_id: str) -> Iterator[None]:
+    """The domain names a missing stream by its UUID; the client knows the ULID it sent."""
+    try:
+        yield
+    except NotFound as error:
+        raise not_found(what, wire_id) from error
+
+
+class ListQuery(msgspec.Struct, kw_only=True):
+    """ListStatusPage{Incidents,Maintenances}'s query parameters."""
+
+    status_page_id: str | None = None
+    component_id: str | None = None
+    group_id: str | None = None
+    sub_page_id: str | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    page_size: int | None = None
+    after: str | None = None
+
+
+async def list_notices(
+    services: Services, table: str, query: ListQuery, item_type: type[S]
+) -> tuple[list[S], PaginationMeta]:
+    """One page of a notice list, filters applied, newest first (SPEC §2)."""
+    params = page_params(query.page_size, query.after)
+    if query.status_page_id is None:
+        raise ApiError(422, "status_page_id is required", code="is_required", field="status_page_id")
+    if await catalog.get_page(services.pool, query.status_page_id) is None:
+        raise not_found("status page", query.status_page_id)
+    for field, value in (("start_at", query.start_at), ("end_at", query.end_at)):
+        if value is not None and value.tzinfo is None:
+            raise ApiError(422, f"{field} must carry a time zone", field=field)
+    try:
+        members = await notice_list.structure_components(
+            services.pool, query.status_page_id, group_id=query.group_id, sub_page_id=query.sub_page_id
+        )
+    except notice_list.UnknownStructureItem as error:
+        raise ApiError(422, str(error), field=error.field) from error
+    if query.component_id is not None:
+        only = frozenset({query.component_id})
+        members = only if members is None else members & only
+    where = notice_list.NoticeFilter(
+        status_page_id=query.status_page_id, component_ids=members, start_at=query.start_at, end_at=query.end_at
+    )
+
+    async def fetch(limit: int, after: str | None) -> list[notice_list.NoticeRow] | None:
+        return await notice_list.list_notices(services.pool, table, where, limit=limit, after=after)
+
+    rows, meta = await paginate(params, fetch, lambda row: row.id)
+    return [msgspec.json.decode(row.document, type=item_type) for row in rows], meta
+
+
+async def show_notice(services: Services, table: str, what: str, notice_id: str, item_type: type[S]) -> S:
+    document = await notice_list.get_notice(services.pool, table, notice_id)
+    if document is None:
+        raise not_found(what, notice_id)
+    return msgspec.json.decode(document, type=item_type)

@@ -1,0 +1,228 @@
+"""What the incident list and the maintenance list share: one row per notice holding its wire document
+(rendered from the aggregate by the same function the write path answers with, so reads and writes
+cannot drift), the columns the list filters need, and the newest-first cursor query.
+
+A notice's row is rebuilt by replaying its stream up to the last event of the batch and rendering the
+aggregate; streams are short (at most ~100 updates), and replaying keeps one mapping from state to wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import StoredEvent
+
+from domain.base import replay
+from domain.notice import Notice, Update
+from domain.status_page import GroupItem, SubPageItem, component_ids
+from infra.clock import format_timestamp
+from infra.event_store import MAPPER, RecordedEvent
+from infra.ids import is_ulid, uuid_to_ulid
+from projections import status_page_catalog as catalog
+
+
+class AffectedComponent(msgspec.Struct):
+    """incident.io's StatusPage{Incident,Maintenance}AffectedComponentV2."""
+
+    component_id: str
+    component_status: str
+
+
+def component_statuses_view(update: Update) -> list[AffectedComponent]:
+    return [AffectedComponent(cid, status) for cid, status in update.component_statuses.items()]
+
+
+def timestamp(value: datetime | None) -> str | None:
+    return None if value is None else format_timestamp(value)
+
+
+def schema_sql(table: str) -> str:
+    # `document` is text, not jsonb: jsonb would reorder keys, and a rebuild must be byte-identical.
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    id             text        PRIMARY KEY,
+    status_page_id text        NOT NULL,
+    published_at   timestamptz NOT NULL,
+    component_ids  text[]      NOT NULL,
+    document       text        NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {table}_newest ON {table} (status_page_id, published_at DESC, id DESC);
+"""
+
+
+async def load_stream(conn: asyncpg.Connection, stream_id: UUID, up_to_version: int) -> Aggregate | None:
+    """The aggregate as its events up to `up_to_version` make it, read on the runner's connection."""
+    rows = await conn.fetch(
+        "SELECT originator_version, topic, state FROM beacon_events"
+        " WHERE originator_id = $1 AND originator_version <= $2 ORDER BY originator_version",
+        stream_id,
+        up_to_version,
+    )
+    events = [
+        MAPPER.to_domain_event(
+            StoredEvent(
+                originator_id=stream_id,
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+        )
+        for row in rows
+    ]
+    return replay(events)  # type: ignore[arg-type]
+
+
+class NoticeList:
+    """A projection of one kind of notice into `table`: `render` gives the wire struct of an aggregate,
+    `is_gone` says when a notice leaves the list (a deleted maintenance window)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        table: str,
+        stream_type: str,
+        notice_class: type[Notice],
+        render: Callable[[Any], msgspec.Struct],
+        is_gone: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self.name = name
+        self.table = table
+        self.tables = (table,)
+        self.schema_sql = schema_sql(table)
+        self.stream_type = stream_type
+        self.notice_class = notice_class
+        self.render = render
+        self.is_gone = is_gone or (lambda notice: False)
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        last_version: dict[UUID, int] = {}
+        for record in events:
+            if record.stream_type == self.stream_type:
+                last_version[record.stream_id] = max(record.version, last_version.get(record.stream_id, 0))
+        for stream_id, version in last_version.items():
+            notice = await load_stream(conn, stream_id, version)
+            if not isinstance(notice, self.notice_class):
+                raise TypeError(f"stream {stream_id} is not a {self.notice_class.__name__}")
+            await self._store(conn, notice)
+
+    async def _store(self, conn: asyncpg.Connection, notice: Notice) -> None:
+        notice_id = uuid_to_ulid(notice.id)
+        if self.is_gone(notice):
+            await conn.execute(f"DELETE FROM {self.table} WHERE id = $1", notice_id)
+            return
+        await conn.execute(
+            f"INSERT INTO {self.table} (id, status_page_id, published_at, component_ids, document)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET status_page_id = $2,"
+            " published_at = $3, component_ids = $4, document = $5",
+            notice_id,
+            notice.status_page_id,
+            notice.published_at,
+            notice.affected_component_ids,
+            msgspec.json.encode(self.render(notice)).decode(),
+        )
+
+
+# Queries. `db` is a pool or a connection.
+
+
+@dataclass(frozen=True)
+class NoticeFilter:
+    """ListStatusPage{Incidents,Maintenances}'s filters, resolved: `component_ids` None means any."""
+
+    status_page_id: str
+    component_ids: frozenset[str] | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    id: str
+    document: str
+
+
+async def list_notices(
+    db: Any, table: str, where: NoticeFilter, *, limit: int, after: str | None = None
+) -> list[NoticeRow] | None:
+    """Up to `limit` notices of the page, newest `published_at` first (ties: highest id first), after
+    the notice `after`; None when `after` names no notice in this list."""
+    cursor: tuple[datetime, str] | None = None
+    if after is not None:
+        row = await db.fetchrow(f"SELECT published_at, id FROM {table} WHERE id = $1", after)
+        if row is None:
+            return None
+        cursor = (row["published_at"], row["id"])
+    rows = await db.fetch(
+        f"SELECT id, document FROM {table} WHERE status_page_id = $1"
+        " AND ($2::text[] IS NULL OR component_ids && $2::text[])"
+        " AND ($3::timestamptz IS NULL OR published_at >= $3)"
+        " AND ($4::timestamptz IS NULL OR published_at <= $4)"
+        " AND ($5::timestamptz IS NULL OR (published_at, id) < ($5, $6))"
+        " ORDER BY published_at DESC, id DESC LIMIT $7",
+        where.status_page_id,
+        sorted(where.component_ids) if where.component_ids is not None else None,
+        where.start_at,
+        where.end_at,
+        cursor[0] if cursor else None,
+        cursor[1] if cursor else None,
+        limit,
+    )
+    return [NoticeRow(row["id"], row["document"]) for row in rows]
+
+
+async def get_notice(db: Any, table: str, notice_id: str) -> str | None:
+    """The notice's wire document, or None (unknown, or a deleted maintenance window)."""
+    if not is_ulid(notice_id):
+        return None
+    document: str | None = await db.fetchval(f"SELECT document FROM {table} WHERE id = $1", notice_id)
+    return document
+
+
+class UnknownStructureItem(LookupError):
+    """Raised when a group or sub-page filter names nothing on the page's current structure."""
+
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(f"{field} {value!r} is not a group or sub-page of this status page")
+        self.field = field
+
+
+async def structure_components(
+    db: Any, status_page_id: str, *, group_id: str | None = None, sub_page_id: str | None = None
+) -> frozenset[str] | None:
+    """The components a group and/or sub-page filter stands for, from the page's current structure
+    (both given: the components in both). None when neither is given."""
+    if group_id is None and sub_page_id is None:
+        return None
+    structure = await catalog.get_structure(db, status_page_id)
+    items = structure.items if structure is not None else ()
+    result: frozenset[str] | None = None
+    if group_id is not None:
+        groups = [item for item in _groups(items) if item.id == group_id]
+        if not groups:
+            raise UnknownStructureItem("group_id", group_id)
+        result = frozenset(component.component_id for component in groups[0].components)
+    if sub_page_id is not None:
+        pages = [item for item in items if isinstance(item, SubPageItem) and item.id == sub_page_id]
+        if not pages:
+            raise UnknownStructureItem("sub_page_id", sub_page_id)
+        members = frozenset(component_ids(pages[0].items))
+        result = members if result is None else result & members
+    return result
+
+
+def _groups(items: Sequence[Any]) -> list[GroupItem]:
+    found: list[GroupItem] = []
+    for item in items:
+        if isinstance(item, GroupItem):
+            found.append(item)
+        elif isinstance(item, SubPageItem):
+            found.extend(member for member in item.items if isinstance(member, GroupItem))
+    return found
