@@ -47,7 +47,7 @@ class ComponentAvailability:
     """The `component_availability` projection."""
 
     name = "component_availability"
-    tables = (TABLE,)
+    tables: tuple[str, ...] = (TABLE,)
     schema_sql = SCHEMA_SQL
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:

@@ -95,7 +95,7 @@ class NoticeList:
     ) -> None:
         self.name = name
         self.table = table
-        self.tables = (table,)
+        self.tables: tuple[str, ...] = (table,)
         self.schema_sql = schema_sql(table)
         self.stream_type = stream_type
         self.notice_class = notice_class

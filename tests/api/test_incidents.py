@@ -5,7 +5,8 @@ read (list and show)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from incident_io.models.status_pages_create_status_page_incident_result_v2 import (
     StatusPagesCreateStatusPageIncidentResultV2,
@@ -28,16 +29,24 @@ from incident_io.models.status_pages_show_status_page_incident_result_v2 import 
 from incident_io.models.status_pages_update_status_page_incident_result_v2 import (
     StatusPagesUpdateStatusPageIncidentResultV2,
 )
-from incident_io.types import UNSET
+from incident_io.types import UNSET, Unset
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from infra.ids import is_ulid
+from projections.component_availability import Interval, availability_percent, downtime
 from tests.api.conftest import Keys
 from tests.api.test_errors_and_keys import assert_envelope
 from tests.api.test_status_pages import create_component, create_page
 
 Client = AsyncTestClient[Litestar]
+T = TypeVar("T")
+
+
+def present(value: T | Unset) -> T:
+    """The SDK types every result field as optional; Beacon always sends them."""
+    assert not isinstance(value, Unset)
+    return value
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Clie
     )
     assert response.status_code == 201, response.text
     assert "idempotent-replayed" not in response.headers
-    incident = StatusPagesCreateStatusPageIncidentResultV2.from_dict(response.json()).status_page_incident
+    incident = present(StatusPagesCreateStatusPageIncidentResultV2.from_dict(response.json()).status_page_incident)
     assert is_ulid(incident.id) and incident.status_page_id == page.id
     assert (incident.name, incident.incident_status.value) == ("Login failing", "investigating")
     assert [(u.message, u.status_page_incident_id) for u in incident.updates] == [
@@ -130,8 +139,9 @@ async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Clie
         client, keys, incident.id, incident_status="identified", component_statuses=statuses((page.db, "full_outage"))
     )
     assert update.status_code == 201, update.text
-    published = StatusPagesCreateStatusPageIncidentUpdateResultV2.from_dict(update.json()).status_page_incident_update
-    assert published is not UNSET
+    published = present(
+        StatusPagesCreateStatusPageIncidentUpdateResultV2.from_dict(update.json()).status_page_incident_update
+    )
     assert (published.incident_status.value, published.status_page_incident_id) == ("identified", incident.id)
     assert [(c.component_id, c.component_status.value) for c in published.component_statuses] == [
         (page.db, "full_outage")
@@ -148,7 +158,7 @@ async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Clie
         f"/v2/status_page_incidents/{incident.id}", json={"name": "Logins slow"}, headers=Keys.header(keys.publish)
     )
     assert renamed.status_code == 200, renamed.text
-    assert StatusPagesUpdateStatusPageIncidentResultV2.from_dict(renamed.json()).status_page_incident.name == (
+    assert present(StatusPagesUpdateStatusPageIncidentResultV2.from_dict(renamed.json()).status_page_incident).name == (
         "Logins slow"
     )
     assert (await show(client, keys, incident.id))["name"] == "Logins slow"
@@ -180,7 +190,7 @@ async def test_a_used_idempotency_key_replays_the_incident_as_it_is_now(client: 
     replay = await create_incident(client, keys, page, "alert-1", name="Something else entirely")
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"
-    replayed = StatusPagesCreateStatusPageIncidentResultV2.from_dict(replay.json()).status_page_incident
+    replayed = present(StatusPagesCreateStatusPageIncidentResultV2.from_dict(replay.json()).status_page_incident)
     assert (replayed.id, replayed.name, replayed.incident_status.value) == (incident_id, "Login failing", "monitoring")
     assert await list_ids(client, keys, status_page_id=page.id) == [incident_id]
 
@@ -315,9 +325,13 @@ async def test_a_retrospective_incident_is_recorded_resolved(client: Client, key
             {"published_at": "2024-01-01T11:00:00Z", "message": "Back.", "incident_status": "resolved"},
         ],
     }
-    response = await client.post("/v2/status_page_retrospective_incidents", json=body, headers=Keys.header(keys.publish))
+    response = await client.post(
+        "/v2/status_page_retrospective_incidents", json=body, headers=Keys.header(keys.publish)
+    )
     assert response.status_code == 201, response.text
-    incident = StatusPagesCreateStatusPageRetrospectiveIncidentResultV2.from_dict(response.json()).status_page_incident
+    incident = present(
+        StatusPagesCreateStatusPageRetrospectiveIncidentResultV2.from_dict(response.json()).status_page_incident
+    )
     assert incident.incident_status.value == "resolved"
     assert incident.published_at.isoformat() == "2024-01-01T10:00:00+00:00"
     [impact] = incident.component_impacts
@@ -331,8 +345,10 @@ async def test_a_retrospective_incident_is_recorded_resolved(client: Client, key
     assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
     assert replay.json() == response.json()
 
-    unordered = {**body, "idempotency_key": "postmortem-2", "updates": list(reversed(body["updates"]))}  # type: ignore[call-overload]
-    bad = await client.post("/v2/status_page_retrospective_incidents", json=unordered, headers=Keys.header(keys.publish))
+    unordered = {**body, "idempotency_key": "postmortem-2", "updates": list(reversed(body["updates"]))}
+    bad = await client.post(
+        "/v2/status_page_retrospective_incidents", json=unordered, headers=Keys.header(keys.publish)
+    )
     assert_envelope(bad, 422, "validation_error")
 
 
@@ -364,7 +380,9 @@ async def test_availability_counts_outages_once_and_only_while_the_component_exi
         assert response.status_code == 201, response.text
     url = f"/v2/status_pages/{page.id}/components/{page.api}/availability"
     response = await client.get(
-        url, params={"start_at": "2024-01-01T00:00:00Z", "end_at": "2024-01-02T00:00:00Z"}, headers=Keys.header(keys.read)
+        url,
+        params={"start_at": "2024-01-01T00:00:00Z", "end_at": "2024-01-02T00:00:00Z"},
+        headers=Keys.header(keys.read),
     )
     assert response.status_code == 200, response.text
     availability = StatusPagesShowStatusPageComponentAvailabilityResultV2.from_dict(response.json()).availability
@@ -372,11 +390,15 @@ async def test_availability_counts_outages_once_and_only_while_the_component_exi
     assert (availability.component_id, availability.status_page_id) == (page.api, page.id)
 
     too_long = await client.get(
-        url, params={"start_at": "2024-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00Z"}, headers=Keys.header(keys.read)
+        url,
+        params={"start_at": "2024-01-01T00:00:00Z", "end_at": "2025-01-02T00:00:00Z"},
+        headers=Keys.header(keys.read),
     )
     assert_envelope(too_long, 422, "validation_error")
     backwards = await client.get(
-        url, params={"start_at": "2024-01-02T00:00:00Z", "end_at": "2024-01-01T00:00:00Z"}, headers=Keys.header(keys.read)
+        url,
+        params={"start_at": "2024-01-02T00:00:00Z", "end_at": "2024-01-01T00:00:00Z"},
+        headers=Keys.header(keys.read),
     )
     assert_envelope(backwards, 422, "validation_error")
     stranger = await create_component(client, keys, "Elsewhere")
@@ -386,3 +408,15 @@ async def test_availability_counts_outages_once_and_only_while_the_component_exi
         headers=Keys.header(keys.read),
     )
     assert_envelope(not_on_page, 404, "not_found")
+
+
+def test_availability_is_the_union_of_outages_floored_to_four_decimals() -> None:
+    day = datetime(2024, 1, 1, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    outages = [Interval(day + 10 * hour, day + 11 * hour), Interval(day + 10.5 * hour, day + 12 * hour)]
+    down = downtime([*outages, Interval(day + 23 * hour, None)], day, day + 24 * hour)
+    assert down == 3 * hour  # 10:00–12:00 once, plus the open outage's last hour of the window
+    assert availability_percent(24 * hour, down) == "87.5"
+    assert availability_percent(24 * hour, timedelta(seconds=1)) == "99.9988"  # 99.99884… floored
+    assert availability_percent(24 * hour, timedelta()) == "100"
+    assert availability_percent(timedelta(), timedelta()) is None
