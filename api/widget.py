@@ -24,6 +24,7 @@ import msgspec
 from litestar import Litestar
 
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
+from infra.db import database_url
 from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
 
 log = logging.getLogger("beacon.widget")
@@ -34,6 +35,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SUFFIX = "/api/v1/summary"
+ACQUIRE_TIMEOUT = 5.0  # seconds; a busy or dead database delays freshness, it never blocks serving
 CACHE_CONTROL = b"public, max-age=10, stale-while-revalidate=30, stale-if-error=86400"
 _COMMON_HEADERS = [
     (b"cache-control", CACHE_CONTROL),
@@ -74,8 +76,11 @@ class CachedDocument:
 class WidgetCache:
     """All widget documents of this process, keyed by `(page_slug, sub_page_slug)` ('' for the page)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, poll_interval: float = 0.5) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, dsn: str | None = None, poll_interval: float = 0.5) -> None:
         self.pool = pool
+        self.dsn = dsn
+        """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps one
+        pooled connection per projection, and a long-held listener must not starve request handlers."""
         self.poll_interval = poll_interval
         self.documents: dict[tuple[str, str], CachedDocument] = {}
         self.by_page_id: dict[str, CachedDocument] = {}
@@ -115,7 +120,7 @@ class WidgetCache:
 
     async def refresh(self, *, full: bool) -> None:
         """Read the checkpoint first, then the documents: what is read is then at least that current."""
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             checkpoint = await widget_position(conn)
             stored = await read_documents(conn, after=None if full else self.position)
         documents = {} if full else dict(self.documents)
@@ -138,7 +143,7 @@ class WidgetCache:
         """Listen for the projection's notifications; reconnect and reload in full after any gap."""
         while True:
             try:
-                async with self.pool.acquire() as conn:
+                async with self._listener() as conn:
                     await conn.add_listener(WIDGET_CHANNEL, self._on_notify)
                     try:
                         await self.refresh(full=True)  # covers whatever happened while not listening
@@ -151,13 +156,25 @@ class WidgetCache:
                 log.warning("widget cache lost the database (%r); serving the last documents", error)
             await asyncio.sleep(self.poll_interval)
 
+    @contextlib.asynccontextmanager
+    async def _listener(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.dsn is None:
+            async with self.pool.acquire() as conn:
+                yield conn
+            return
+        conn = await asyncpg.connect(self.dsn, timeout=ACQUIRE_TIMEOUT)
+        try:
+            yield conn
+        finally:
+            await conn.close(timeout=ACQUIRE_TIMEOUT)
+
     async def _consume(self, conn: asyncpg.Connection) -> None:
         while not conn.is_closed():
             try:
                 first = await asyncio.wait_for(self._pending.get(), self.poll_interval)
             except TimeoutError:
                 # Safety net: a notification can only be lost with its connection, but check anyway.
-                async with self.pool.acquire() as poll:
+                async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as poll:
                     if await widget_position(poll) > self.position:
                         await self.refresh(full=True)
                 continue
@@ -289,7 +306,8 @@ async def widget_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Runs after the main lifespan (which built `app.state.services`): load the documents, follow the
     projection, let `Services.settle` wait for this process's cache too, and switch the fast path on."""
     services = app.state.services
-    cache = WidgetCache(services.pool, poll_interval=min(0.5, services.settings.projection_poll_interval))
+    dsn = await asyncio.to_thread(database_url, services.settings)  # resolved once already: no new server
+    cache = WidgetCache(services.pool, dsn=dsn, poll_interval=min(0.5, services.settings.projection_poll_interval))
     await cache.start()
     services.extras["widget_cache"] = cache
     if isinstance(app, WidgetLitestar):
