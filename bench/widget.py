@@ -126,7 +126,8 @@ def main() -> None:
                 delays.sort()
                 p99 = delays[int(len(delays) * 0.99) - 1]
                 print(
-                    f"freshness ({label}) over {WRITES} writes: p50 {statistics.median(delays):.2f} ms, p99 {p99:.2f} ms"
+                    f"freshness ({label}) over {WRITES} writes:"
+                    f" p50 {statistics.median(delays):.2f} ms, p99 {p99:.2f} ms"
                 )
 
 

@@ -456,7 +456,12 @@ class PublicWidget:
                 touched_pages[page_id] = position
         await _save_state(conn, state, set(touched_pages), touched_notices, touched_components)
         changed, deleted = await _store_documents(conn, state, touched_pages)
-        await conn.execute("SELECT pg_notify($1, $2)", WIDGET_CHANNEL, f"{events[-1].position}:{changed}:{deleted}")
+        # Only the live tables tell the caches; a rebuild into a scratch schema must not move them.
+        await conn.execute(
+            "SELECT pg_notify($1, $2) WHERE current_schema() = 'public'",
+            WIDGET_CHANNEL,
+            f"{events[-1].position}:{changed}:{deleted}",
+        )
 
 
 async def _load_state(conn: asyncpg.Connection, events: Sequence[Aggregate.Event]) -> WidgetState:
