@@ -114,7 +114,9 @@ def create_app(
                 await services.runner.start()
             scheduler: MaintenanceScheduler | None = None
             if run_worker and any(p.name == MaintenanceSchedule.name for p in chosen):
-                scheduler = MaintenanceScheduler(pool, store, clock, interval=settings.projection_poll_interval)
+                scheduler = MaintenanceScheduler(
+                    pool, store, clock, interval=settings.projection_poll_interval, dsn=url
+                )
                 await scheduler.start()
             app.state.services = services
             app.state.scheduler = scheduler

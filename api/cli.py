@@ -123,7 +123,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             batch_size=settings.projection_batch_size,
         )
         await runner.start()  # creates the schedule table the scheduler reads
-        scheduler = MaintenanceScheduler(pool, store, SystemClock(), interval=settings.projection_poll_interval)
+        scheduler = MaintenanceScheduler(
+            pool, store, SystemClock(), interval=settings.projection_poll_interval, dsn=url
+        )
         await scheduler.start()
         try:
             await stop.wait()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -60,6 +61,10 @@ class MaintenanceScheduler:
     store: PostgresEventStore
     clock: Clock
     interval: float = 1.0
+    dsn: str | None = None
+    """Where to open the scheduler's own connection for its lock and wake-ups. The projection runner
+    already holds one pool connection per projection; the scheduler's would starve the requests of a
+    small pool, so servers pass the database URL. None borrows a pool connection (tests)."""
     status: SchedulerStatus = field(default_factory=SchedulerStatus)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
@@ -130,8 +135,20 @@ class MaintenanceScheduler:
                 log.exception("maintenance scheduler pass failed; retrying")
             await asyncio.sleep(self.interval)
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.dsn is None:
+            async with self.pool.acquire() as conn:
+                yield conn
+            return
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            yield conn
+        finally:
+            await conn.close()  # closing also releases the lock
+
     async def _run_while_locked(self) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                 self.status.standby_checks += 1
                 return  # another process schedules; stand by and try again later

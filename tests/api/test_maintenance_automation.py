@@ -1,0 +1,94 @@
+"""Maintenance automation seen through HTTP, as a client would (DESIGN D7): the app's own scheduler,
+driven by a fake clock, starts a window at `start_at` and completes it at `end_at`, and GET shows it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from domain.maintenance import COMPLETED_MESSAGE, STARTED_MESSAGE
+from infra.clock import FakeClock, format_timestamp
+from infra.settings import Settings
+from tests.api.conftest import Keys
+
+T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
+START = T0 + timedelta(hours=1)
+END = T0 + timedelta(hours=2)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: FakeClock) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=create_app(settings, clock=clock)) as client:
+        yield client
+
+
+async def _status_when(
+    client: AsyncTestClient[Litestar], keys: Keys, maintenance_id: str, status: str
+) -> dict[str, Any]:
+    """GET the window until it shows `status` (the scheduler and the read model run in the background)."""
+    async with asyncio.timeout(15):
+        while True:
+            response = await client.get(f"/v2/status_page_maintenances/{maintenance_id}", headers=Keys.header(keys.read))
+            assert response.status_code == 200
+            body: dict[str, Any] = response.json()["status_page_maintenance"]
+            if body["maintenance_status"] == status:
+                return body
+            await asyncio.sleep(0.02)
+
+
+async def test_get_shows_the_window_in_progress_then_complete_after_the_scheduler_ran(
+    client: AsyncTestClient[Litestar], keys: Keys, clock: FakeClock
+) -> None:
+    admin = Keys.header(keys.admin)
+    page = await client.post("/v2/status_pages", json={"name": "Acme", "slug": "acme"}, headers=admin)
+    page_id = page.json()["status_page"]["id"]
+    component = await client.post("/v2/status_page_components", json={"name": "Database"}, headers=admin)
+    component_id = component.json()["status_page_component"]["id"]
+    structure = {"items": [{"component": {"component_id": component_id}}]}
+    assert (await client.put(f"/v2/status_page_structures/{page_id}", json=structure, headers=admin)).status_code == 200
+    created = await client.post(
+        "/v2/status_page_maintenances",
+        json={
+            "idempotency_key": "upgrade-1",
+            "status_page_id": page_id,
+            "name": "Database upgrade",
+            "message": "We will upgrade the primary database.",
+            "maintenance_status": "maintenance_scheduled",
+            "start_at": format_timestamp(START),
+            "end_at": format_timestamp(END),
+            "affected_component_ids": [component_id],
+            "notify_subscribers": False,
+        },
+        headers=Keys.header(keys.publish),
+    )
+    assert created.status_code == 201, created.text
+    maintenance_id = created.json()["status_page_maintenance"]["id"]
+
+    clock.set(START)
+    client.app.state.scheduler.wake()
+    started = await _status_when(client, keys, maintenance_id, "maintenance_in_progress")
+    assert started["updates"][-1]["message"] == STARTED_MESSAGE
+    assert started["updates"][-1]["published_at"] == format_timestamp(START)
+    assert started["component_maintenance_periods"] == [
+        {"component_id": component_id, "start_at": format_timestamp(START)}
+    ]
+
+    clock.set(END)
+    client.app.state.scheduler.wake()
+    completed = await _status_when(client, keys, maintenance_id, "maintenance_complete")
+    assert [update["message"] for update in completed["updates"]][-2:] == [STARTED_MESSAGE, COMPLETED_MESSAGE]
+    assert completed["component_maintenance_periods"] == [
+        {"component_id": component_id, "start_at": format_timestamp(START), "end_at": format_timestamp(END)}
+    ]
