@@ -3,9 +3,11 @@ processes) and one key of every kind a client can hold, a revoked one included."
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -79,20 +81,34 @@ class Beacon:
         return self.server.url
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A migrated database of its own (copied from the template) for one live server; dropped afterwards."""
+    name = f"beacon_r_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def running_beacon(
+    server_url: str, template_database: str, tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Beacon]:
+    async with fresh_database(server_url, template_database) as url:
+        keys = await make_keys(url)
+        with live_server(url, tmp_path, extra_env=extra_env) as server:
+            yield Beacon(server, url, keys)
+
+
 @pytest.fixture(scope="module")
 async def beacon(
     server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Beacon]:
     """One live server per module: real granian, real sockets (huge headers and raw bytes reach the real
     HTTP stack), shared by that module's tests, which must not depend on each other's data."""
-    name = f"beacon_r_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        url = with_database(server_url, name)
-        keys = await make_keys(url)
-        with live_server(url, tmp_path_factory.mktemp("beacon")) as server:
-            yield Beacon(server, url, keys)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with running_beacon(server_url, template_database, tmp_path_factory.mktemp("beacon")) as running:
+        yield running
