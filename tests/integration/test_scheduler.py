@@ -47,7 +47,9 @@ def by_operator(clock: FakeClock) -> CommandContext:
     return CommandContext(now=clock.now(), actor=OPERATOR, request_id="req-test")
 
 
-async def schedule(store: PostgresEventStore, clock: FakeClock, *, start: datetime = START, end: datetime = END) -> UUID:
+async def schedule(
+    store: PostgresEventStore, clock: FakeClock, *, start: datetime = START, end: datetime = END
+) -> UUID:
     maintenance_id = uuid4()
     await schedule_maintenance(
         store,
@@ -96,7 +98,9 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0
 
 
 @asynccontextmanager
-async def beacon_worker(pool: asyncpg.Pool, clock: FakeClock, interval: float = 0.05) -> AsyncIterator[MaintenanceScheduler]:
+async def beacon_worker(
+    pool: asyncpg.Pool, clock: FakeClock, interval: float = 0.05
+) -> AsyncIterator[MaintenanceScheduler]:
     """What `beacon worker` runs for automation: the schedule projection and the scheduler."""
     store = PostgresEventStore(pool)
     runner = ProjectionRunner(pool, store, [MaintenanceSchedule()], poll_interval=0.05)
@@ -269,7 +273,9 @@ async def test_two_schedulers_on_one_database_start_a_window_once(
 
 async def _settled(one: MaintenanceScheduler, two: MaintenanceScheduler) -> bool:
     """One scheduler is active and the other has found it so."""
-    return (one.status.active and two.status.standby_checks > 0) or (two.status.active and one.status.standby_checks > 0)
+    return (one.status.active and two.status.standby_checks > 0) or (
+        two.status.active and one.status.standby_checks > 0
+    )
 
 
 async def _moved_on(active: MaintenanceScheduler, passes: int, standby: MaintenanceScheduler, checks: int) -> bool:
@@ -325,4 +331,3 @@ async def _in_schedule(pool: asyncpg.Pool, maintenance_id: UUID) -> bool:
 
 async def _passes_at_least(scheduler: MaintenanceScheduler, passes: int) -> bool:
     return scheduler.status.passes >= passes
-
