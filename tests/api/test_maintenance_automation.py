@@ -40,7 +40,9 @@ async def _status_when(
     """GET the window until it shows `status` (the scheduler and the read model run in the background)."""
     async with asyncio.timeout(15):
         while True:
-            response = await client.get(f"/v2/status_page_maintenances/{maintenance_id}", headers=Keys.header(keys.read))
+            response = await client.get(
+                f"/v2/status_page_maintenances/{maintenance_id}", headers=Keys.header(keys.read)
+            )
             assert response.status_code == 200
             body: dict[str, Any] = response.json()["status_page_maintenance"]
             if body["maintenance_status"] == status:
