@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from api.auth import KeyCache, require_api_key
@@ -29,6 +30,7 @@ from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
 from api.controllers.widget import StatusPageWidgetController
 from api.errors import EXCEPTION_HANDLERS
+from api.openapi import BeaconOpenAPIJson, correct_allow_header
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
 from api.services import Services
@@ -136,8 +138,13 @@ def create_app(
         route_handlers=[v2, *health_handlers],
         lifespan=[lifespan, widget_lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_request_id_header],
+        before_send=[add_request_id_header, correct_allow_header],
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(title="Beacon", version="2.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Beacon",
+            version="2.0.0",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), BeaconOpenAPIJson()],  # the UI loads the finished JSON
+        ),
         debug=False,
     )
