@@ -181,7 +181,16 @@ def handle_bad_utf8(request: Request[Any, Any, Any], error: UnicodeDecodeError) 
     return envelope_response(request, 400, [detail])
 
 
-DATABASE_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError, TimeoutError)
+DATABASE_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # Terminated backends, a server shutting down or starting up, a statement timeout (issue 6).
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InternalClientError,  # a terminated pooled connection, see projections.runner
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
 RETRY_AFTER_SECONDS = 5
 
 

@@ -152,7 +152,14 @@ class WidgetCache:
                         if not conn.is_closed():
                             with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
                                 await conn.remove_listener(WIDGET_CHANNEL, self._on_notify)
-            except (asyncpg.PostgresError, OSError, ConnectionError, asyncpg.InterfaceError, TimeoutError) as error:
+            except (
+                asyncpg.PostgresError,
+                OSError,
+                ConnectionError,
+                asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,  # a terminated connection (see projections.runner)
+                TimeoutError,
+            ) as error:
                 log.warning("widget cache lost the database (%r); serving the last documents", error)
             await asyncio.sleep(self.poll_interval)
 

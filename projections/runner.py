@@ -40,6 +40,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown (pg_terminate_backend), query canceled
     asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
     OSError,  # includes ConnectionError and TimeoutError
+    # A pooled connection whose backend was terminated while idle can fail with "cannot switch to state …;
+    # another operation is in progress" (asyncpg issue #1069): it is a dead connection too.
+    asyncpg.exceptions.InternalClientError,
 )
 """Failures of the database or the connection rather than of a projection's logic: the runner retries
 them from the checkpoint instead of stopping the projection."""

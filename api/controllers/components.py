@@ -7,19 +7,23 @@ status page and structure controllers share (wire ids, management meta, read-you
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from api.errors import ApiError
+from api.errors import DATABASE_UNAVAILABLE, ApiError
 from api.services import Services, services_of
 from domain.base import NotFound
 from domain.component import Component, archive_component, create_component, update_component
 from infra.api_keys import ADMIN
 from infra.ids import is_ulid, new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
+
+log = logging.getLogger("beacon.api")
 
 
 def path_id(value: str, what: str) -> UUID:
@@ -35,8 +39,23 @@ def not_found(what: str, value: str) -> ApiError:
 
 async def settle_latest(services: Services) -> None:
     """Read-your-writes after a domain handler (D6). The handlers return the aggregate, not the append
-    position, so wait for the log's head, which is at or past this request's events."""
-    await services.settle(await services.store.max_position())
+    position, so wait for the log's head, which is at or past this request's events.
+
+    The write is recorded by now: if the database drops away here, answering an error would invite the
+    client to send it again (updates carry no idempotency key), so keep trying for as long as `settle`
+    would wait, then answer as `settle` does on a timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + services.settings.read_your_writes_timeout
+    while True:
+        try:
+            position = await services.store.max_position()
+            break
+        except DATABASE_UNAVAILABLE as error:
+            if loop.time() >= deadline:
+                log.warning("read-your-writes skipped, the write is recorded: %r", error)
+                return
+            await asyncio.sleep(0.05)
+    await services.settle(position)
 
 
 class ManagementMeta(msgspec.Struct):
