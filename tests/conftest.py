@@ -45,6 +45,9 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
         conn = await asyncpg.connect(with_database(server_url, name))
         try:
             await migrate(conn)
@@ -52,8 +55,11 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
             await conn.close()
         yield name
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        admin = await asyncpg.connect(server_url)  # a new one: a reliability test may have restarted Postgres
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture

@@ -88,10 +88,16 @@ async def fresh_database(server_url: str, template_database: str) -> AsyncIterat
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    try:
         yield with_database(server_url, name)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        admin = await asyncpg.connect(server_url)  # a new one: the test may have restarted Postgres
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @contextlib.asynccontextmanager
