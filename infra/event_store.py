@@ -221,20 +221,23 @@ class PostgresEventStore:
         stream_id: UUID | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        through: datetime | None = None,
         conn: asyncpg.Connection | None = None,
     ) -> list[RecordedEvent]:
         """Up to `limit` events with position > `after`, in position (= commit) order.
 
-        `since` is inclusive and `until` exclusive on `recorded_at`. Pass `conn` to read inside the
+        `since` is inclusive and `until` exclusive on `recorded_at`; `through` is the inclusive bound
+        time travel needs ("as of T" includes an event recorded at T). Pass `conn` to read inside the
         caller's transaction (the projection runner does, so its checkpoint and reads agree)."""
         query = (
             f"SELECT {_COLUMNS} FROM beacon_events WHERE notification_id > $1"
             " AND ($2::uuid IS NULL OR originator_id = $2)"
             " AND ($3::timestamptz IS NULL OR recorded_at >= $3)"
             " AND ($4::timestamptz IS NULL OR recorded_at < $4)"
+            " AND ($6::timestamptz IS NULL OR recorded_at <= $6)"
             " ORDER BY notification_id LIMIT $5"
         )
-        args: tuple[Any, ...] = (after, stream_id, since, until, limit)
+        args: tuple[Any, ...] = (after, stream_id, since, until, limit, through)
         rows = await (conn.fetch(query, *args) if conn is not None else self._pool.fetch(query, *args))
         return [_record(row) for row in rows]
 

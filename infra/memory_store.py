@@ -86,6 +86,7 @@ class InMemoryEventStore:
         stream_id: UUID | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        through: datetime | None = None,
         conn: Any = None,
     ) -> list[RecordedEvent]:
         """Same contract as `PostgresEventStore.read_all`; `conn` is accepted and ignored."""
@@ -99,6 +100,8 @@ class InMemoryEventStore:
             if since is not None and record.recorded_at < since:
                 continue
             if until is not None and record.recorded_at >= until:
+                continue
+            if through is not None and record.recorded_at > through:
                 continue
             selected.append(record)
         return selected

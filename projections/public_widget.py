@@ -28,7 +28,8 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -40,7 +41,7 @@ from domain.maintenance import Maintenance, MaintenanceStatus
 from domain.status_page import StatusPage, component_ids, component_placements, parse_structure, sub_pages
 from infra.clock import format_timestamp
 from infra.event_store import RecordedEvent
-from infra.ids import uuid_to_ulid
+from infra.ids import ulid_to_uuid, uuid_to_ulid
 
 WIDGET_CHANNEL = "beacon_widget"
 NAME = "public_widget"
@@ -607,3 +608,53 @@ async def page_document(conn: asyncpg.Connection, status_page_id: str) -> Stored
 
 async def page_exists(conn: asyncpg.Connection, status_page_id: str) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM widget_pages WHERE id = $1)", status_page_id))
+
+
+# Time travel (SPEC §6): the documents as the projection rendered them after the last event recorded at or
+# before an instant, rebuilt from the log with the same `evolve` and `render_documents`.
+
+
+class LogReader(Protocol):
+    async def read_all(
+        self, after: int = 0, limit: int = 500, *, through: datetime | None = None
+    ) -> list[RecordedEvent]: ...
+
+
+AS_OF_PAGE_SIZE = 1000
+
+
+async def documents_as_of(
+    log: LogReader, status_page_id: str, as_of: datetime, *, page_size: int = AS_OF_PAGE_SIZE
+) -> dict[str, bytes] | None:
+    """Every document of the page as of `as_of`, keyed like `render_documents` ('' is the page's own);
+    None when the page did not exist yet, `{}` when its widget was disabled then.
+
+    The log is read a page at a time, so memory holds one page of events plus the fold's state. Streams
+    that cannot change this page's documents are dropped from the state and skipped (other pages, notices
+    of other pages, notices that already left the widget); `evolve` never reads them for this page."""
+    page_stream = ulid_to_uuid(status_page_id)
+    state = WidgetState()
+    skipped: set[UUID] = set()
+    after = 0
+    while batch := await log.read_all(after, page_size, through=as_of):
+        after = batch[-1].position
+        for record in batch:
+            if record.stream_id in skipped:
+                continue
+            if record.stream_type == StatusPage.STREAM_TYPE and record.stream_id != page_stream:
+                continue
+            event = record.decode()
+            evolve(state, event)
+            if isinstance(event, Incident.Event | Maintenance.Event):
+                notice_id = uuid_to_ulid(record.stream_id)
+                notice = state.notices.get(notice_id)
+                if notice is None or notice.status_page_id != status_page_id:
+                    state.notices.pop(notice_id, None)
+                    skipped.add(record.stream_id)
+        if len(batch) < page_size:
+            break
+    page = state.pages.get(status_page_id)
+    if page is None:
+        return None
+    notices = [notice for notice in state.notices.values() if notice is not None]
+    return render_documents(page, notices, state.component_names)

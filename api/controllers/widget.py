@@ -1,36 +1,64 @@
 """`GET /v2/status_pages/{id}/widget` (any key): the page's public widget document, the same bytes and
-ETag as `/{slug}/api/v1/summary`, found by id. Served from this process's widget cache."""
+ETag as `/{slug}/api/v1/summary`, found by id. Served from this process's widget cache; with `as_of`
+(SPEC §6) rebuilt from the log as the projection rendered it then."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from litestar import Controller, Request, get
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
 from api.controllers.components import not_found, path_id
 from api.errors import ApiError
 from api.services import services_of
 from api.widget import WidgetCache
-from projections.public_widget import page_exists
+from projections.public_widget import documents_as_of, etag_of, page_exists
+
+
+def _disabled(status_page_id: str) -> ApiError:
+    return ApiError(404, f"The widget API of status page {status_page_id!r} is disabled", code="not_found")
 
 
 class StatusPageWidgetController(Controller):
     path = "/status_pages"
 
     @get("/{status_page_id:str}/widget", summary="ShowStatusPageWidget")
-    async def show(self, request: Request, status_page_id: FromPath[str]) -> Response[bytes]:  # type: ignore[type-arg]
+    async def show(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        status_page_id: FromPath[str],
+        as_of: FromQuery[datetime | None] = None,
+    ) -> Response[bytes]:
         services = services_of(request)
         path_id(status_page_id, "status page")
+        if as_of is not None:
+            return await _as_of(request, status_page_id, as_of)
         cache: WidgetCache | None = services.extras.get("widget_cache")
         document = cache.by_page_id.get(status_page_id) if cache is not None else None
         if document is None:
             async with services.pool.acquire() as conn:
                 exists = await page_exists(conn, status_page_id)
             if exists:
-                raise ApiError(404, f"The widget API of status page {status_page_id!r} is disabled", code="not_found")
+                raise _disabled(status_page_id)
             raise not_found("status page", status_page_id)
         return Response(
             content=document.body,
             media_type="application/json",
             headers={"ETag": document.etag},
         )
+
+
+async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Response[bytes]:  # type: ignore[type-arg]
+    """The page's document as of `as_of`, folded from the log by the projection's own functions, so it is
+    byte for byte (and ETag for ETag) what the live route served right after the last event until then."""
+    if as_of.tzinfo is None:  # RFC 3339 requires an offset; guessing one would move the instant
+        raise ApiError(422, "as_of must carry a time zone (e.g. a trailing Z)", field="as_of")
+    documents = await documents_as_of(services_of(request).store, status_page_id, as_of)
+    if documents is None:
+        raise not_found("status page", status_page_id)
+    body = documents.get("")
+    if body is None:
+        raise _disabled(status_page_id)
+    return Response(content=body, media_type="application/json", headers={"ETag": etag_of(body)})
