@@ -53,6 +53,8 @@ class InMemoryEventStore:
         if len(stream) != expected_version:
             raise ConcurrencyConflict(stream_id, expected_version)
         previous = self._log[-1].hash if self._log else None
+        # As in beacon_append: recorded_at never goes backwards in log order.
+        recorded_at = max(context.now, self._log[-1].recorded_at) if self._log else context.now
         records: list[RecordedEvent] = []
         for item in stored:
             record = RecordedEvent(
@@ -62,7 +64,7 @@ class InMemoryEventStore:
                 version=item.originator_version,
                 topic=item.topic,
                 state=item.state,
-                recorded_at=context.now,
+                recorded_at=recorded_at,
                 actor=context.actor.as_data(),
                 request_id=context.request_id,
                 hash=b"",

@@ -68,6 +68,7 @@ DECLARE
     v_prev     bytea;
     v_position bigint;
     v_existing uuid;
+    v_recorded timestamptz;
     i          int;
 BEGIN
     -- The checks below must see every append committed before the lock was granted. Under READ
@@ -95,23 +96,27 @@ BEGIN
             USING ERRCODE = 'B0409';
     END IF;
 
-    SELECT e.hash INTO v_prev FROM beacon_events e ORDER BY e.notification_id DESC LIMIT 1;
+    -- recorded_at never goes backwards in log order (two writers' clocks are read before the lock),
+    -- so "the log as of T" is always a prefix of the log and time travel matches what was served.
+    SELECT e.hash, greatest(p_recorded_at, e.recorded_at) INTO v_prev, v_recorded
+      FROM beacon_events e ORDER BY e.notification_id DESC LIMIT 1;
+    v_recorded := coalesce(v_recorded, p_recorded_at);
 
     FOR i IN 1 .. coalesce(array_length(p_topics, 1), 0) LOOP
         v_position := nextval(pg_get_serial_sequence('beacon_events', 'notification_id'));
         v_prev := beacon_event_hash(v_prev, v_position, p_stream_id, p_expected_version + i,
-                                    p_topics[i], p_states[i], p_stream_type, p_recorded_at,
+                                    p_topics[i], p_states[i], p_stream_type, v_recorded,
                                     p_actor, p_request_id);
         INSERT INTO beacon_events (originator_id, originator_version, topic, state, notification_id,
                                    stream_type, recorded_at, actor, request_id, hash)
         VALUES (p_stream_id, p_expected_version + i, p_topics[i], p_states[i], v_position,
-                p_stream_type, p_recorded_at, p_actor, p_request_id, v_prev);
+                p_stream_type, v_recorded, p_actor, p_request_id, v_prev);
         RETURN QUERY SELECT p_stream_id, v_position, false;
     END LOOP;
 
     IF p_idempotency_key IS NOT NULL THEN
         INSERT INTO beacon_idempotency_keys (scope, key, stream_id, position, created_at)
-        VALUES (p_idempotency_scope, p_idempotency_key, p_stream_id, v_position, p_recorded_at);
+        VALUES (p_idempotency_scope, p_idempotency_key, p_stream_id, v_position, v_recorded);
     END IF;
 
     PERFORM pg_notify('beacon_events', v_position::text);

@@ -171,3 +171,13 @@ async def test_every_event_carries_a_hash_chained_over_the_previous_one(store: A
         assert len(record.hash) == 32
         assert record.hash == event_hash(previous, record)
         previous = record.hash
+
+
+
+async def test_recorded_at_never_goes_backwards_in_log_order(store: Any) -> None:
+    """Two writers read the clock before the append lock; the later commit must not look older, or
+    "the log as of T" would not be a prefix of the log (audit time travel)."""
+    await store.append(new_tally().collect_events(), stream_type="tally", expected_version=0, context=context_at(1))
+    await store.append(new_tally().collect_events(), stream_type="tally", expected_version=0, context=context_at(0))
+    first, second = await store.read_all()
+    assert first.recorded_at == second.recorded_at == T0 + timedelta(minutes=1)
