@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
+import asyncpg
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -36,7 +37,7 @@ from api.request_id import add_request_id_header
 from api.services import Services
 from api.widget import WidgetLitestar, widget_lifespan
 from infra.clock import Clock, SystemClock
-from infra.db import create_pool, database_url
+from infra.db import create_pool, database_url, worker_pool_size
 from infra.event_store import PostgresEventStore
 from infra.migrate import migrate
 from infra.settings import Settings
@@ -105,21 +106,26 @@ def create_app(
                 ),
             )
             await watermarks.start()
+            # The runner and scheduler get their own pool, so projections holding their connections
+            # can never starve the API's requests.
+            worker_pool: asyncpg.Pool | None = None
+            scheduler: MaintenanceScheduler | None = None
             if run_worker:
+                worker_pool = await create_pool(url, settings, max_size=worker_pool_size(len(chosen)))
+                worker_store = PostgresEventStore(worker_pool)
                 services.runner = ProjectionRunner(
-                    pool,
-                    store,
+                    worker_pool,
+                    worker_store,
                     chosen,
                     poll_interval=settings.projection_poll_interval,
                     batch_size=settings.projection_batch_size,
                 )
                 await services.runner.start()
-            scheduler: MaintenanceScheduler | None = None
-            if run_worker and any(p.name == MaintenanceSchedule.name for p in chosen):
-                scheduler = MaintenanceScheduler(
-                    pool, store, clock, interval=settings.projection_poll_interval, dsn=url
-                )
-                await scheduler.start()
+                if any(p.name == MaintenanceSchedule.name for p in chosen):
+                    scheduler = MaintenanceScheduler(
+                        worker_pool, worker_store, clock, interval=settings.projection_poll_interval, dsn=url
+                    )
+                    await scheduler.start()
             app.state.services = services
             app.state.scheduler = scheduler
             try:
@@ -129,6 +135,8 @@ def create_app(
                     await scheduler.stop()
                 if services.runner is not None:
                     await services.runner.stop()
+                if worker_pool is not None:
+                    await worker_pool.close()
                 await watermarks.stop()
         finally:
             await pool.close()

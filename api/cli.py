@@ -19,7 +19,7 @@ import asyncpg
 
 from infra.api_keys import ADMIN, SCOPES, create_key, has_any_key, list_keys, revoke_key
 from infra.clock import SystemClock
-from infra.db import create_pool, database_url
+from infra.db import create_pool, database_url, worker_pool_size
 from infra.event_store import PostgresEventStore
 from infra.migrate import migrate
 from infra.settings import Settings
@@ -110,7 +110,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     from projections.scheduler import MaintenanceScheduler
 
     url = await asyncio.to_thread(database_url, settings)
-    pool = await create_pool(url, settings)
+    projections = all_projections()
+    pool = await create_pool(url, settings, max_size=worker_pool_size(len(projections)))
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
@@ -118,7 +119,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         runner = ProjectionRunner(
             pool,
             store,
-            all_projections(),
+            projections,
             poll_interval=settings.projection_poll_interval,
             batch_size=settings.projection_batch_size,
         )
@@ -309,24 +310,32 @@ async def cmd_audit_replay_check(args: argparse.Namespace, settings: Settings) -
 
 
 async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    from projections.rebuild import UnknownProjection, rebuild_live
+    from projections.rebuild import RebuildProgress, UnknownProjection, rebuild_live_many
 
     projections = all_projections()
     names = [args.name] if args.name else [p.name for p in projections]
+    bar = ProgressBar(names[0] if len(names) == 1 else f"{len(names)} projections")
+    positions: dict[str, int] = {}
+
+    def report(progress: RebuildProgress) -> None:
+        # One pass rebuilds them all; the bar shows the one furthest behind.
+        positions[progress.projection] = progress.position
+        bar.draw(min(positions.values()), progress.end, f"{progress.events_per_second:,.0f} events/s")
+
     pool = await _pool(settings)
     try:
+        try:
+            stats = await rebuild_live_many(pool, names, projections, progress=report)
+        except UnknownProjection as error:
+            print(str(error), file=sys.stderr)
+            return 2
+        bar.done()
         for name in names:
-            bar = ProgressBar(name)
-            try:
-                stats = await rebuild_live(pool, name, projections, progress=_rebuild_progress(bar))
-            except UnknownProjection as error:
-                print(str(error), file=sys.stderr)
-                return 2
-            bar.done()
-            print(
-                f"rebuilt {name}: {stats.log_events} events in {stats.seconds:.2f}s "
-                f"({stats.events_per_second:,.0f} events/s)"
-            )
+            print(f"rebuilt {name}: {stats.events.get(name, 0)} events")
+        print(
+            f"rebuilt {len(names)} projection(s) from {stats.log_events} events in {stats.seconds:.2f}s "
+            f"({stats.events_per_second:,.0f} events/s)"
+        )
     finally:
         await pool.close()
     return 0

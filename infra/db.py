@@ -27,11 +27,17 @@ def server_settings(settings: Settings) -> dict[str, str]:
     }
 
 
-async def create_pool(url: str, settings: Settings) -> asyncpg.Pool:
+def worker_pool_size(projection_count: int) -> int:
+    """The projection runner holds one connection per projection for as long as it is active (its
+    advisory lock is a session lock), plus its listener; a few more serve the scheduler's commands."""
+    return projection_count + 4
+
+
+async def create_pool(url: str, settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         url,
         min_size=1,
-        max_size=settings.pool_size,
+        max_size=max_size or settings.pool_size,
         server_settings=server_settings(settings),
     )
     assert pool is not None
