@@ -81,7 +81,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = await asyncio.to_thread(database_url, settings)
-        pool = await create_pool(url, settings)
+        pool = await create_pool(url, settings, stateless=True)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
