@@ -35,6 +35,7 @@ from api.openapi import BeaconOpenAPIJson, correct_allow_header
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
 from api.services import Services
+from api.text import refuse_nul_characters
 from api.widget import WidgetLitestar, widget_lifespan
 from infra.clock import Clock, SystemClock
 from infra.db import create_pool, database_url, worker_pool_size
@@ -141,7 +142,7 @@ def create_app(
         finally:
             await pool.close()
 
-    v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key])
+    v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=refuse_nul_characters)
     return WidgetLitestar(
         route_handlers=[v2, *health_handlers],
         lifespan=[lifespan, widget_lifespan],

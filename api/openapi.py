@@ -77,9 +77,7 @@ def document_errors(document: dict[str, Any], app: Litestar) -> None:
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            for status in error_statuses(
-                method, has_body="requestBody" in operation, scoped=(path, method) in scoped
-            ):
+            for status in error_statuses(method, has_body="requestBody" in operation, scoped=(path, method) in scoped):
                 response: dict[str, Any] = {
                     "description": ERROR_DESCRIPTIONS[status],
                     "content": {"application/json": {"schema": ENVELOPE_REF}},
@@ -115,6 +113,4 @@ async def correct_allow_header(message: Message, scope: Scope) -> None:
 
 def _methods_by_path(app: Litestar) -> dict[str, str]:
     # Computed per OPTIONS request: those are rare, and a cache keyed by app would outlive test apps.
-    return {
-        route.path_format: ", ".join(sorted(route.methods)) for route in app.routes if isinstance(route, HTTPRoute)
-    }
+    return {route.path_format: ", ".join(sorted(route.methods)) for route in app.routes if isinstance(route, HTTPRoute)}

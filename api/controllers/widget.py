@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from litestar import Controller, Request, get
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
@@ -14,7 +15,7 @@ from api.controllers.components import not_found, path_id
 from api.errors import ApiError
 from api.services import services_of
 from api.widget import WidgetCache
-from projections.public_widget import documents_as_of, etag_of, page_exists
+from projections.public_widget import WidgetDocument, documents_as_of, etag_of, page_exists
 
 
 def _disabled(status_page_id: str) -> ApiError:
@@ -24,7 +25,12 @@ def _disabled(status_page_id: str) -> ApiError:
 class StatusPageWidgetController(Controller):
     path = "/status_pages"
 
-    @get("/{status_page_id:str}/widget", summary="ShowStatusPageWidget")
+    @get(
+        "/{status_page_id:str}/widget",
+        summary="ShowStatusPageWidget",
+        # The body is the stored bytes; the document says what they hold (it said "string").
+        responses={200: ResponseSpec(WidgetDocument, description="The page's widget document (SPEC §5)")},
+    )
     async def show(
         self,
         request: Request,  # type: ignore[type-arg]

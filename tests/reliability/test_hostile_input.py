@@ -146,3 +146,20 @@ async def test_raw_non_utf8_request_line(beacon: Beacon) -> None:
     body = head.partition(b"\r\n\r\n")[2]
     if body:
         assert msgspec.json.decode(body)["status"] == status
+
+
+async def test_text_with_a_nul_character_is_refused_and_projections_keep_running(beacon: Beacon) -> None:
+    """Postgres text cannot hold NUL: recorded in the log, such a name stopped the read models for good."""
+    admin = {**Keys.header(beacon.keys.admin), **JSON}
+    async with httpx.AsyncClient(base_url=beacon.url, timeout=30) as http:
+        for path, body in (
+            ("/v2/status_page_components", b'{"name": "bad\\u0000name"}'),
+            ("/v2/status_pages", b'{"name": "x", "slug": "nul-page", "description": "a\\u0000b"}'),
+        ):
+            assert_envelope(await http.post(path, content=body, headers=admin), 422)
+        # The escaped backslash is literal text, not a NUL: accepted, and read back as written.
+        created = await http.post("/v2/status_page_components", content=b'{"name": "literal \\\\u0000"}', headers=admin)
+        assert created.status_code == 201, created.text
+        component_id = created.json()["status_page_component"]["id"]
+        shown = await http.get(f"/v2/status_page_components/{component_id}", headers=admin)
+        assert shown.json()["status_page_component"]["name"] == "literal \\u0000"
