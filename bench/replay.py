@@ -5,7 +5,9 @@ Goal: rebuild >= 0.25x the in-memory fold.
     .venv/bin/python -m bench.replay [events]        # default 100000
 
 The log is a realistic mix written through the domain classes and `PostgresEventStore.append`, one append
-per command as the API would make it: status pages with structures, components, incidents whose updates
+per command as the API would make it (generated through the in-memory store, which numbers and
+hash-chains events exactly as `beacon_append` does, then copied into `beacon_events` in one COPY, so
+the setup takes seconds instead of minutes): status pages with structures, components, incidents whose updates
 move component statuses and end resolved (a few stay open), maintenance windows scheduled, started and
 completed by automation (some deleted), and occasional renames. Uses DATABASE_URL, or the embedded
 server when unset; works in its own scratch database, dropped at the end.
@@ -23,9 +25,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 from eventsourcing.domain import Aggregate
 
-from domain.base import SYSTEM, Actor, BeaconAggregate, CommandContext, save
+from domain.base import SYSTEM, Actor, BeaconAggregate, CommandContext, EventStore, save
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident
 from domain.maintenance import Maintenance
@@ -33,6 +36,7 @@ from domain.status_page import ComponentItem, GroupItem, StatusPage, StructureIt
 from infra.db import create_pool, database_url
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import new_ulid, uuid_to_ulid
+from infra.memory_store import InMemoryEventStore
 from infra.migrate import migrate
 from infra.settings import Settings
 from projections.rebuild import rebuild
@@ -58,7 +62,7 @@ class _Page:
 class _World:
     """Everything the generator has created so far, to pick the next command from."""
 
-    store: PostgresEventStore
+    store: EventStore
     rng: random.Random
     seed: int
     now: datetime = T0
@@ -198,7 +202,7 @@ async def _rename_something(world: _World) -> None:
         await world.save(page, OPERATORS[0])
 
 
-async def write_mixed_log(store: PostgresEventStore, events: int, *, seed: int = 5) -> int:
+async def write_mixed_log(store: EventStore, events: int, *, seed: int = 5) -> int:
     """Append about `events` events of the realistic mix (one append per command); return how many."""
     world = _World(store, random.Random(seed), seed)
     while world.events < events:
@@ -219,6 +223,33 @@ async def write_mixed_log(store: PostgresEventStore, events: int, *, seed: int =
             await _rename_something(world)
     await world.flush()
     return world.events
+
+
+async def copy_mixed_log(pool: asyncpg.Pool, events: int, *, seed: int = 5) -> int:
+    """The log `write_mixed_log` would append, generated in memory and copied into an empty
+    `beacon_events` in one COPY (same rows, positions and hash chain); returns how many events."""
+    memory = InMemoryEventStore()
+    await write_mixed_log(memory, events, seed=seed)
+    records = await memory.read_all(after=0, limit=await memory.max_position())
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.copy_records_to_table(
+            "beacon_events",
+            columns=[
+                "notification_id", "originator_id", "stream_type", "originator_version", "topic", "state",
+                "recorded_at", "actor", "request_id", "hash",
+            ],
+            records=[
+                (
+                    r.position, r.stream_id, r.stream_type, r.version, r.topic, r.state,
+                    r.recorded_at, msgspec.json.encode(r.actor).decode(), r.request_id, r.hash,
+                )
+                for r in records
+            ],
+        )
+        await conn.execute(
+            "SELECT setval(pg_get_serial_sequence('beacon_events', 'notification_id'), $1)", len(records)
+        )
+    return len(records)
 
 
 def fold(records: list[RecordedEvent]) -> dict[uuid.UUID, Aggregate]:
@@ -257,7 +288,7 @@ async def main(events: int) -> None:
 async def _measure(pool: asyncpg.Pool, target: int) -> None:
     store = PostgresEventStore(pool)
     started = time.perf_counter()
-    written = await write_mixed_log(store, target)
+    written = await copy_mixed_log(pool, target)
     print(f"wrote {written:,} events in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
     records: list[RecordedEvent] = []

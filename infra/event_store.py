@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, cast
 from uuid import UUID
 
@@ -56,7 +57,15 @@ class RecordedEvent:
     hash: bytes
 
     def decode(self) -> Aggregate.Event:
-        """The domain event this row stores (upcast to its current class version by the mapper)."""
+        """The domain event this row stores (upcast to its current class version by the mapper).
+
+        Decoded once per row and kept: a rebuild hands the same rows to every projection, and decoding
+        is most of what a projection that ignores the event would otherwise pay for it. Domain events
+        are immutable, so sharing one between readers is safe."""
+        return self._decoded
+
+    @cached_property
+    def _decoded(self) -> Aggregate.Event:
         stored = StoredEvent(
             originator_id=self.stream_id,
             originator_version=self.version,

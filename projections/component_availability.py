@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
 from domain.incident import Incident, IncidentComponentStatus
 from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
-from projections.notice_list import load_stream
+from projections.notice_list import load_streams
 
 TABLE = "component_availability_impacts"
 
@@ -51,31 +50,33 @@ class ComponentAvailability:
     schema_sql = SCHEMA_SQL
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        last_version: dict[UUID, int] = {}
-        for record in events:
-            if record.stream_type == Incident.STREAM_TYPE:
-                last_version[record.stream_id] = max(record.version, last_version.get(record.stream_id, 0))
-        for stream_id, version in last_version.items():
-            incident = await load_stream(conn, stream_id, version)
+        incident_ids: list[str] = []
+        rows: list[tuple[str, int, str, str, str, datetime, datetime | None]] = []
+        for stream_id, incident in (await load_streams(conn, events, Incident.STREAM_TYPE)).items():
             if not isinstance(incident, Incident):
                 raise TypeError(f"stream {stream_id} is not an Incident")
             incident_id = uuid_to_ulid(stream_id)
-            await conn.execute(f"DELETE FROM {TABLE} WHERE incident_id = $1", incident_id)
+            incident_ids.append(incident_id)
+            rows += [
+                (
+                    incident_id,
+                    seq,
+                    incident.status_page_id,
+                    impact.component_id,
+                    impact.component_status.value,
+                    impact.start_at,
+                    impact.end_at,
+                )
+                for seq, impact in enumerate(incident.component_impacts)
+            ]
+        if not incident_ids:
+            return
+        await conn.execute(f"DELETE FROM {TABLE} WHERE incident_id = ANY($1::text[])", incident_ids)
+        if rows:
             await conn.executemany(
                 f"INSERT INTO {TABLE} (incident_id, seq, status_page_id, component_id, component_status,"
                 " start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [
-                    (
-                        incident_id,
-                        seq,
-                        incident.status_page_id,
-                        impact.component_id,
-                        impact.component_status.value,
-                        impact.start_at,
-                        impact.end_at,
-                    )
-                    for seq, impact in enumerate(incident.component_impacts)
-                ],
+                rows,
             )
 
 

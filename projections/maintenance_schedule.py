@@ -88,33 +88,38 @@ class MaintenanceSchedule:
     schema_sql = SCHEMA_SQL
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        for record in events:
-            if not record.topic.startswith(_TOPIC_PREFIX):
-                continue  # other aggregates' events only advance the checkpoint
-            before = await _row(conn, record.stream_id)
+        records = [record for record in events if record.topic.startswith(_TOPIC_PREFIX)]
+        if not records:
+            return  # other aggregates' events only advance the checkpoint
+        # Fold the batch in memory from the stored rows, then write each row that changed once, with the
+        # position of the last event that changed it: the same rows as applying event by event.
+        rows = await _rows(conn, list(dict.fromkeys(record.stream_id for record in records)))
+        changed: dict[UUID, int] = {}
+        for record in records:
+            before = rows.get(record.stream_id)
             after = evolve(before, record.decode(), record.stream_id)
-            if after is None:
-                if before is not None:
-                    await conn.execute(f"DELETE FROM {TABLE} WHERE id = $1", record.stream_id)
-            elif after != before:
-                await conn.execute(
-                    f"INSERT INTO {TABLE} (id, status, start_at, end_at, due_at, position)"
-                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET status = $2,"
-                    " start_at = $3, end_at = $4, due_at = $5, position = $6",
-                    after.id,
-                    after.status.value,
-                    after.start_at,
-                    after.end_at,
-                    after.due_at,
-                    record.position,
-                )
+            rows[record.stream_id] = after
+            if after != before:
+                changed[record.stream_id] = record.position
+        gone = [stream_id for stream_id in changed if rows[stream_id] is None]
+        kept = [(row, changed[stream_id]) for stream_id in changed if (row := rows[stream_id]) is not None]
+        if gone:
+            await conn.execute(f"DELETE FROM {TABLE} WHERE id = ANY($1::uuid[])", gone)
+        if kept:
+            await conn.executemany(
+                f"INSERT INTO {TABLE} (id, status, start_at, end_at, due_at, position)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET status = $2,"
+                " start_at = $3, end_at = $4, due_at = $5, position = $6",
+                [(row.id, row.status.value, row.start_at, row.end_at, row.due_at, position) for row, position in kept],
+            )
 
 
-async def _row(conn: asyncpg.Connection, stream_id: UUID) -> ScheduleRow | None:
-    row = await conn.fetchrow(f"SELECT id, status, start_at, end_at FROM {TABLE} WHERE id = $1", stream_id)
-    if row is None:
-        return None
-    return ScheduleRow(row["id"], MaintenanceStatus(row["status"]), row["start_at"], row["end_at"])
+async def _rows(conn: asyncpg.Connection, stream_ids: list[UUID]) -> dict[UUID, ScheduleRow | None]:
+    found = await conn.fetch(f"SELECT id, status, start_at, end_at FROM {TABLE} WHERE id = ANY($1::uuid[])", stream_ids)
+    rows: dict[UUID, ScheduleRow | None] = dict.fromkeys(stream_ids)
+    for row in found:
+        rows[row["id"]] = ScheduleRow(row["id"], MaintenanceStatus(row["status"]), row["start_at"], row["end_at"])
+    return rows
 
 
 # Queries. `db` is a pool or a connection.

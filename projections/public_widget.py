@@ -442,19 +442,21 @@ class PublicWidget:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         decoded = [(record.position, record.decode()) for record in events]
-        state = await _load_state(conn, [event for _, event in decoded])
+        # One event per stream tells which rows to load; stream ids become ULIDs once per stream, not per event.
+        state = await _load_state(conn, list({event.originator_id: event for _, event in decoded}.values()))
         touched_pages: dict[str, int] = {}
-        touched_notices: set[str] = set()
-        touched_components: set[str] = set()
+        notice_streams: set[UUID] = set()
+        component_streams: set[UUID] = set()
         for position, event in decoded:
             affected = evolve(state, event)
-            stream_id = uuid_to_ulid(event.originator_id)
             if isinstance(event, Incident.Event | Maintenance.Event):
-                touched_notices.add(stream_id)
+                notice_streams.add(event.originator_id)
             elif isinstance(event, Component.Event):
-                touched_components.add(stream_id)
+                component_streams.add(event.originator_id)
             for page_id in affected:
                 touched_pages[page_id] = position
+        touched_notices = {uuid_to_ulid(stream_id) for stream_id in notice_streams}
+        touched_components = {uuid_to_ulid(stream_id) for stream_id in component_streams}
         await _save_state(conn, state, set(touched_pages), touched_notices, touched_components)
         changed, deleted = await _store_documents(conn, state, touched_pages)
         # Only the live tables tell the caches; a rebuild into a scratch schema must not move them.

@@ -1,8 +1,9 @@
 """Rebuilding read models from the log (DESIGN: "every read model can be dropped and rebuilt from it,
 byte for byte") and checking that claim: rebuild into a scratch schema and compare with the live tables.
 
-The rebuild goes through the runner's own `catch_up`, so the check exercises the very code that keeps
-the live tables current.
+The rebuild goes through the runner's own catch-up code (`catch_up_many`, which `catch_up` is one
+projection of), so the check exercises the very code that keeps the live tables current. All
+projections are rebuilt in one pass: each batch of the log is read and decoded once and handed to each.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
-from infra.event_store import PostgresEventStore, RecordedEvent
-from projections.runner import Projection, advisory_key, catch_up, ensure_tables, quote_ident
+from infra.event_store import PostgresEventStore
+from projections.runner import CatchUpState, Projection, advisory_key, catch_up_many, ensure_tables, quote_ident
 
 REBUILD_BATCH = 1000
 SHOWN_ROWS = 5
@@ -49,6 +49,7 @@ class RebuildStats:
     seconds: float = 0.0
     positions: dict[str, int] = field(default_factory=dict)
     projection_seconds: dict[str, float] = field(default_factory=dict)
+    """Time spent in each projection's `apply` (reading the log is shared and counted in none)."""
 
     @property
     def log_events(self) -> int:
@@ -59,43 +60,6 @@ class RebuildStats:
     def events_per_second(self) -> float:
         """Log events per second through every projection: the figure the benchmark compares."""
         return self.log_events / self.seconds if self.seconds > 0 else 0.0
-
-
-class _ReplayStore(PostgresEventStore):
-    """The store `catch_up` reads through during a rebuild: reports progress per batch and can stop at
-    a position (to compare with a live projection exactly where its checkpoint is)."""
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        projection: str,
-        end: int,
-        *,
-        up_to: int | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> None:
-        super().__init__(pool)
-        self.projection = projection
-        self.end = end if up_to is None else min(end, up_to)
-        self.up_to = up_to
-        self.progress = progress
-        self.events = 0
-        self.started = time.perf_counter()
-
-    async def read_all(self, after: int = 0, limit: int = 500, **kwargs: Any) -> list[RecordedEvent]:
-        if self.up_to is not None and after >= self.up_to:
-            return []
-        events = await super().read_all(after, limit, **kwargs)
-        if self.up_to is not None:
-            events = [event for event in events if event.position <= self.up_to]
-        self.events += len(events)
-        if events and self.progress is not None:
-            self.progress(
-                RebuildProgress(
-                    self.projection, events[-1].position, self.end, self.events, time.perf_counter() - self.started
-                )
-            )
-        return events
 
 
 async def _log_end(conn: asyncpg.Connection) -> int:
@@ -136,15 +100,29 @@ async def _catch_up_all(
     up_to: Mapping[str, int] | None,
     batch_size: int,
 ) -> None:
+    """Catch every projection up in one shared pass over the log, reporting each one's progress."""
     end = await _log_end(conn)
-    for projection in projections:
-        limit = up_to.get(projection.name) if up_to is not None else None
-        store = _ReplayStore(pool, projection.name, end, up_to=limit, progress=progress)
-        started = time.perf_counter()
-        stats.positions[projection.name] = await catch_up(conn, store, projection, batch_size=batch_size, schema=schema)
-        stats.events[projection.name] = stats.events.get(projection.name, 0) + store.events
+    started = time.perf_counter()
+    reported: dict[str, int] = {}
+
+    def report(states: Sequence[CatchUpState]) -> None:
+        if progress is None:
+            return
         elapsed = time.perf_counter() - started
-        stats.projection_seconds[projection.name] = stats.projection_seconds.get(projection.name, 0.0) + elapsed
+        for state in states:
+            if reported.get(state.name) != state.position:
+                reported[state.name] = state.position
+                limit = end if state.limit is None else min(end, state.limit)
+                progress(RebuildProgress(state.name, state.position, limit, state.events, elapsed))
+
+    states = await catch_up_many(
+        conn, PostgresEventStore(pool), projections, batch_size=batch_size, schema=schema, up_to=up_to,
+        progress=report,
+    )
+    for name, state in states.items():
+        stats.positions[name] = state.position
+        stats.events[name] = stats.events.get(name, 0) + state.events
+        stats.projection_seconds[name] = stats.projection_seconds.get(name, 0.0) + state.apply_seconds
 
 
 @dataclass(frozen=True)
@@ -303,43 +281,71 @@ async def rebuild_live(
     batch_size: int = REBUILD_BATCH,
 ) -> RebuildStats:
     """Rebuild one live projection from zero: empty its tables and reset its checkpoint in one
-    transaction, then fold the whole log into it again.
+    transaction, then fold the whole log into it again (see `rebuild_live_many`)."""
+    return await rebuild_live_many(pool, [name], projections, progress=progress, batch_size=batch_size)
 
-    With the projection's advisory lock no runner can interfere, and this call does the catching up.
+
+async def rebuild_live_many(
+    pool: asyncpg.Pool,
+    names: Sequence[str],
+    projections: Sequence[Projection],
+    *,
+    progress: ProgressCallback | None = None,
+    batch_size: int = REBUILD_BATCH,
+) -> RebuildStats:
+    """Rebuild the named live projections from zero: empty each one's tables and reset its checkpoint
+    in one transaction, then fold the whole log into them again, in one shared pass.
+
+    With a projection's advisory lock no runner can interfere, and this call does the catching up.
     If a running worker holds the lock, the reset still happens safely (the runner locks the checkpoint
     row per batch, so it waits for the reset and then sees position 0) and the worker refills the
     tables; this call waits for it and reports its progress."""
-    projection = next((p for p in projections if p.name == name), None)
-    if projection is None:
-        known = ", ".join(p.name for p in projections) or "none"
-        raise UnknownProjection(f"no projection named {name!r} (registered: {known})")
+    by_name = {p.name: p for p in projections}
+    for name in names:
+        if name not in by_name:
+            known = ", ".join(by_name) or "none"
+            raise UnknownProjection(f"no projection named {name!r} (registered: {known})")
+    selected = [by_name[name] for name in dict.fromkeys(names)]
     stats = RebuildStats()
     started = time.perf_counter()
     async with pool.acquire() as conn:
-        await ensure_tables(conn, [projection])
-        locked = await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(name))
+        await ensure_tables(conn, selected)
+        locked: list[Projection] = []
         try:
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", name
-                )
-                await conn.execute("SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", name)
-                tables = ", ".join(f"public.{quote_ident(table)}" for table in projection.tables)
-                if tables:
-                    # RESTART IDENTITY: serial keys restart as in a fresh rebuild, so the tables stay byte-equal.
-                    await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
-                await conn.execute(
-                    "UPDATE beacon_projection_checkpoints SET position = 0, updated_at = now() WHERE name = $1", name
-                )
+            for projection in selected:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name)):
+                    locked.append(projection)
+            for projection in selected:
+                await _reset(conn, projection)
             if locked:
-                await _catch_up_all(pool, conn, [projection], "public", stats, progress, None, batch_size)
-            else:
-                await _follow_worker(conn, name, stats, progress)
+                await _catch_up_all(pool, conn, locked, "public", stats, progress, None, batch_size)
+            for projection in selected:
+                if projection not in locked:
+                    await _follow_worker(conn, projection.name, stats, progress)
         finally:
-            if locked:
-                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(name))
+            for projection in locked:
+                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(projection.name))
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+async def _reset(conn: asyncpg.Connection, projection: Projection) -> None:
+    """Empty the projection's live tables and move its checkpoint to 0, in one transaction."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", projection.name
+        )
+        await conn.execute(
+            "SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", projection.name
+        )
+        tables = ", ".join(f"public.{quote_ident(table)}" for table in projection.tables)
+        if tables:
+            # RESTART IDENTITY: serial keys restart as in a fresh rebuild, so the tables stay byte-equal.
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
+        await conn.execute(
+            "UPDATE beacon_projection_checkpoints SET position = 0, updated_at = now() WHERE name = $1",
+            projection.name,
+        )
 
 
 class RebuildStalled(Exception):

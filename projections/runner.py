@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -112,6 +113,23 @@ async def ensure_tables(conn: asyncpg.Connection, projections: Sequence[Projecti
             await conn.execute(projection.schema_sql)
 
 
+@dataclass
+class CatchUpState:
+    """One projection's place in a shared catch-up pass (`catch_up_many`)."""
+
+    name: str
+    position: int = 0
+    """Its checkpoint as of the last committed batch."""
+    limit: int | None = None
+    """Where to stop (inclusive), None for the end of the log."""
+    events: int = 0
+    """Events applied to it in this pass (the ones it ignores included: they advance it too)."""
+    apply_seconds: float = 0.0
+    """Time spent in its `apply` in this pass."""
+    reached_limit: bool = False
+    """The pass has read past `limit`: nothing is left for it (even below a gap in the positions)."""
+
+
 async def catch_up(
     conn: asyncpg.Connection,
     store: PostgresEventStore,
@@ -126,41 +144,101 @@ async def catch_up(
     Safe to call without the advisory lock (the checkpoint row is locked FOR UPDATE), which is how
     rebuilds into scratch schemas use it. `progress` gets the checkpoint after each committed batch.
     Raises `ProjectionFailed` (after committing the events before the failing one) on a poison event."""
+
+    def report(states: Sequence[CatchUpState]) -> None:
+        if progress is not None:
+            progress(states[0].position)
+
+    states = await catch_up_many(conn, store, [projection], batch_size=batch_size, schema=schema, progress=report)
+    return states[projection.name].position
+
+
+async def catch_up_many(
+    conn: asyncpg.Connection,
+    store: PostgresEventStore,
+    projections: Sequence[Projection],
+    *,
+    batch_size: int = 500,
+    schema: str = "public",
+    up_to: Mapping[str, int] | None = None,
+    progress: Callable[[Sequence[CatchUpState]], None] | None = None,
+) -> dict[str, CatchUpState]:
+    """`catch_up` for several projections in one pass over the log: each batch is read (and each event
+    decoded) once and applied to every projection whose checkpoint is behind it (each in its own
+    savepoint), and every checkpoint moves in the batch's transaction. A rebuild of N projections thus
+    reads the log once instead of N times. `up_to[name]` stops that projection at a position.
+
+    `progress` gets every projection's state after each committed batch. A poison event stops the pass
+    with `ProjectionFailed` after the batch commits (the failing projection up to the event before it,
+    the others with the whole batch; should several fail, the first is raised and the rest logged)."""
+    if len({projection.name for projection in projections}) != len(projections):
+        raise ValueError("catch_up_many needs distinct projection names")
+    names = [projection.name for projection in projections]
+    states = {name: CatchUpState(name, limit=up_to.get(name) if up_to is not None else None) for name in names}
     while True:
-        failure: ProjectionFailed | None = None
+        failures: list[ProjectionFailed] = []
+        advanced: list[CatchUpState] = []
         async with conn.transaction():
             await use_schema(conn, schema)
             await conn.execute(
-                "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                projection.name,
+                "INSERT INTO beacon_projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                names,
             )
-            position: int = await conn.fetchval(
-                "SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE",
-                projection.name,
-            )
-            events = await store.read_all(after=position, limit=batch_size, conn=conn)
+            # Locked in name order, so two passes over overlapping projections cannot deadlock.
+            for row in await conn.fetch(
+                "SELECT name, position FROM beacon_projection_checkpoints WHERE name = ANY($1::text[])"
+                " ORDER BY name FOR UPDATE",
+                names,
+            ):
+                states[row["name"]].position = row["position"]
+            behind = [p for p in projections if not states[p.name].reached_limit]
+            if not behind:
+                return states
+            after = min(states[p.name].position for p in behind)
+            events = await store.read_all(after=after, limit=batch_size, conn=conn)
             if not events:
-                return position
-            applied, error = await _apply_batch(conn, projection, events)
-            if error is not None:
-                failure = ProjectionFailed(projection.name, events[len(applied)], error)
-            if applied:
-                position = applied[-1].position
+                return states
+            for projection in behind:
+                state = states[projection.name]
+                todo = [
+                    event
+                    for event in events
+                    if event.position > state.position and (state.limit is None or event.position <= state.limit)
+                ]
+                if not todo:
+                    continue
+                started = time.perf_counter()
+                applied, error = await _apply_batch(conn, projection, todo)
+                state.apply_seconds += time.perf_counter() - started
+                if error is not None:
+                    failures.append(ProjectionFailed(projection.name, todo[len(applied)], error))
+                if applied:
+                    state.position = applied[-1].position
+                    state.events += len(applied)
+                    advanced.append(state)
+                if state.limit is not None and events[-1].position >= state.limit:
+                    state.reached_limit = True
+            if advanced:
                 await conn.execute(
-                    "UPDATE beacon_projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-                    projection.name,
-                    position,
+                    "UPDATE beacon_projection_checkpoints AS c SET position = a.position, updated_at = now()"
+                    " FROM unnest($1::text[], $2::bigint[]) AS a(name, position) WHERE c.name = a.name",
+                    [state.name for state in advanced],
+                    [state.position for state in advanced],
                 )
                 if schema == "public":
                     await conn.execute(
-                        "SELECT pg_notify($1, $2)", PROJECTIONS_CHANNEL, f"{projection.name}:{position}"
+                        "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
+                        PROJECTIONS_CHANNEL,
+                        [f"{state.name}:{state.position}" for state in advanced],
                     )
-        if applied and progress is not None:
-            progress(position)
-        if failure is not None:
-            raise failure from failure.error
+        if advanced and progress is not None:
+            progress([states[name] for name in names])
+        for failure in failures[1:]:
+            log.error("%s", failure, exc_info=failure.error)
+        if failures:
+            raise failures[0] from failures[0].error
         if len(events) < batch_size:
-            return position
+            return states
 
 
 async def _apply_batch(
