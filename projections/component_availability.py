@@ -73,10 +73,12 @@ class ComponentAvailability:
             return
         await conn.execute(f"DELETE FROM {TABLE} WHERE incident_id = ANY($1::text[])", incident_ids)
         if rows:
-            await conn.executemany(
+            # One statement for the batch's rows (arrays, one per column), not one per row.
+            await conn.execute(
                 f"INSERT INTO {TABLE} (incident_id, seq, status_page_id, component_id, component_status,"
-                " start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                rows,
+                " start_at, end_at) SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[],"
+                " $5::text[], $6::timestamptz[], $7::timestamptz[])",
+                *(list(column) for column in zip(*rows, strict=True)),
             )
 
 

@@ -164,9 +164,9 @@ async def catch_up_many(
     progress: Callable[[Sequence[CatchUpState]], None] | None = None,
 ) -> dict[str, CatchUpState]:
     """`catch_up` for several projections in one pass over the log: each batch is read (and each event
-    decoded) once and applied to every projection whose checkpoint is behind it (each in its own
-    savepoint), and every checkpoint moves in the batch's transaction. A rebuild of N projections thus
-    reads the log once instead of N times. `up_to[name]` stops that projection at a position.
+    decoded) once and applied to every projection whose checkpoint is behind it, and every checkpoint
+    moves in the batch's transaction. A rebuild of N projections thus reads the log once instead of N
+    times. `up_to[name]` stops that projection at a position.
 
     `progress` gets every projection's state after each committed batch. A poison event stops the pass
     with `ProjectionFailed` after the batch commits (the failing projection up to the event before it,
@@ -198,6 +198,7 @@ async def catch_up_many(
             events = await store.read_all(after=after, limit=batch_size, conn=conn)
             if not events:
                 return states
+            work: list[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]] = []
             for projection in behind:
                 state = states[projection.name]
                 todo = [
@@ -205,19 +206,19 @@ async def catch_up_many(
                     for event in events
                     if event.position > state.position and (state.limit is None or event.position <= state.limit)
                 ]
-                if not todo:
-                    continue
-                started = time.perf_counter()
-                applied, error = await _apply_batch(conn, projection, todo)
-                state.apply_seconds += time.perf_counter() - started
+                if todo:
+                    work.append((projection, state, todo))
+                if state.limit is not None and events[-1].position >= state.limit:
+                    state.reached_limit = True
+            for (projection, state, part), (applied, error) in zip(
+                work, await _apply_shared(conn, work), strict=True
+            ):
                 if error is not None:
-                    failures.append(ProjectionFailed(projection.name, todo[len(applied)], error))
+                    failures.append(ProjectionFailed(projection.name, part[len(applied)], error))
                 if applied:
                     state.position = applied[-1].position
                     state.events += len(applied)
                     advanced.append(state)
-                if state.limit is not None and events[-1].position >= state.limit:
-                    state.reached_limit = True
             if advanced:
                 await conn.execute(
                     "UPDATE beacon_projection_checkpoints AS c SET position = a.position, updated_at = now()"
@@ -239,6 +240,40 @@ async def catch_up_many(
             raise failures[0] from failures[0].error
         if len(events) < batch_size:
             return states
+
+
+async def _apply_shared(
+    conn: asyncpg.Connection, work: Sequence[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]]
+) -> list[tuple[Sequence[RecordedEvent], Exception | None]]:
+    """Apply each projection's events, all in one savepoint (two round trips per batch, not two per
+    projection). If any fails, roll them all back and apply each on its own with `_apply_batch`, so the
+    failing one is pinpointed and the others keep their batch."""
+    if len(work) == 1:
+        projection, state, events = work[0]
+        started = time.perf_counter()
+        try:
+            return [await _apply_batch(conn, projection, events)]
+        finally:
+            state.apply_seconds += time.perf_counter() - started
+    try:
+        async with conn.transaction():
+            for projection, state, events in work:
+                started = time.perf_counter()
+                try:
+                    await projection.apply(conn, events)
+                finally:
+                    state.apply_seconds += time.perf_counter() - started
+        return [(events, None) for _, _, events in work]
+    except CONNECTION_ERRORS:
+        raise
+    except Exception as error:
+        log.warning("a shared batch failed (%r); applying each projection's part on its own", error)
+    results: list[tuple[Sequence[RecordedEvent], Exception | None]] = []
+    for projection, state, events in work:
+        started = time.perf_counter()
+        results.append(await _apply_batch(conn, projection, events))
+        state.apply_seconds += time.perf_counter() - started
+    return results
 
 
 async def _apply_batch(
