@@ -33,4 +33,8 @@ class FakeClock:
 
 def format_timestamp(instant: datetime) -> str:
     """RFC 3339 UTC with microseconds, as the wire format wants: `2026-01-28T10:00:00.000000Z`."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = instant if instant.tzinfo is UTC else instant.astimezone(UTC)
+    if utc.year < 1000:  # strftime's %Y does not pad these; keep its output
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime, and read models format timestamps by the 100k.
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
