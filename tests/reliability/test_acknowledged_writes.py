@@ -22,7 +22,9 @@ import asyncpg
 import httpx
 import pytest
 
+from infra.db import create_pool
 from infra.event_store import PostgresEventStore
+from infra.settings import Settings
 from projections.rebuild import replay_check
 from projections.registry import all_projections
 from tests.reliability.conftest import Beacon, Keys, running_beacon
@@ -89,8 +91,7 @@ async def _writes_under_fire(beacon: Beacon, restart: Callable[[], None] | None)
     assert restart is None or restarted, "the run ended before Postgres was restarted"
     assert kills > 0
 
-    pool = await asyncpg.create_pool(beacon.database_url, min_size=1, max_size=2)
-    assert pool is not None
+    pool = await create_pool(beacon.database_url, Settings(database_url=beacon.database_url))  # as the app's
     try:
         logged = await _logged_update_messages(pool)
         lost = acknowledged - set(logged)
