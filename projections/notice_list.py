@@ -90,7 +90,7 @@ class _Folded:
     aggregate: Aggregate
 
 
-_CACHE_SIZE = 1024
+_CACHE_SIZE = 2048
 _folded: OrderedDict[UUID, _Folded] = OrderedDict()
 """Aggregates the last batches left behind, least recently used first. Only ever a function of the log:
 an entry is used only when the event at its version still has its hash (the hash chains the whole log

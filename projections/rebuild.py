@@ -18,7 +18,9 @@ import asyncpg
 from infra.event_store import PostgresEventStore
 from projections.runner import CatchUpState, Projection, advisory_key, catch_up_many, ensure_tables, quote_ident
 
-REBUILD_BATCH = 1000
+REBUILD_BATCH = 2500
+"""Events per rebuild transaction: bigger batches render each touched page and notice less often (measured
+~10% faster than 1000 on the 100k bench log; 5000 gained nothing more)."""
 SHOWN_ROWS = 5
 LIVE_STALL_SECONDS = 60.0
 
