@@ -3,7 +3,7 @@
 ASGI fast path installed as Litestar's `asgi_handler` (Litestar's `__call__` and before_send hooks still run),
 (4) the raw fast
 path in a `Litestar.__call__` override (nothing of Litestar runs). Calls the ASGI apps in-process, so
-it measures framework work only; `bench/widget.sh` measures the chosen one over HTTP.
+it measures framework work only; `bench/widget.py` measures the chosen one over HTTP.
 
 Run: `.venv/bin/python bench/widget_routes.py`."""
 

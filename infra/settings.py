@@ -34,8 +34,6 @@ class Settings:
     """`BEACON_STATEMENT_TIMEOUT_MS`: server-side statement timeout on every connection."""
     pool_size: int = 10
     """`BEACON_POOL_SIZE`: asyncpg pool size per process."""
-    public_base_url: str = "http://127.0.0.1:8000"
-    """`BEACON_PUBLIC_BASE_URL`: used for links when a status page has no `public_url`."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -60,5 +58,4 @@ class Settings:
             projection_batch_size=int(env.get("BEACON_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)),
             statement_timeout_ms=int(env.get("BEACON_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
-            public_base_url=env.get("BEACON_PUBLIC_BASE_URL", defaults.public_base_url),
         )

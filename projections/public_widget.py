@@ -522,7 +522,10 @@ async def _save_state(
 
 async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched: Mapping[str, int]) -> tuple[int, int]:
     """Render each touched page once and write the documents whose bytes changed; returns how many
-    documents were written and how many removed."""
+    documents were written and how many removed.
+
+    A document's `position` is the last event that touched its page, whether or not the bytes changed,
+    so it does not depend on how the log was cut into batches (a rebuild must equal the live table)."""
     missing = [page_id for page_id in touched if page_id not in state.pages]  # touched through a notice
     for row in await conn.fetch("SELECT state FROM widget_pages WHERE id = ANY($1::text[])", missing):
         page = _PAGE_DECODER.decode(row["state"])
@@ -548,6 +551,7 @@ async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched
         )
     }
     writes: list[tuple[str, str, str, bytes, str, int]] = []
+    unchanged: list[tuple[str, str, int]] = []
     keep: set[tuple[str, str]] = set()
     for page_id in page_ids:
         page = state.pages[page_id]
@@ -557,6 +561,8 @@ async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched
             etag = etag_of(body)
             if existing.get(key) != etag:
                 writes.append((page.slug, sub_slug, page_id, body, etag, touched[page_id]))
+            else:
+                unchanged.append((page.slug, sub_slug, touched[page_id]))
     removed = [key for key in existing if key not in keep]
     if writes:
         await conn.executemany(
@@ -565,6 +571,11 @@ async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched
             " SET status_page_id = EXCLUDED.status_page_id, body = EXCLUDED.body, etag = EXCLUDED.etag,"
             " position = EXCLUDED.position",
             writes,
+        )
+    if unchanged:
+        await conn.executemany(
+            "UPDATE widget_documents SET position = $3 WHERE page_slug = $1 AND sub_page_slug = $2",
+            unchanged,
         )
     for page_slug, sub_slug in removed:
         await conn.execute(

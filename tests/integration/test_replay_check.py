@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import pytest
 
 from bench.replay import write_mixed_log
+from domain.base import SYSTEM, CommandContext
+from domain.status_page import create_status_page, update_status_page
 from infra.event_store import PostgresEventStore, RecordedEvent
 from projections.rebuild import RebuildProgress, UnknownProjection, rebuild, rebuild_live, replay_check
 from projections.registry import all_projections
@@ -196,3 +200,19 @@ async def test_the_live_projection_moving_on_during_a_check_is_followed(
 async def test_an_unknown_projection_name_is_refused(pool: asyncpg.Pool) -> None:
     with pytest.raises(UnknownProjection, match="no projection named 'nope'"):
         await rebuild_live(pool, "nope", _projections())
+
+
+async def test_a_change_the_widget_does_not_show_leaves_no_difference(pool: asyncpg.Pool) -> None:
+    """A description edit touches the page but not its widget bytes; the document's position must
+    still match a rebuild that sees both events in one batch."""
+    store = PostgresEventStore(pool)
+    context = CommandContext(now=datetime(2026, 1, 28, tzinfo=UTC), actor=SYSTEM)
+    page_id = uuid4()
+    await create_status_page(store, page_id=page_id, name="Acme", slug="acme", context=context)
+    await update_status_page(store, page_id=page_id, name="Acme", description="Now with words", context=context)
+    projections = _projections()
+    await _live(pool, projections, batch_size=1)
+
+    _, differences = await replay_check(pool, projections, SCRATCH)
+
+    assert differences == [], "\n".join(d.describe()[:2000] for d in differences)
