@@ -35,6 +35,7 @@ from api.openapi import BeaconOpenAPIJson, correct_allow_header
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
 from api.services import Services
+from api.shutdown import bounded, close_pool
 from api.text import refuse_nul_characters
 from api.widget import WidgetLitestar, widget_lifespan
 from infra.clock import Clock, SystemClock
@@ -133,14 +134,14 @@ def create_app(
                 yield
             finally:
                 if scheduler is not None:
-                    await scheduler.stop()
+                    await bounded(scheduler.stop(), "scheduler")
                 if services.runner is not None:
-                    await services.runner.stop()
+                    await bounded(services.runner.stop(), "projection runner")
                 if worker_pool is not None:
-                    await worker_pool.close()
-                await watermarks.stop()
+                    await close_pool(worker_pool)
+                await bounded(watermarks.stop(), "watermarks")
         finally:
-            await pool.close()
+            await close_pool(pool)
 
     v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=refuse_nul_characters)
     return WidgetLitestar(

@@ -24,6 +24,7 @@ import msgspec
 from litestar import Litestar
 
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
+from api.shutdown import bounded
 from infra.db import database_url
 from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
 
@@ -322,4 +323,4 @@ async def widget_lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await cache.stop()
+        await bounded(cache.stop(), "widget cache")
