@@ -379,7 +379,7 @@ class ProjectionRunner:
     poll_interval: float = 0.5
     batch_size: int = 500
     statuses: dict[str, ProjectionStatus] = field(default_factory=dict)
-    _wake: dict[str, asyncio.Event] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -387,12 +387,11 @@ class ProjectionRunner:
             await ensure_tables(conn, self.projections)
         for projection in self.projections:
             self.statuses[projection.name] = ProjectionStatus(projection.name)
-            self._wake[projection.name] = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._run(projection), name=f"projection:{projection.name}"))
+        self._tasks.append(asyncio.create_task(self._run(), name="projections"))
         self._tasks.append(asyncio.create_task(self._listen(), name="projection-listener"))
 
     async def stop(self) -> None:
-        """Cancel every projection (an open batch rolls back) and release the advisory locks."""
+        """Cancel the pass (an open batch rolls back) and release the advisory locks."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -404,8 +403,7 @@ class ProjectionRunner:
         return await lag(self.pool, self.store, self.projections, self.statuses)
 
     def wake(self) -> None:
-        for event in self._wake.values():
-            event.set()
+        self._wake.set()
 
     def _on_event(self, *_: object) -> None:
         self.wake()
@@ -440,51 +438,77 @@ class ProjectionRunner:
                 with contextlib.suppress(*CONNECTION_ERRORS):
                     await conn.remove_listener(EVENTS_CHANNEL, self._on_event)
 
-    async def _run(self, projection: Projection) -> None:
-        status = self.statuses[projection.name]
-        wake = self._wake[projection.name]
+    async def _run(self) -> None:
+        """Every projection this process holds the lock of, caught up together: each batch of the log
+        is read and decoded once and applied to all of them in one transaction (`catch_up_many`), so a
+        write costs one projection transaction, not one per projection. Each projection still has its
+        own advisory lock, checkpoint and failure: a poison event stops only its projection."""
         while True:
             try:
-                await self._run_while_locked(projection, status, wake)
-            except ProjectionFailed as failure:
-                status.error = str(failure)
-                log.error("%s", failure, exc_info=failure.error)
-                return
+                await self._run_on_one_connection()
             except CONNECTION_ERRORS as error:
-                log.warning("projection %s lost its connection: %r; retrying", projection.name, error)
+                log.warning("projections lost their connection: %r; retrying", error)
             except Exception as error:
-                # Not the projection's logic (that is ProjectionFailed) but the runner's own reading of the
+                # Not a projection's logic (that is ProjectionFailed) but the runner's own reading of the
                 # log; retrying would fail the same way, so stop loudly.
-                status.error = f"projection {projection.name} stopped after position {status.position}: {error!r}"
-                log.exception("projection %s stopped", projection.name)
+                for status in self.statuses.values():
+                    if status.error is None:
+                        status.error = f"projection {status.name} stopped after position {status.position}: {error!r}"
+                log.exception("projections stopped")
                 return
+            finally:
+                for status in self.statuses.values():
+                    status.active = False
             await asyncio.sleep(self.poll_interval)
 
-    async def _run_while_locked(self, projection: Projection, status: ProjectionStatus, wake: asyncio.Event) -> None:
-        def progress(position: int) -> None:
-            status.position = position
-
-        key = advisory_key(projection.name)
+    async def _run_on_one_connection(self) -> None:
+        held: set[str] = set()  # session advisory locks live and die with this connection
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                status.standby_checks += 1
-                return  # another process is active; stand by and try again later
             try:
-                status.active = True
                 while True:
-                    wake.clear()
-                    status.position = await catch_up(
-                        conn, self.store, projection, batch_size=self.batch_size, progress=progress
-                    )
-                    status.passes += 1
+                    self._wake.clear()
+                    await self._take_free_locks(conn, held)
+                    active = [p for p in self.projections if p.name in held and self.statuses[p.name].error is None]
+                    if active:
+                        await self._pass(conn, active)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.poll_interval)
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             finally:
-                status.active = False
                 # Releasing the connection to the pool also unlocks (asyncpg's reset runs
                 # pg_advisory_unlock_all), and a dead connection holds no lock; this is the prompt path.
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+                if held:
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await conn.execute("SELECT pg_advisory_unlock_all()")
+
+    async def _take_free_locks(self, conn: asyncpg.Connection, held: set[str]) -> None:
+        """Become active for every projection no other process runs; stand by for the rest."""
+        for projection in self.projections:
+            status = self.statuses[projection.name]
+            if projection.name in held or status.error is not None:
+                continue
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name)):
+                held.add(projection.name)
+                status.active = True
+            else:
+                status.standby_checks += 1
+
+    async def _pass(self, conn: asyncpg.Connection, active: Sequence[Projection]) -> None:
+        def progress(states: Sequence[CatchUpState]) -> None:
+            for state in states:
+                self.statuses[state.name].position = state.position
+
+        try:
+            states = await catch_up_many(conn, self.store, active, batch_size=self.batch_size, progress=progress)
+        except ProjectionFailed as failure:
+            status = self.statuses[failure.projection]
+            status.error = str(failure)
+            status.active = False
+            log.error("%s", failure, exc_info=failure.error)
+            self.wake()  # the others go on at once, without it
+            return
+        for name, state in states.items():
+            self.statuses[name].position = state.position
+            self.statuses[name].passes += 1
 
 
 async def checkpoints(conn: asyncpg.Connection) -> dict[str, int]:
