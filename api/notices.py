@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import msgspec
 from litestar import Response
+from litestar.di import Provide
+from litestar.params import FromQuery
 
 from api.controllers.components import not_found
 from api.errors import ApiError
@@ -84,6 +86,32 @@ class ListQuery(msgspec.Struct, kw_only=True):
     end_at: datetime | None = None
     page_size: int | None = None
     after: str | None = None
+
+
+def _list_query(
+    status_page_id: FromQuery[str | None] = None,
+    component_id: FromQuery[str | None] = None,
+    group_id: FromQuery[str | None] = None,
+    sub_page_id: FromQuery[str | None] = None,
+    start_at: FromQuery[datetime | None] = None,
+    end_at: FromQuery[datetime | None] = None,
+    page_size: FromQuery[int | None] = None,
+    after: FromQuery[str | None] = None,
+) -> ListQuery:
+    return ListQuery(
+        status_page_id=status_page_id,
+        component_id=component_id,
+        group_id=group_id,
+        sub_page_id=sub_page_id,
+        start_at=start_at,
+        end_at=end_at,
+        page_size=page_size,
+        after=after,
+    )
+
+
+LIST_QUERY = {"filters": Provide(_list_query, sync_to_thread=False)}
+"""The list endpoints' shared query parameters, injected as `filters: ListQuery` (and documented once)."""
 
 
 async def list_notices(

@@ -8,10 +8,12 @@ from datetime import datetime
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.controllers.components import path_id, settle_latest
 from api.notices import (
+    LIST_QUERY,
     ComponentStatusPayload,
     ListQuery,
     created,
@@ -104,30 +106,13 @@ def _result(incident: Incident) -> StatusPageIncidentResult:
 class StatusPageIncidentController(Controller):
     path = "/status_page_incidents"
 
-    @get("/")
+    @get("/", dependencies=LIST_QUERY)
     async def list_incidents(
         self,
         request: Request,  # type: ignore[type-arg]
-        status_page_id: FromQuery[str | None] = None,
-        component_id: FromQuery[str | None] = None,
-        group_id: FromQuery[str | None] = None,
-        sub_page_id: FromQuery[str | None] = None,
-        start_at: FromQuery[datetime | None] = None,
-        end_at: FromQuery[datetime | None] = None,
-        page_size: FromQuery[int | None] = None,
-        after: FromQuery[str | None] = None,
+        filters: NamedDependency[ListQuery],
     ) -> StatusPageIncidentList:
-        query = ListQuery(
-            status_page_id=status_page_id,
-            component_id=component_id,
-            group_id=group_id,
-            sub_page_id=sub_page_id,
-            start_at=start_at,
-            end_at=end_at,
-            page_size=page_size,
-            after=after,
-        )
-        items, meta = await list_notices(services_of(request), TABLE, query, StatusPageIncident)
+        items, meta = await list_notices(services_of(request), TABLE, filters, StatusPageIncident)
         return StatusPageIncidentList(status_page_incidents=items, pagination_meta=meta)
 
     @get("/{status_page_incident_id:str}")

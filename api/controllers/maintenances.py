@@ -8,10 +8,12 @@ from datetime import datetime
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.controllers.components import path_id, settle_latest
 from api.notices import (
+    LIST_QUERY,
     ComponentStatusPayload,
     ListQuery,
     created,
@@ -98,30 +100,13 @@ def _result(maintenance: Maintenance) -> StatusPageMaintenanceResult:
 class StatusPageMaintenanceController(Controller):
     path = "/status_page_maintenances"
 
-    @get("/")
+    @get("/", dependencies=LIST_QUERY)
     async def list_maintenances(
         self,
         request: Request,  # type: ignore[type-arg]
-        status_page_id: FromQuery[str | None] = None,
-        component_id: FromQuery[str | None] = None,
-        group_id: FromQuery[str | None] = None,
-        sub_page_id: FromQuery[str | None] = None,
-        start_at: FromQuery[datetime | None] = None,
-        end_at: FromQuery[datetime | None] = None,
-        page_size: FromQuery[int | None] = None,
-        after: FromQuery[str | None] = None,
+        filters: NamedDependency[ListQuery],
     ) -> StatusPageMaintenanceList:
-        query = ListQuery(
-            status_page_id=status_page_id,
-            component_id=component_id,
-            group_id=group_id,
-            sub_page_id=sub_page_id,
-            start_at=start_at,
-            end_at=end_at,
-            page_size=page_size,
-            after=after,
-        )
-        items, meta = await list_notices(services_of(request), TABLE, query, StatusPageMaintenance)
+        items, meta = await list_notices(services_of(request), TABLE, filters, StatusPageMaintenance)
         return StatusPageMaintenanceList(status_page_maintenances=items, pagination_meta=meta)
 
     @get("/{status_page_maintenance_id:str}")
