@@ -13,10 +13,10 @@ from litestar import Response
 from litestar.di import Provide
 from litestar.params import FromQuery
 
-from api.controllers.components import not_found
 from api.errors import ApiError
 from api.pagination import PaginationMeta, page_params, paginate
 from api.services import Services
+from api.wire import not_found
 from domain.base import NotFound
 from domain.notice import PageComponents
 from domain.status_page import component_ids

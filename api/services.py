@@ -4,13 +4,15 @@ controllers through dependency injection."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from api.errors import ApiError
+from api.errors import DATABASE_UNAVAILABLE, ApiError
 from api.rate_limit import TokenBuckets
 from api.request_id import ensure_request_id
 from domain.base import CommandContext
@@ -22,6 +24,9 @@ from projections.watermark import Watermarks
 
 if TYPE_CHECKING:
     from api.auth import KeyCache
+
+
+log = logging.getLogger("beacon.api")
 
 
 @dataclass
@@ -56,6 +61,26 @@ class Services:
             widget_cache = self.extras.get("widget_cache")  # this process's widget documents (D5)
             if widget_cache is not None:
                 await widget_cache.wait_for(position, self.settings.read_your_writes_timeout)
+
+    async def settle_latest(self) -> None:
+        """Read-your-writes after a domain handler (D6). The handlers return the aggregate, not the append
+        position, so wait for the log's head, which is at or past this request's events.
+
+        The write is recorded by now: if the database drops away here, answering an error would invite the
+        client to send it again (updates carry no idempotency key), so keep trying for as long as `settle`
+        would wait, then answer as `settle` does on a timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.read_your_writes_timeout
+        while True:
+            try:
+                position = await self.store.max_position()
+                break
+            except DATABASE_UNAVAILABLE as error:
+                if loop.time() >= deadline:
+                    log.warning("read-your-writes skipped, the write is recorded: %r", error)
+                    return
+                await asyncio.sleep(0.05)
+        await self.settle(position)
 
 
 def services_of(request: Any) -> Services:

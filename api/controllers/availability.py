@@ -9,9 +9,9 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery
 
-from api.controllers.components import not_found
 from api.errors import ApiError
 from api.services import services_of
+from api.wire import not_found
 from domain.status_page import component_ids
 from infra.clock import format_timestamp
 from projections import status_page_catalog as catalog

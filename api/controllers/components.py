@@ -1,73 +1,22 @@
 """Status page components (SDK 2.29): list and show (any key); create, update and delete (admin).
 
 Deleting archives the component: it disappears from every read here (404 afterwards), pages can no
-longer place it, and its history stays in the log. This module also holds the small helpers the
-status page and structure controllers share (wire ids, management meta, read-your-writes).
+longer place it, and its history stays in the log.
 """
 
 from __future__ import annotations
-
-import asyncio
-import logging
-from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from api.errors import DATABASE_UNAVAILABLE, ApiError
-from api.services import Services, services_of
+from api.services import services_of
+from api.wire import ManagementMeta, management_meta, not_found, path_id
 from domain.base import NotFound
 from domain.component import Component, archive_component, create_component, update_component
 from infra.api_keys import ADMIN
-from infra.ids import is_ulid, new_ulid, ulid_to_uuid, uuid_to_ulid
+from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
-
-log = logging.getLogger("beacon.api")
-
-
-def path_id(value: str, what: str) -> UUID:
-    """The stream id behind a wire id; anything that is not a ULID names nothing, so it is a 404."""
-    if not is_ulid(value):
-        raise not_found(what, value)
-    return ulid_to_uuid(value)
-
-
-def not_found(what: str, value: str) -> ApiError:
-    return ApiError(404, f"No {what} with id {value!r}", code="not_found")
-
-
-async def settle_latest(services: Services) -> None:
-    """Read-your-writes after a domain handler (D6). The handlers return the aggregate, not the append
-    position, so wait for the log's head, which is at or past this request's events.
-
-    The write is recorded by now: if the database drops away here, answering an error would invite the
-    client to send it again (updates carry no idempotency key), so keep trying for as long as `settle`
-    would wait, then answer as `settle` does on a timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + services.settings.read_your_writes_timeout
-    while True:
-        try:
-            position = await services.store.max_position()
-            break
-        except DATABASE_UNAVAILABLE as error:
-            if loop.time() >= deadline:
-                log.warning("read-your-writes skipped, the write is recorded: %r", error)
-                return
-            await asyncio.sleep(0.05)
-    await services.settle(position)
-
-
-class ManagementMeta(msgspec.Struct):
-    """incident.io's marker of who manages a resource; Beacon's are all managed through this API and no
-    tool claims them, which incident.io reports as its default, `dashboard`."""
-
-    annotations: dict[str, str]
-    managed_by: str
-
-
-def management_meta() -> ManagementMeta:
-    return ManagementMeta(annotations={}, managed_by="dashboard")
 
 
 class StatusPageComponentView(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -132,7 +81,7 @@ class StatusPageComponentController(Controller):
             description=data.description,
             context=context,
         )
-        await settle_latest(services)
+        await services.settle_latest()
         return _from_aggregate(component)
 
     @put("/{component_id:str}", opt={"scope": ADMIN})
@@ -153,7 +102,7 @@ class StatusPageComponentController(Controller):
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
             raise not_found("status page component", component_id) from error
-        await settle_latest(services)
+        await services.settle_latest()
         return _from_aggregate(component)
 
     @delete("/{component_id:str}", status_code=204, opt={"scope": ADMIN})
@@ -167,4 +116,4 @@ class StatusPageComponentController(Controller):
             )
         except NotFound as error:
             raise not_found("status page component", component_id) from error
-        await settle_latest(services)
+        await services.settle_latest()

@@ -11,7 +11,6 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.controllers.components import path_id, settle_latest
 from api.notices import (
     LIST_QUERY,
     ComponentStatusPayload,
@@ -26,6 +25,7 @@ from api.notices import (
 )
 from api.pagination import PaginationMeta
 from api.services import services_of
+from api.wire import path_id
 from domain.base import load
 from domain.incident import (
     Incident,
@@ -152,7 +152,7 @@ class StatusPageIncidentController(Controller):
             update_id=new_ulid(context.now),
             context=context,
         )
-        await settle_latest(services)
+        await services.settle_latest()
         return created(_result(incident), replayed=replayed)
 
     @put("/{status_page_incident_id:str}", opt={"scope": PUBLISH})
@@ -170,7 +170,7 @@ class StatusPageIncidentController(Controller):
                 name=data.name,
                 context=services.context(request),
             )
-        await settle_latest(services)
+        await services.settle_latest()
         return _result(incident)
 
 
@@ -199,7 +199,7 @@ class StatusPageIncidentUpdateController(Controller):
                 update_id=new_ulid(context.now),
                 context=context,
             )
-        await settle_latest(services)
+        await services.settle_latest()
         view = update_view(uuid_to_ulid(incident.id), incident.last_update)
         return Response(StatusPageIncidentUpdateResult(status_page_incident_update=view), status_code=201)
 
@@ -236,5 +236,5 @@ class StatusPageRetrospectiveIncidentController(Controller):
             idempotency_key=data.idempotency_key,
             context=context,
         )
-        await settle_latest(services)
+        await services.settle_latest()
         return created(_result(incident), replayed=replayed)

@@ -11,7 +11,6 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.controllers.components import path_id, settle_latest
 from api.notices import (
     LIST_QUERY,
     ComponentStatusPayload,
@@ -26,6 +25,7 @@ from api.notices import (
 )
 from api.pagination import PaginationMeta
 from api.services import services_of
+from api.wire import path_id
 from domain.base import load
 from domain.maintenance import (
     Maintenance,
@@ -151,7 +151,7 @@ class StatusPageMaintenanceController(Controller):
             update_id=new_ulid(context.now),
             context=context,
         )
-        await settle_latest(services)
+        await services.settle_latest()
         return created(_result(maintenance), replayed=replayed)
 
     @put("/{status_page_maintenance_id:str}", opt={"scope": PUBLISH})
@@ -171,7 +171,7 @@ class StatusPageMaintenanceController(Controller):
                 end_at=data.end_at,
                 context=services.context(request),
             )
-        await settle_latest(services)
+        await services.settle_latest()
         return _result(maintenance)
 
     @delete("/{status_page_maintenance_id:str}", status_code=204, opt={"scope": PUBLISH})
@@ -185,7 +185,7 @@ class StatusPageMaintenanceController(Controller):
                 maintenance_id=path_id(status_page_maintenance_id, WHAT),
                 context=services.context(request),
             )
-        await settle_latest(services)
+        await services.settle_latest()
 
 
 class StatusPageMaintenanceUpdateController(Controller):
@@ -213,6 +213,6 @@ class StatusPageMaintenanceUpdateController(Controller):
                 update_id=new_ulid(context.now),
                 context=context,
             )
-        await settle_latest(services)
+        await services.settle_latest()
         view = update_view(uuid_to_ulid(maintenance.id), maintenance.last_update)
         return Response(StatusPageMaintenanceUpdateResult(status_page_maintenance_update=view), status_code=201)

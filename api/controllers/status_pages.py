@@ -9,10 +9,10 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.controllers.components import not_found, path_id, settle_latest
 from api.errors import register_status
 from api.pagination import PaginationMeta, page_params, paginate
 from api.services import services_of
+from api.wire import not_found, path_id
 from domain.base import NotFound
 from domain.status_page import SlugTaken, StatusPage, create_status_page, update_status_page
 from infra.api_keys import ADMIN
@@ -127,7 +127,7 @@ class StatusPageController(Controller):
             public_url=data.public_url,
             context=context,
         )
-        await settle_latest(services)
+        await services.settle_latest()
         return _result(page)
 
     @put("/{status_page_id:str}", opt={"scope": ADMIN})
@@ -150,5 +150,5 @@ class StatusPageController(Controller):
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
             raise not_found("status page", status_page_id) from error
-        await settle_latest(services)
+        await services.settle_latest()
         return _result(page)

@@ -15,9 +15,9 @@ import msgspec
 from litestar import Controller, Request, get, put
 from litestar.params import FromPath, JSONBody
 
-from api.controllers.components import ManagementMeta, management_meta, not_found, path_id, settle_latest
 from api.errors import ApiError
 from api.services import services_of
+from api.wire import ManagementMeta, management_meta, not_found, path_id
 from domain.base import EventStore, NotFound, load
 from domain.component import Component, ComponentInfo
 from domain.status_page import (
@@ -297,6 +297,6 @@ class StatusPageStructureController(Controller):
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
             raise not_found("status page", status_page_id) from error
-        await settle_latest(services)
+        await services.settle_latest()
         names = {cid: info.name for cid, info in components.items()}
         return render_structure(page.structure, names, page.display_uptime_mode)

@@ -11,10 +11,10 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
-from api.controllers.components import not_found, path_id
 from api.errors import ApiError
 from api.services import services_of
 from api.widget import WidgetCache
+from api.wire import not_found, path_id
 from projections.public_widget import WidgetDocument, documents_as_of, etag_of, page_exists
 
 
