@@ -1,9 +1,12 @@
 """Commands per second over HTTP against a real `beacon serve`, against the store's raw append rate
 measured in the same run on the same server (issue 3). Goal: commands/s ÷ raw appends/s >= 0.3.
 
-16 concurrent HTTP clients each declare an incident on a page with components, post updates to it
-(each naming a component status) and start a new incident every few updates, for the given number of
-seconds. Every command is the whole production path: auth, rate limit, validation, load–decide–append
+16 concurrent HTTP clients each run incidents through their life, for the given number of seconds:
+declare one on a page with components, post updates to it (each naming a component status), resolve
+it, declare the next. So at most 16 incidents are ongoing at once, as on a real page; an earlier
+version never resolved them, and within ten seconds the page showed over 300 ongoing incidents, which
+measured the widget re-rendering an ever larger document rather than the command path.
+Every command is the whole production path: auth, rate limit, validation, load–decide–append
 and read-your-writes (the answer waits for the read models, DESIGN D6). Then 16 concurrent writers call
 `PostgresEventStore.append` directly for as long, one event per call.
 
@@ -87,23 +90,39 @@ async def client_loop(
         component = components[(index + n) % len(components)]
         status = {"component_id": component, "component_status": COMPONENT_STATUSES[n % len(COMPONENT_STATUSES)]}
         if incident_id is None or n % (UPDATES_PER_INCIDENT + 1) == 0:
-            path, body = "/v2/status_page_incidents", {
-                "idempotency_key": uuid.uuid4().hex,
-                "status_page_id": page_id,
-                "name": f"Elevated errors #{index}-{n}",
-                "message": "We are investigating elevated error rates.",
-                "incident_status": "investigating",
-                "notify_subscribers": False,
-                "component_statuses": [status],
-            }
+            path, body = (
+                "/v2/status_page_incidents",
+                {
+                    "idempotency_key": uuid.uuid4().hex,
+                    "status_page_id": page_id,
+                    "name": f"Elevated errors #{index}-{n}",
+                    "message": "We are investigating elevated error rates.",
+                    "incident_status": "investigating",
+                    "notify_subscribers": False,
+                    "component_statuses": [status],
+                },
+            )
+        elif n % (UPDATES_PER_INCIDENT + 1) == UPDATES_PER_INCIDENT:
+            path, body = (
+                "/v2/status_page_incident_updates",
+                {
+                    "status_page_incident_id": incident_id,
+                    "message": "Resolved: error rates are back to normal.",
+                    "incident_status": "resolved",
+                    "notify_subscribers": False,
+                },
+            )
         else:
-            path, body = "/v2/status_page_incident_updates", {
-                "status_page_incident_id": incident_id,
-                "message": f"Update {n}: still working on it.",
-                "incident_status": STATUSES[n % len(STATUSES)],
-                "notify_subscribers": False,
-                "component_statuses": [status],
-            }
+            path, body = (
+                "/v2/status_page_incident_updates",
+                {
+                    "status_page_incident_id": incident_id,
+                    "message": f"Update {n}: still working on it.",
+                    "incident_status": STATUSES[n % len(STATUSES)],
+                    "notify_subscribers": False,
+                    "component_statuses": [status],
+                },
+            )
         started = time.perf_counter()
         response = await client.post(path, json=body)
         elapsed = time.perf_counter() - started
@@ -128,9 +147,7 @@ async def commands_per_second(url: str, token: str, seconds: float) -> tuple[flo
         tally = Tally()
         started = time.perf_counter()
         deadline = started + seconds
-        await asyncio.gather(
-            *(client_loop(client, page_id, components, deadline, tally, i) for i in range(CLIENTS))
-        )
+        await asyncio.gather(*(client_loop(client, page_id, components, deadline, tally, i) for i in range(CLIENTS)))
         return len(tally.latencies) / (time.perf_counter() - started), tally
 
 
@@ -193,15 +210,17 @@ def main(seconds: float) -> None:
     url = asyncio.run(_create_database(server, name))
     try:
         token = create_key(url, "bench", "admin")
-        with tempfile.TemporaryDirectory() as tmp, live_server(
-            url, Path(tmp), extra_env={"BEACON_RATE_LIMIT_PER_MINUTE": "100000000"}
-        ) as beacon:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            live_server(url, Path(tmp), extra_env={"BEACON_RATE_LIMIT_PER_MINUTE": "100000000"}) as beacon,
+        ):
             rate, tally = asyncio.run(commands_per_second(beacon.url, token, seconds))
         # The server is stopped before the baseline, so the two measurements do not compete.
         raw = asyncio.run(raw_appends_per_second(url, settings, seconds))
     finally:
         asyncio.run(_drop_database(server, name))
-    print(f"{CLIENTS} HTTP clients, {seconds:.0f} s: create incident + {UPDATES_PER_INCIDENT} updates, repeated")
+    lifecycle = f"declare an incident, {UPDATES_PER_INCIDENT - 1} updates, resolve; repeat"
+    print(f"{CLIENTS} HTTP clients, {seconds:.0f} s: {lifecycle}")
     print(f"commands/s      {rate:10,.0f}   ({len(tally.latencies)} commands, failures: {tally.failures or 'none'})")
     print(f"latency p50     {tally.percentile(0.50) * 1000:10.1f} ms")
     print(f"latency p99     {tally.percentile(0.99) * 1000:10.1f} ms")
