@@ -19,7 +19,6 @@ from api.services import Services
 from api.wire import not_found
 from domain.base import NotFound
 from domain.notice import PageComponents
-from domain.status_page import component_ids
 from projections import notice_list
 from projections import status_page_catalog as catalog
 
@@ -45,19 +44,15 @@ def statuses_input(statuses: Sequence[ComponentStatusPayload] | None) -> list[tu
 
 async def page_components(services: Services, status_page_id: str) -> PageComponents:
     """The components on the page's current structure that are not deleted: what an update may name."""
-    structure = await catalog.get_structure(services.pool, status_page_id)
-    if structure is None:
-        return frozenset()
-    placed = component_ids(structure.items)
-    rows = await catalog.components_by_id(services.pool, placed)
-    return frozenset(cid for cid in placed if cid in rows and not rows[cid].archived)
+    return await catalog.usable_components(services.pool, status_page_id) or frozenset()
 
 
 async def existing_page_components(services: Services, status_page_id: str) -> PageComponents:
     """`page_components` for a create, which must name a page that exists (422 on the field otherwise)."""
-    if await catalog.get_page(services.pool, status_page_id) is None:
+    components = await catalog.usable_components(services.pool, status_page_id)
+    if components is None:
         raise ApiError(422, f"No status page with id {status_page_id!r}", field="status_page_id")
-    return await page_components(services, status_page_id)
+    return components
 
 
 def created(result: S, *, replayed: bool) -> Response[S]:

@@ -62,9 +62,17 @@ class Services:
             if widget_cache is not None:
                 await widget_cache.wait_for(position, self.settings.read_your_writes_timeout)
 
+    async def settle_command(self, context: CommandContext) -> None:
+        """Read-your-writes after a domain handler (D6): wait for the last position the command appended
+        (`save` notes it on the context). A command that appended nothing, a replay or a no-op, waits for
+        the log's head instead: the write it repeats may still be settling in another request."""
+        if context.last_appended:
+            await self.settle(context.last_appended)
+        else:
+            await self.settle_latest()
+
     async def settle_latest(self) -> None:
-        """Read-your-writes after a domain handler (D6). The handlers return the aggregate, not the append
-        position, so wait for the log's head, which is at or past this request's events.
+        """Read-your-writes on the log's head, which is at or past anything this request could depend on.
 
         The write is recorded by now: if the database drops away here, answering an error would invite the
         client to send it again (updates carry no idempotency key), so keep trying for as long as `settle`

@@ -38,11 +38,18 @@ SYSTEM = Actor(type="system", name="system")
 
 @dataclass(frozen=True)
 class CommandContext:
-    """Everything a command needs from outside the domain: when, who, and which request."""
+    """Everything a command needs from outside the domain: when, who, and which request; and, once it
+    has run, the log positions it appended (`save` notes them), which read-your-writes waits for."""
 
     now: datetime
     actor: Actor
     request_id: str | None = None
+    appended: list[int] = field(default_factory=list, compare=False)
+
+    @property
+    def last_appended(self) -> int:
+        """The last position this command appended; 0 when it appended nothing (a no-op or a replay)."""
+        return self.appended[-1] if self.appended else 0
 
 
 @dataclass(frozen=True)
@@ -171,13 +178,15 @@ async def save(
     pending = cast(list[Aggregate.Event], aggregate.collect_events())
     if not pending:
         return AppendResult(stream_id=aggregate.id)
-    return await store.append(
+    result = await store.append(
         pending,
         stream_type=type(aggregate).STREAM_TYPE,
         expected_version=aggregate.version - len(pending),
         context=context,
         idempotency=idempotency,
     )
+    context.appended.extend(result.positions)
+    return result
 
 
 MAX_RETRIES = 5
@@ -189,13 +198,17 @@ async def execute(
     stream_id: UUID,
     decide: Callable[[A], None],
     context: CommandContext,
+    *,
+    loaded: A | None = None,
 ) -> tuple[A, AppendResult]:
     """Load, decide, append; on a concurrent change reload and decide again (DESIGN D3).
 
     `decide` calls one command method, which raises a `DomainError` if a rule forbids it. After
-    `MAX_RETRIES` lost races the writer gets `WriteConflict` (409), never a lost update."""
-    for _ in range(MAX_RETRIES):
-        aggregate = await load(store, cls, stream_id)
+    `MAX_RETRIES` lost races the writer gets `WriteConflict` (409), never a lost update. A handler that
+    already loaded the aggregate passes it as `loaded` for the first attempt (the append's version
+    check makes a stale one safe: it only costs a retry)."""
+    for attempt in range(MAX_RETRIES):
+        aggregate = loaded if attempt == 0 and loaded is not None else await load(store, cls, stream_id)
         decide(aggregate)
         try:
             result = await save(store, aggregate, context)

@@ -506,7 +506,7 @@ async def publish_incident_update(
 ) -> Incident:
     """CreateStatusPageIncidentUpdate. `page_components` is asked for the incident's page's components
     (only when the update names components)."""
-    components = await components_for_update(store, Incident, incident_id, component_statuses, page_components)
+    components, loaded = await components_for_update(store, Incident, incident_id, component_statuses, page_components)
 
     def decide(incident: Incident) -> None:
         incident.publish_update(
@@ -520,7 +520,7 @@ async def publish_incident_update(
             by=context.actor,
         )
 
-    incident, _ = await execute(store, Incident, incident_id, decide, context)
+    incident, _ = await execute(store, Incident, incident_id, decide, context, loaded=loaded)
     return incident
 
 

@@ -565,7 +565,7 @@ async def publish_maintenance_update(
 ) -> Maintenance:
     """CreateStatusPageMaintenanceUpdate. `page_components` is asked for the window's page's components
     (only when the update names components)."""
-    components = await components_for_update(
+    components, loaded = await components_for_update(
         store, Maintenance, maintenance_id, component_statuses, page_components
     )
 
@@ -581,7 +581,7 @@ async def publish_maintenance_update(
             by=context.actor,
         )
 
-    maintenance, _ = await execute(store, Maintenance, maintenance_id, decide, context)
+    maintenance, _ = await execute(store, Maintenance, maintenance_id, decide, context, loaded=loaded)
     return maintenance
 
 

@@ -263,11 +263,17 @@ async def create_idempotently(
     context: CommandContext,
 ) -> tuple[N, bool]:
     """Create a notice once per idempotency key (SPEC §4): a used key returns what it created, in its
-    current state, whatever the new request says and before checking it; a lost race does the same."""
-    existing = await store.find_idempotent(idempotency)
-    if existing is not None:
-        return await load(store, cls, existing), True
-    notice = create()
+    current state, whatever the new request says; a lost race does the same.
+
+    The append itself checks the key, so a valid request costs no extra query. Only a request the rules
+    refuse asks whether its key was used before, since a replay must not be refused for what it says."""
+    try:
+        notice = create()
+    except DomainError:
+        existing = await store.find_idempotent(idempotency)
+        if existing is not None:
+            return await load(store, cls, existing), True
+        raise
     result = await save(store, notice, context, idempotency=idempotency)
     if result.replayed:
         return await load(store, cls, result.stream_id), True
@@ -276,17 +282,18 @@ async def create_idempotently(
 
 async def components_for_update(
     store: EventStore,
-    cls: type[Notice],
+    cls: type[N],
     notice_id: UUID,
     statuses: ComponentStatusesInput | None,
     lookup: PageComponentsLookup,
-) -> PageComponents:
+) -> tuple[PageComponents, N | None]:
     """The components an update may name: its notice's page's, looked up only when it names any (only
-    the stored notice knows its page)."""
+    the stored notice knows its page). Also the notice, when it had to be loaded for that, so the
+    handler's first attempt need not load it again."""
     if not statuses:
-        return frozenset()
+        return frozenset(), None
     notice = await load(store, cls, notice_id)
-    return await lookup(notice.status_page_id)
+    return await lookup(notice.status_page_id), notice
 
 
 # Errors

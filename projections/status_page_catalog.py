@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 
 from domain.component import Component
-from domain.status_page import StatusPage, StructureItem, parse_structure
+from domain.status_page import StatusPage, StructureItem, component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import is_ulid, uuid_to_ulid
 
@@ -248,6 +248,28 @@ async def get_structure(db: Any, page_id: str) -> PageStructure | None:
         return None
     items = parse_structure(msgspec.json.decode(row["items"]))
     return PageStructure(items=items, display_uptime_mode=row["display_uptime_mode"])
+
+
+async def usable_components(db: Any, page_id: str) -> frozenset[str] | None:
+    """The components an incident or maintenance window on the page may name: placed on its current
+    structure (sub-pages included) and not deleted; None when there is no such page.
+
+    One query for a command's hot path: the JSON path pulls every `component_id` out of the stored
+    structure to narrow the components looked up, and `component_ids` still decides what is placed."""
+    if not is_ulid(page_id):
+        return None
+    row = await db.fetchrow(
+        f"SELECT p.items::text AS items, ARRAY("
+        f" SELECT c.id FROM {COMPONENTS} c WHERE NOT c.archived AND c.id IN ("
+        f"  SELECT jsonb_path_query(p.items, 'strict $.**.component_id') #>> '{{}}')) AS live"
+        f" FROM {PAGES} p WHERE p.id = $1",
+        page_id,
+    )
+    if row is None:
+        return None
+    live = set(row["live"])
+    placed = component_ids(parse_structure(msgspec.json.decode(row["items"])))
+    return frozenset(cid for cid in placed if cid in live)
 
 
 async def list_components(db: Any, *, include_archived: bool = False) -> list[ComponentRow]:

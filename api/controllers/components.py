@@ -81,7 +81,7 @@ class StatusPageComponentController(Controller):
             description=data.description,
             context=context,
         )
-        await services.settle_latest()
+        await services.settle_command(context)
         return _from_aggregate(component)
 
     @put("/{component_id:str}", opt={"scope": ADMIN})
@@ -92,28 +92,30 @@ class StatusPageComponentController(Controller):
         data: JSONBody[StatusPageComponentPayload],
     ) -> StatusPageComponentResult:
         services = services_of(request)
+        context = services.context(request)
         try:
             component = await update_component(
                 services.store,
                 component_id=path_id(component_id, "status page component"),
                 name=data.name,
                 description=data.description,
-                context=services.context(request),
+                context=context,
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
             raise not_found("status page component", component_id) from error
-        await services.settle_latest()
+        await services.settle_command(context)
         return _from_aggregate(component)
 
     @delete("/{component_id:str}", status_code=204, opt={"scope": ADMIN})
     async def delete_component(self, request: Request, component_id: FromPath[str]) -> None:  # type: ignore[type-arg]
         services = services_of(request)
+        context = services.context(request)
         try:
             await archive_component(
                 services.store,
                 component_id=path_id(component_id, "status page component"),
-                context=services.context(request),
+                context=context,
             )
         except NotFound as error:
             raise not_found("status page component", component_id) from error
-        await services.settle_latest()
+        await services.settle_command(context)

@@ -152,7 +152,7 @@ class StatusPageIncidentController(Controller):
             update_id=new_ulid(context.now),
             context=context,
         )
-        await services.settle_latest()
+        await services.settle_command(context)
         return created(_result(incident), replayed=replayed)
 
     @put("/{status_page_incident_id:str}", opt={"scope": PUBLISH})
@@ -163,14 +163,15 @@ class StatusPageIncidentController(Controller):
         data: JSONBody[UpdateStatusPageIncidentPayload],
     ) -> StatusPageIncidentResult:
         services = services_of(request)
+        context = services.context(request)
         with wire_not_found(WHAT, status_page_incident_id):
             incident = await rename_incident(
                 services.store,
                 incident_id=path_id(status_page_incident_id, WHAT),
                 name=data.name,
-                context=services.context(request),
+                context=context,
             )
-        await services.settle_latest()
+        await services.settle_command(context)
         return _result(incident)
 
 
@@ -199,7 +200,7 @@ class StatusPageIncidentUpdateController(Controller):
                 update_id=new_ulid(context.now),
                 context=context,
             )
-        await services.settle_latest()
+        await services.settle_command(context)
         view = update_view(uuid_to_ulid(incident.id), incident.last_update)
         return Response(StatusPageIncidentUpdateResult(status_page_incident_update=view), status_code=201)
 
@@ -236,5 +237,5 @@ class StatusPageRetrospectiveIncidentController(Controller):
             idempotency_key=data.idempotency_key,
             context=context,
         )
-        await services.settle_latest()
+        await services.settle_command(context)
         return created(_result(incident), replayed=replayed)

@@ -151,7 +151,7 @@ class StatusPageMaintenanceController(Controller):
             update_id=new_ulid(context.now),
             context=context,
         )
-        await services.settle_latest()
+        await services.settle_command(context)
         return created(_result(maintenance), replayed=replayed)
 
     @put("/{status_page_maintenance_id:str}", opt={"scope": PUBLISH})
@@ -162,6 +162,7 @@ class StatusPageMaintenanceController(Controller):
         data: JSONBody[UpdateStatusPageMaintenancePayload],
     ) -> StatusPageMaintenanceResult:
         services = services_of(request)
+        context = services.context(request)
         with wire_not_found(WHAT, status_page_maintenance_id):
             maintenance = await edit_maintenance(
                 services.store,
@@ -169,9 +170,9 @@ class StatusPageMaintenanceController(Controller):
                 name=data.name,
                 start_at=data.start_at,
                 end_at=data.end_at,
-                context=services.context(request),
+                context=context,
             )
-        await services.settle_latest()
+        await services.settle_command(context)
         return _result(maintenance)
 
     @delete("/{status_page_maintenance_id:str}", status_code=204, opt={"scope": PUBLISH})
@@ -179,13 +180,14 @@ class StatusPageMaintenanceController(Controller):
         self, request: Request, status_page_maintenance_id: FromPath[str]  # type: ignore[type-arg]
     ) -> None:
         services = services_of(request)
+        context = services.context(request)
         with wire_not_found(WHAT, status_page_maintenance_id):
             await delete_maintenance(
                 services.store,
                 maintenance_id=path_id(status_page_maintenance_id, WHAT),
-                context=services.context(request),
+                context=context,
             )
-        await services.settle_latest()
+        await services.settle_command(context)
 
 
 class StatusPageMaintenanceUpdateController(Controller):
@@ -213,6 +215,6 @@ class StatusPageMaintenanceUpdateController(Controller):
                 update_id=new_ulid(context.now),
                 context=context,
             )
-        await services.settle_latest()
+        await services.settle_command(context)
         view = update_view(uuid_to_ulid(maintenance.id), maintenance.last_update)
         return Response(StatusPageMaintenanceUpdateResult(status_page_maintenance_update=view), status_code=201)

@@ -127,7 +127,7 @@ class StatusPageController(Controller):
             public_url=data.public_url,
             context=context,
         )
-        await services.settle_latest()
+        await services.settle_command(context)
         return _result(page)
 
     @put("/{status_page_id:str}", opt={"scope": ADMIN})
@@ -138,6 +138,7 @@ class StatusPageController(Controller):
         data: JSONBody[UpdateStatusPagePayload],
     ) -> StatusPageResult:
         services = services_of(request)
+        context = services.context(request)
         try:
             page = await update_status_page(
                 services.store,
@@ -146,9 +147,9 @@ class StatusPageController(Controller):
                 description=data.description,
                 public_url=data.public_url,
                 widget_api_enabled=data.widget_api_enabled,
-                context=services.context(request),
+                context=context,
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
             raise not_found("status page", status_page_id) from error
-        await services.settle_latest()
+        await services.settle_command(context)
         return _result(page)

@@ -297,6 +297,6 @@ class StatusPageStructureController(Controller):
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID
             raise not_found("status page", status_page_id) from error
-        await services.settle_latest()
+        await services.settle_command(context)
         names = {cid: info.name for cid, info in components.items()}
         return render_structure(page.structure, names, page.display_uptime_mode)

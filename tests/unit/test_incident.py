@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.base import Actor, CommandContext, DomainError, IdempotencyKey, NotFound, load, replay
+from domain.base import Actor, CommandContext, DomainError, NotFound, load, replay
 from domain.incident import (
     ComponentImpact,
     Incident,
@@ -528,18 +528,9 @@ async def test_idempotency_keys_are_scoped_per_page_and_kind() -> None:
     assert {other_page.id, retro.id, INCIDENT_ID} == {UUID(int=2), UUID(int=3), INCIDENT_ID}
 
 
-class SlowLookupStore(InMemoryEventStore):
-    """Answers the idempotency lookup a step late, so every concurrent create passes it before any of
-    them appends: the race the serialised append must settle."""
-
-    async def find_idempotent(self, idempotency: IdempotencyKey) -> UUID | None:
-        answer = await super().find_idempotent(idempotency)
-        await asyncio.sleep(0)
-        return answer
-
-
 async def test_fifty_concurrent_identical_declarations_make_one_incident() -> None:
-    store = SlowLookupStore()
+    # A valid create asks nothing before it appends, so all fifty reach the store: its append settles it.
+    store = InMemoryEventStore()
 
     results = await asyncio.gather(*[declare_with(store, incident_id=UUID(int=n + 1)) for n in range(50)])
 
@@ -584,3 +575,47 @@ async def test_handlers_answer_not_found_for_an_unknown_incident() -> None:
             store, incident_id=INCIDENT_ID, page_components=no_components, message="m",
             notify_subscribers=False, update_id="U1", context=CONTEXT,
         )
+
+
+class CountingStore(InMemoryEventStore):
+    """Counts the reads a handler makes: each is a round trip on the real store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+        self.idempotency_lookups = 0
+
+    async def load(self, stream_id: UUID, **kwargs: Any) -> list[Any]:
+        self.loads += 1
+        return await super().load(stream_id, **kwargs)
+
+    async def find_idempotent(self, idempotency: Any) -> UUID | None:
+        self.idempotency_lookups += 1
+        return await super().find_idempotent(idempotency)
+
+
+async def test_a_valid_create_appends_without_asking_about_its_key_first() -> None:
+    store = CountingStore()
+    context = CommandContext(now=T0, actor=ALICE)
+
+    await declare_with(store, context=context)
+
+    assert (store.idempotency_lookups, store.loads) == (0, 0)
+    assert context.appended == [1]
+
+
+async def test_an_update_naming_components_loads_its_incident_once() -> None:
+    store = CountingStore()
+    await declare_with(store)
+    later = CommandContext(now=at(5), actor=ALICE)
+
+    async def components_of(status_page_id: str) -> frozenset[str]:
+        return PAGE_COMPONENTS
+
+    await publish_incident_update(
+        store, incident_id=INCIDENT_ID, page_components=components_of, message="API too.",
+        component_statuses={API: "partial_outage"}, notify_subscribers=True, update_id="U5", context=later,
+    )
+
+    assert store.loads == 1
+    assert later.last_appended == 2

@@ -119,3 +119,20 @@ async def test_catalog_answers_every_query_and_rebuilds_byte_identically(pool: a
         assert await dump(conn, "scratch") == live
         assert len(live) == 5
 
+
+
+async def test_usable_components_are_the_placed_ones_not_deleted_in_one_answer(pool: asyncpg.Pool) -> None:
+    store = PostgresEventStore(pool)
+    ids = await build_history(store)  # acme places login (in a group) and api (on a sub-page); beta none
+    projection = catalog.StatusPageCatalog()
+    async with pool.acquire() as conn:
+        await ensure_tables(conn, [projection])
+        await catch_up(conn, store, projection)
+        assert await catalog.usable_components(conn, ids["acme"]) == {ids["login"], ids["api"]}
+        assert await catalog.usable_components(conn, ids["beta"]) == frozenset()
+        assert await catalog.usable_components(conn, ids["login"]) is None  # not a page
+        assert await catalog.usable_components(conn, "nope") is None
+
+        await archive_component(store, component_id=ulid_to_uuid(ids["api"]), context=at(10))
+        await catch_up(conn, store, projection)
+        assert await catalog.usable_components(conn, ids["acme"]) == {ids["login"]}
