@@ -17,6 +17,11 @@ from typing import Any
 
 import asyncpg
 
+try:  # uvloop's event loop where it is installed (everywhere but Windows), as granian uses for the API
+    from uvloop import run as run_async
+except ImportError:  # pragma: no cover
+    from asyncio import run as run_async  # type: ignore[assignment]
+
 from infra.api_keys import ADMIN, SCOPES, create_key, has_any_key, list_keys, revoke_key
 from infra.clock import SystemClock
 from infra.db import create_pool, database_url, worker_pool_size
@@ -149,7 +154,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker_process(env: dict[str, str]) -> None:
     os.environ.update(env)
-    sys.exit(asyncio.run(cmd_worker(argparse.Namespace(), Settings.from_env())))
+    sys.exit(run_async(cmd_worker(argparse.Namespace(), Settings.from_env())))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -395,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "sync_handler"):
         return int(args.sync_handler(args, settings))
     with contextlib.suppress(KeyboardInterrupt):
-        return int(asyncio.run(args.handler(args, settings)))
+        return int(run_async(args.handler(args, settings)))
     return 130
 
 

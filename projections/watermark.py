@@ -84,9 +84,11 @@ class Watermarks:
             if remaining <= 0:
                 log.warning("read models did not reach position %s within %.1fs", position, timeout)
                 return False
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, self.poll_interval))
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_interval))
+                continue  # a notification moved a read model: check again before asking the database
+            except TimeoutError:
+                pass
             if not self.reached(position):
                 try:
                     await self.refresh()
