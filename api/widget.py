@@ -1,7 +1,8 @@
 """Serving the public widget (SPEC §5, DESIGN D5): every process keeps every document in memory and
 answers `GET`/`HEAD /{page}/api/v1/summary` and `/{page}/{sub_page}/api/v1/summary` from a raw ASGI
 fast path in front of Litestar's router — no I/O, no routing, no serialisation on the request path
-(docs/adr/0001-widget-route.md has the measurements behind that choice).
+(docs/adr/0001-widget-route.md has the measurements behind that choice). The same path answers CORS
+preflights (`OPTIONS`) on those URLs and a 405 envelope for any other method.
 
 `WidgetCache` loads all documents at start and then follows the projection: `NOTIFY beacon_widget`
 says which batch position changed what, and a poll of the projection's checkpoint covers lost
@@ -41,7 +42,22 @@ CACHE_CONTROL = b"public, max-age=10, stale-while-revalidate=30, stale-if-error=
 _COMMON_HEADERS = [
     (b"cache-control", CACHE_CONTROL),
     (b"access-control-allow-origin", b"*"),
+    # Cross-origin scripts see only CORS-safelisted response headers unless told otherwise: the ETag is what
+    # a poller sends back in If-None-Match, the request id is what it quotes when reporting a problem.
+    (b"access-control-expose-headers", b"ETag, X-Request-Id"),
     (b"x-content-type-options", b"nosniff"),
+]
+ALLOWED_METHODS = b"GET, HEAD, OPTIONS"
+PREFLIGHT_ALLOWED_HEADERS = b"If-None-Match, Cache-Control, Pragma"
+"""The request headers a widget poller sets itself that the fetch spec does not safelist (so the browser
+asks first): `If-None-Match` for conditional polling, and the `Cache-Control`/`Pragma: no-cache` pair
+pollers use to get past caches. No `If-Modified-Since`: the widget has no `Last-Modified` to compare."""
+_PREFLIGHT_HEADERS = [
+    (b"allow", ALLOWED_METHODS),
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", ALLOWED_METHODS),
+    (b"access-control-allow-headers", PREFLIGHT_ALLOWED_HEADERS),
+    (b"access-control-max-age", b"86400"),  # the answer never varies; browsers cap it lower (Chromium: 2 h)
 ]
 
 
@@ -202,18 +218,18 @@ class WidgetCache:
             await self._advance(position)
 
 
-def _not_found(request_id: str, message: str) -> bytes:
+def _error_body(status: int, code: str, request_id: str, message: str) -> bytes:
     return msgspec.json.encode(
         ErrorEnvelope(
-            type=ERROR_TYPES[404],
-            status=404,
+            type=ERROR_TYPES[status],
+            status=status,
             request_id=request_id,
-            errors=[ErrorDetail(code="not_found", message=message)],
+            errors=[ErrorDetail(code=code, message=message)],
         )
     )
 
 
-def _matches(if_none_match: bytes, etag: str) -> bool:
+def etag_matches(if_none_match: bytes, etag: str) -> bool:
     """`If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): a W/ prefix is ignored."""
     for candidate in if_none_match.decode("latin-1").split(","):
         candidate = candidate.strip()
@@ -235,8 +251,8 @@ class WidgetFrontend:
             await self.inner(scope, receive, send)
 
     async def try_serve(self, scope: Scope, send: Send) -> bool:
-        """Answer a widget request and return True, or return False for everything else."""
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or self.cache is None:
+        """Answer a request for a widget URL and return True, or return False for everything else."""
+        if scope["type"] != "http" or self.cache is None:
             return False
         path: str = scope["path"]
         if not path.endswith(SUFFIX):
@@ -248,36 +264,63 @@ class WidgetFrontend:
             key = (parts[0], parts[1])
         else:
             return False
+        method: str = scope["method"]
         request_id = _request_id(scope)
+        if method not in ("GET", "HEAD"):
+            await self._other_method(method, request_id, send)
+            return True
         document = self.cache.documents.get(key)
         if document is None:
-            body = _not_found(request_id, "No status page widget here (unknown page, or its widget API is disabled)")
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 404,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"cache-control", b"no-cache"),
-                        (b"access-control-allow-origin", b"*"),
-                        (b"x-content-type-options", b"nosniff"),
-                        (b"x-request-id", request_id.encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+            message = "No status page widget here (unknown page, or its widget API is disabled)"
+            await _send_error(send, 404, "not_found", request_id, message, head=method == "HEAD")
             return True
         if_none_match = _header(scope, b"if-none-match")
-        if if_none_match is not None and _matches(if_none_match, document.etag):
+        if if_none_match is not None and etag_matches(if_none_match, document.etag):
             headers = [*document.not_modified_headers, (b"x-request-id", request_id.encode())]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return True
         headers = [*document.headers, (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else document.body})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else document.body})
         return True
+
+    @staticmethod
+    async def _other_method(method: str, request_id: str, send: Send) -> None:
+        """`OPTIONS` is a CORS preflight: 204 whether or not the widget exists, since a preflight carries no
+        credentials and its answer is the same for every widget URL (it reveals nothing, needs no lookup)."""
+        if method == "OPTIONS":
+            headers = [*_PREFLIGHT_HEADERS, (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        message = f"{method} is not allowed here; the widget answers GET, HEAD and OPTIONS"
+        await _send_error(send, 405, "method_not_allowed", request_id, message, extra=((b"allow", ALLOWED_METHODS),))
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    code: str,
+    request_id: str,
+    message: str,
+    *,
+    head: bool = False,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """The SPEC §1 envelope, built here because widget requests never reach Litestar's exception handlers."""
+    body = _error_body(status, code, request_id, message)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-cache"),
+        (b"access-control-allow-origin", b"*"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-request-id", request_id.encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -1,6 +1,7 @@
 """`GET /v2/status_pages/{id}/widget` (any key): the page's public widget document, the same bytes and
 ETag as `/{slug}/api/v1/summary`, found by id. Served from this process's widget cache; with `as_of`
-(SPEC §6) rebuilt from the log as the projection rendered it then."""
+(SPEC §6) rebuilt from the log as the projection rendered it then. `If-None-Match` with the ETag is a 304,
+as on the public URL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from litestar.response import Response
 
 from api.errors import ApiError
 from api.services import services_of
-from api.widget import WidgetCache
+from api.widget import WidgetCache, etag_matches
 from api.wire import not_found, path_id
 from projections.public_widget import WidgetDocument, documents_as_of, etag_of, page_exists
 
@@ -29,7 +30,10 @@ class StatusPageWidgetController(Controller):
         "/{status_page_id:str}/widget",
         summary="ShowStatusPageWidget",
         # The body is the stored bytes; the document says what they hold (it said "string").
-        responses={200: ResponseSpec(WidgetDocument, description="The page's widget document (SPEC §5)")},
+        responses={
+            200: ResponseSpec(WidgetDocument, description="The page's widget document (SPEC §5)"),
+            304: ResponseSpec(None, description="`If-None-Match` holds the document's ETag: no body"),
+        },
     )
     async def show(
         self,
@@ -49,11 +53,7 @@ class StatusPageWidgetController(Controller):
             if exists:
                 raise _disabled(status_page_id)
             raise not_found("status page", status_page_id)
-        return Response(
-            content=document.body,
-            media_type="application/json",
-            headers={"ETag": document.etag},
-        )
+        return _document(request, document.body, document.etag)
 
 
 async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Response[bytes]:  # type: ignore[type-arg]
@@ -67,4 +67,11 @@ async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Resp
     body = documents.get("")
     if body is None:
         raise _disabled(status_page_id)
-    return Response(content=body, media_type="application/json", headers={"ETag": etag_of(body)})
+    return _document(request, body, etag_of(body))
+
+
+def _document(request: Request, body: bytes, etag: str) -> Response[bytes]:  # type: ignore[type-arg]
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match.encode("latin-1"), etag):
+        return Response(content=b"", status_code=304, headers={"ETag": etag})
+    return Response(content=body, media_type="application/json", headers={"ETag": etag})

@@ -1,11 +1,12 @@
-"""The public widget over HTTP: headers, conditional requests, HEAD, 404s, sub-pages, the authenticated
-variant, read-your-writes, and serving while the database is unreachable (SPEC §5)."""
+"""The public widget over HTTP: headers, conditional requests, HEAD, CORS preflights, 404s and 405s,
+sub-pages, the authenticated variant, read-your-writes, and serving while the database is unreachable
+(SPEC §5)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
@@ -95,6 +96,12 @@ async def declare(client: Client, page_id: str, name: str, statuses: dict[str, s
     return await asyncio.to_thread(client.blocking_portal.call, in_app_loop)
 
 
+def exposed(response: Any) -> set[str]:
+    """The response headers a cross-origin script may read beyond the CORS-safelisted ones."""
+    names = response.headers.get("access-control-expose-headers", "").split(",")
+    return {name.strip().lower() for name in names if name.strip()}
+
+
 async def test_widget_document_and_headers(client: Client, keys: Keys) -> None:
     ids = await acme(client, keys)
     incident = await declare(
@@ -109,6 +116,7 @@ async def test_widget_document_and_headers(client: Client, keys: Keys) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-request-id"]
+    assert exposed(response) == {"etag", "x-request-id"}  # else a cross-origin script cannot read the ETag
     etag = response.headers["etag"]
     assert etag.startswith('"') and etag.endswith('"')
     document = response.json()
@@ -137,12 +145,49 @@ async def test_if_none_match_and_head(client: Client, keys: Keys) -> None:
     cached = await client.get("/acme/api/v1/summary", headers={"If-None-Match": etag})
     assert cached.status_code == 304 and cached.content == b""
     assert cached.headers["etag"] == etag
+    assert cached.headers["access-control-allow-origin"] == "*" and "etag" in exposed(cached)
     other = await client.get("/acme/api/v1/summary", headers={"If-None-Match": '"something-else"'})
     assert other.status_code == 200 and other.content == first.content
 
     head = await client.head("/acme/api/v1/summary")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["etag"] == etag and head.headers["content-length"] == str(len(first.content))
+
+
+async def test_cors_preflight_lets_a_script_send_if_none_match(client: Client, keys: Keys) -> None:
+    """What a browser sends before `fetch(url, {headers: {"If-None-Match": etag}})` from another origin, and
+    the checks it makes on the answer (Fetch standard, CORS-preflight fetch)."""
+    await acme(client, keys)
+    preflight = {
+        "Origin": "https://app.customer.test",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "cache-control,if-none-match,pragma",
+    }
+    # An unknown page gets the same answer: a preflight carries no credentials and needs no lookup.
+    for path in ("/acme/api/v1/summary", "/acme/eu/api/v1/summary", "/nope/api/v1/summary"):
+        response = await client.options(path, headers=preflight)
+
+        assert response.status_code == 204 and response.content == b"", path
+        assert response.headers["access-control-allow-origin"] == "*"
+        methods = {m.strip() for m in response.headers["access-control-allow-methods"].split(",")}
+        assert methods == {"GET", "HEAD", "OPTIONS"}
+        assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+        allowed = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
+        assert set(preflight["Access-Control-Request-Headers"].split(",")) <= allowed
+        assert response.headers["access-control-max-age"] == "86400"
+        assert UUID(response.headers["x-request-id"])
+        assert "content-length" not in response.headers and "content-type" not in response.headers
+
+
+async def test_other_methods_on_widget_urls_are_405_envelopes(client: Client, keys: Keys) -> None:
+    await acme(client, keys)
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        for path in ("/acme/api/v1/summary", "/acme/eu/api/v1/summary", "/nope/api/v1/summary"):
+            response = await client.request(method, path, json={})
+            assert_envelope(response, 405, "method_not_allowed")
+            assert response.json()["errors"][0]["code"] == "method_not_allowed"
+            assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert (await client.get("/acme/api/v1/summary")).status_code == 200  # nothing was changed
 
 
 async def test_sub_page_document_shows_only_its_components(client: Client, keys: Keys) -> None:
@@ -186,6 +231,21 @@ async def test_authenticated_variant_returns_the_same_bytes(client: Client, keys
 
     assert authed.status_code == 200
     assert authed.content == public.content and authed.headers["etag"] == public.headers["etag"]
+    etag = authed.headers["etag"]
+    for params in ({}, {"as_of": SystemClock().now().isoformat()}):
+        conditional = await client.get(
+            f"/v2/status_pages/{ids['page']['id']}/widget",
+            params=params,
+            headers={**Keys.header(keys.read), "If-None-Match": etag},
+        )
+        assert conditional.status_code == 304 and conditional.content == b"", params
+        assert conditional.headers["etag"] == etag
+        stale = await client.get(
+            f"/v2/status_pages/{ids['page']['id']}/widget",
+            params=params,
+            headers={**Keys.header(keys.read), "If-None-Match": '"something-else"'},
+        )
+        assert stale.status_code == 200 and stale.content == public.content, params
     assert (await client.get(f"/v2/status_pages/{ids['page']['id']}/widget")).status_code == 401
     unknown = await client.get(
         f"/v2/status_pages/{new_ulid(SystemClock().now())}/widget", headers=Keys.header(keys.read)
