@@ -1,9 +1,12 @@
-"""Single-event appends per second through `PostgresEventStore.append` (serialised by the table lock,
-DESIGN D2) against plain asyncpg INSERTs into an unindexed table, with 1 and 8 concurrent writers, in
-the same run on the same server. Goal: Beacon >= 0.5x the plain rate at 8 writers.
+"""Single-event appends per second through `PostgresEventStore.append` against plain asyncpg INSERTs into
+an unindexed table, with 1 and 8 concurrent writers, in the same run on the same server. Goal: Beacon
+>= 0.5x the plain rate at 8 writers.
 
-Expect the 8-writer ratio to be bound by commit latency: an append holds the table lock through its
-commit's WAL flush, so appends cannot share a group commit the way concurrent plain INSERTs do.
+Appends are serialised by a table lock (DESIGN D2), held through each commit's WAL flush, so appends
+cannot share Postgres's own group commit the way concurrent plain INSERTs do. The store therefore
+group-commits them itself (ADR 0003): concurrent appends queue while one batch is in flight and go
+together in the next `beacon_append_many` call, one transaction and one WAL flush for the batch. With
+8 writers that is where the rate comes from; with 1 writer every batch holds one append.
 
     .venv/bin/python -m bench.append [seconds-per-measurement]
 
@@ -120,13 +123,18 @@ async def _compare(pool: asyncpg.Pool, seconds: float) -> None:
 
     async def beacon_writer() -> Step:
         counter = Counter(id=uuid.uuid4(), by=SYSTEM.as_data(), timestamp=NOW)
-        await store.append(counter.collect_events(), stream_type=Counter.STREAM_TYPE, expected_version=0,
-                           context=context)
+        await store.append(
+            counter.collect_events(), stream_type=Counter.STREAM_TYPE, expected_version=0, context=context
+        )
 
         async def step() -> None:
             counter._incremented(message=MESSAGE, by=SYSTEM.as_data(), timestamp=NOW)
-            await store.append(counter.collect_events(), stream_type=Counter.STREAM_TYPE,
-                               expected_version=counter.version - 1, context=context)
+            await store.append(
+                counter.collect_events(),
+                stream_type=Counter.STREAM_TYPE,
+                expected_version=counter.version - 1,
+                context=context,
+            )
 
         return step
 
@@ -136,8 +144,15 @@ async def _compare(pool: asyncpg.Pool, seconds: float) -> None:
         async def step() -> None:
             nonlocal version
             version += 1
-            await pool.execute("INSERT INTO bench_plain VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-                               stream_id, version, stored.topic, stored.state, NOW, '{"type": "system"}')
+            await pool.execute(
+                "INSERT INTO bench_plain VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                stream_id,
+                version,
+                stored.topic,
+                stored.state,
+                NOW,
+                '{"type": "system"}',
+            )
 
         return step
 

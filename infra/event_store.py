@@ -1,14 +1,17 @@
 """Beacon's event store on Postgres with asyncpg (DESIGN D1-D3).
 
-Events become the library's `StoredEvent`s through `MAPPER` and are written by one call of the
-server-side `beacon_append` function, which serialises appends so positions become visible in commit
-order (D2) and checks the expected version (D3). The rows keep the `eventsourcing` library's layout, so
-its own `Application` can read them.
+Events become the library's `StoredEvent`s through `MAPPER` and are written by the server-side
+`beacon_append_many` function, which serialises appends under a table lock so positions become visible
+in commit order (D2) and checks each expected version (D3). Concurrent appends share one call and one
+commit (group commit, ADR 0003). The rows keep the `eventsourcing` library's layout, so its own
+`Application` can read them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +36,19 @@ from infra.transcoder import MsgspecTranscoder
 MAPPER: Mapper[UUID] = Mapper(transcoder=MsgspecTranscoder())
 """Turns domain events into stored events and back; shared by every store and reader."""
 
-_VERSION_CONFLICT = "B0409"  # raised by beacon_append when the stream moved on
+MAX_BATCH = 128
+"""Appends sent in one `beacon_append_many` call at most, so one batch never holds the lock for long."""
+
+_APPEND_MANY = (
+    "SELECT item, stream_id, event_position, replayed, conflict"
+    " FROM beacon_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
+
+# SQLSTATE classes that say something about the server or the moment, not about one append's data:
+# connection (08), transaction rollback (40), insufficient resources (53), lock not available (55),
+# operator intervention incl. statement timeout (57), system error (58). Re-sending a batch's items one
+# by one would only repeat the failure (or the wait) once per item.
+_NOT_ABOUT_THE_DATA = frozenset({"08", "40", "53", "55", "57", "58"})
 
 _COLUMNS = (
     "notification_id, originator_id, stream_type, originator_version, topic, state,"
@@ -132,9 +147,7 @@ def jsonb_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        escaped = "".join(
-            _JSON_ESCAPES.get(char) or (f"\\u{ord(char):04x}" if char < " " else char) for char in value
-        )
+        escaped = "".join(_JSON_ESCAPES.get(char) or (f"\\u{ord(char):04x}" if char < " " else char) for char in value)
         return f'"{escaped}"'
     if isinstance(value, dict):
         keys = sorted(value, key=lambda key: (len(key.encode()), key.encode()))
@@ -159,11 +172,85 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+@dataclass(frozen=True)
+class _Append:
+    """One caller's append, waiting in the queue for its batch; `outcome` is what the caller awaits."""
+
+    stream_id: UUID
+    stream_type: str
+    expected_version: int
+    stored: list[StoredEvent]
+    recorded_at: datetime
+    actor: str
+    request_id: str | None
+    idempotency: IdempotencyKey | None
+    outcome: asyncio.Future[AppendResult]
+
+
+def _arguments(batch: Sequence[_Append]) -> tuple[Any, ...]:
+    """`beacon_append_many`'s parallel arrays: one element per append, the events flattened."""
+    events = [item for pending in batch for item in pending.stored]
+    return (
+        [pending.stream_id for pending in batch],
+        [pending.stream_type for pending in batch],
+        [pending.expected_version for pending in batch],
+        [len(pending.stored) for pending in batch],
+        [item.topic for item in events],
+        [item.state for item in events],
+        [pending.recorded_at for pending in batch],
+        [pending.actor for pending in batch],
+        [pending.request_id for pending in batch],
+        [pending.idempotency.scope if pending.idempotency else None for pending in batch],
+        [pending.idempotency.key if pending.idempotency else None for pending in batch],
+    )
+
+
+def _outcome(pending: _Append, rows: Sequence[asyncpg.Record]) -> AppendResult | Exception:
+    """What one append of a batch did, from its rows of `beacon_append_many`'s answer."""
+    if not rows:
+        return RuntimeError(f"beacon_append_many answered nothing for stream {pending.stream_id}")
+    if rows[0]["conflict"]:
+        return ConcurrencyConflict(pending.stream_id, pending.expected_version)
+    if rows[0]["replayed"]:
+        return AppendResult(stream_id=rows[0]["stream_id"], replayed=True)
+    return AppendResult(stream_id=pending.stream_id, positions=tuple(row["event_position"] for row in rows))
+
+
+def _failure(pending: _Append, error: Exception) -> Exception:
+    """The exception one caller gets when its batch's call failed with `error`."""
+    if isinstance(error, asyncpg.UniqueViolationError):
+        # The lock makes this unreachable in practice; should it happen, the stream moved on.
+        conflict = ConcurrencyConflict(pending.stream_id, pending.expected_version)
+        conflict.__cause__ = error
+        return conflict
+    return error
+
+
+def _about_one_append(error: Exception) -> bool:
+    """Whether `error` may be caused by one append's data, so re-sending the others alone can work."""
+    return isinstance(error, asyncpg.PostgresError) and (error.sqlstate or "")[:2] not in _NOT_ABOUT_THE_DATA
+
+
+def _settle(pending: _Append, outcome: AppendResult | BaseException) -> None:
+    if pending.outcome.done():  # its caller was cancelled while the batch was in flight
+        return
+    if isinstance(outcome, BaseException):
+        pending.outcome.set_exception(outcome)
+    else:
+        pending.outcome.set_result(outcome)
+
+
 class PostgresEventStore:
-    """`domain.base.EventStore` on Postgres, plus the log readers projections and the audit API use."""
+    """`domain.base.EventStore` on Postgres, plus the log readers projections and the audit API use.
+
+    Appends are group-committed: the table lock (D2) lets one append commit at a time, so concurrent
+    `append` calls queue while one batch is in flight and go together in the next, one transaction and
+    one WAL flush for all of them. A lone caller's batch of one is sent at once."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._queue: deque[_Append] = deque()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def load(
         self, stream_id: UUID, *, up_to_version: int | None = None, as_of: datetime | None = None
@@ -189,30 +276,63 @@ class PostgresEventStore:
         idempotency: IdempotencyKey | None = None,
     ) -> AppendResult:
         stream_id, stored = to_stored_events(events, expected_version)
+        pending = _Append(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            expected_version=expected_version,
+            stored=stored,
+            recorded_at=context.now,
+            actor=msgspec.json.encode(context.actor.as_data()).decode(),
+            request_id=context.request_id,
+            idempotency=idempotency,
+            outcome=asyncio.get_running_loop().create_future(),
+        )
+        self._queue.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_queue(), name="beacon-append-flusher")
+        return await pending.outcome
+
+    async def _flush_queue(self) -> None:
+        """Send the queued appends a batch at a time until none are left; whatever queues while a batch
+        is in flight goes in the next one. Every append taken off the queue is settled, whatever happens."""
+        while self._queue:
+            batch: list[_Append] = []
+            while self._queue and len(batch) < MAX_BATCH:
+                pending = self._queue.popleft()
+                if not pending.outcome.done():  # a caller cancelled before its batch left appends nothing
+                    batch.append(pending)
+            try:
+                await self._send(batch)
+            except Exception as error:  # a bug in here: still answer this batch, then go on with the next
+                for pending in batch:
+                    _settle(pending, error)
+            except BaseException:  # the flusher itself is cancelled (shutdown): leave no caller waiting
+                for pending in (*batch, *self._queue):
+                    pending.outcome.cancel()
+                self._queue.clear()
+                raise
+
+    async def _send(self, batch: list[_Append]) -> None:
+        """One `beacon_append_many` call for `batch`, each caller settled with its own outcome."""
+        if not batch:
+            return
         try:
-            rows = await self._pool.fetch(
-                "SELECT stream_id, event_position, replayed FROM beacon_append("
-                "$1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)",
-                stream_id,
-                stream_type,
-                expected_version,
-                [item.topic for item in stored],
-                [item.state for item in stored],
-                context.now,
-                msgspec.json.encode(context.actor.as_data()).decode(),
-                context.request_id,
-                idempotency.scope if idempotency else None,
-                idempotency.key if idempotency else None,
-            )
-        except asyncpg.UniqueViolationError as error:
-            raise ConcurrencyConflict(stream_id, expected_version) from error
-        except asyncpg.PostgresError as error:
-            if error.sqlstate == _VERSION_CONFLICT:
-                raise ConcurrencyConflict(stream_id, expected_version) from error
-            raise
-        if rows and rows[0]["replayed"]:
-            return AppendResult(stream_id=rows[0]["stream_id"], replayed=True)
-        return AppendResult(stream_id=stream_id, positions=tuple(row["event_position"] for row in rows))
+            rows = await self._pool.fetch(_APPEND_MANY, *_arguments(batch))
+        except Exception as error:
+            if len(batch) > 1 and _about_one_append(error):
+                # One append's data failed the whole transaction, so nothing was written: send each
+                # alone so only the faulty one gets the error.
+                for pending in batch:
+                    await self._send([pending])
+                return
+            for pending in batch:  # connection lost, timeout, ...: nothing was acknowledged to anyone
+                _settle(pending, _failure(pending, error))
+            return
+        by_item: defaultdict[int, list[asyncpg.Record]] = defaultdict(list)
+        for row in rows:
+            by_item[row["item"]].append(row)
+        for index, pending in enumerate(batch, start=1):
+            _settle(pending, _outcome(pending, by_item[index]))
 
     async def find_idempotent(self, idempotency: IdempotencyKey) -> UUID | None:
         stream_id: UUID | None = await self._pool.fetchval(
@@ -260,7 +380,5 @@ class PostgresEventStore:
 
     async def max_position(self) -> int:
         """The position of the last committed event, 0 for an empty log."""
-        position: int = await self._pool.fetchval(
-            "SELECT coalesce(max(notification_id), 0) FROM beacon_events"
-        )
+        position: int = await self._pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
         return position

@@ -102,16 +102,22 @@ APPEND = "SELECT event_position FROM beacon_append($1, $2, $3, $4, $5, $6, $7::j
 
 def append_args(name: str, now: datetime) -> tuple[Any, ...]:
     stream_id, stored = to_stored_events(new_tally(name).collect_events(), 0)
-    return (stream_id, "tally", 0, [s.topic for s in stored], [s.state for s in stored], now,
-            '{"type": "system"}', None)
+    return (
+        stream_id,
+        "tally",
+        0,
+        [s.topic for s in stored],
+        [s.state for s in stored],
+        now,
+        '{"type": "system"}',
+        None,
+    )
 
 
 async def wait_until_blocked_on_a_lock(observer: asyncpg.Connection, pid: int) -> None:
     """Poll the server until backend `pid` waits on a lock (a fact, not a timing guess)."""
     async with asyncio.timeout(10):
-        while not await observer.fetchval(
-            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
-        ):
+        while not await observer.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
             await asyncio.sleep(0.01)
 
 
@@ -152,3 +158,16 @@ async def test_an_append_in_a_repeatable_read_transaction_is_refused(pool: async
                 await conn.fetchval(APPEND, *append_args("stale", T0))
     assert raised.value.sqlstate == "B0002"
     assert await store.read_all() == []
+
+
+async def test_beacon_append_still_raises_b0409_for_a_stale_expected_version(pool: asyncpg.Pool) -> None:
+    """SQL callers of the single append (migration 0002 made it a batch of one) keep its contract."""
+    store = PostgresEventStore(pool)
+    args = append_args("once", T0)
+    stream_id = args[0]
+    first = await pool.fetchval(APPEND, *args)
+    with pytest.raises(asyncpg.PostgresError) as raised:
+        await pool.fetchval(APPEND, *args)
+    assert raised.value.sqlstate == "B0409"
+    assert f"stream {stream_id} is at version 1, expected 0" in str(raised.value)
+    assert [r.position for r in await store.read_all()] == [first]
