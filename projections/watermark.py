@@ -14,6 +14,9 @@ from projections.runner import CONNECTION_ERRORS, PROJECTIONS_CHANNEL, checkpoin
 
 log = logging.getLogger("beacon.watermark")
 
+RELISTEN_INTERVAL = 1.0  # seconds between tries to listen again after the listening connection was lost
+LISTEN_TIMEOUT = 2.0  # seconds to get a connection to listen on (a waiting writer can overrun its wait by this)
+
 
 class Watermarks:
     """How far each read model has got, as this process last heard; writers wait on it."""
@@ -27,21 +30,52 @@ class Watermarks:
         # change between its check and its wait is never missed.
         self._changed = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._next_listen_attempt = 0.0
         self._refreshing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Listen for checkpoint notifications; without them (database unreachable) waits poll instead."""
+        listener = None
         try:
-            self._listener = await self.pool.acquire()
-            await self._listener.add_listener(PROJECTIONS_CHANNEL, self._on_notify)
+            listener = await self.pool.acquire(timeout=LISTEN_TIMEOUT)
+            await listener.add_listener(PROJECTIONS_CHANNEL, self._on_notify)
         except CONNECTION_ERRORS as error:
             log.warning("watermarks cannot listen (%r); read-your-writes falls back to polling", error)
+            if listener is not None:
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await self.pool.release(listener)
+            return
+        self._listener = listener
+
+    async def _listen_again(self) -> None:
+        """Listen on a new connection once the old one is gone (a database restart, a terminated
+        backend); without it every later write would wait for the poll. At most one try a second."""
+        if self._listening():
+            return
+        now = asyncio.get_running_loop().time()
+        if now < self._next_listen_attempt:
+            return
+        self._next_listen_attempt = now + RELISTEN_INTERVAL
+        if self._listener is not None:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self.pool.release(self._listener)
+            self._listener = None
+        await self.start()
+
+    def _listening(self) -> bool:
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:  # the pool already took the dead connection back
+            return False
 
     async def stop(self) -> None:
         if self._listener is not None:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await self._listener.remove_listener(PROJECTIONS_CHANNEL, self._on_notify)
-            await self.pool.release(self._listener)
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self.pool.release(self._listener)
             self._listener = None
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
@@ -91,6 +125,7 @@ class Watermarks:
                 pass
             if not self.reached(position):
                 try:
+                    await self._listen_again()
                     await self.refresh()
                 except CONNECTION_ERRORS as error:
                     # The write is recorded either way; keep listening until the deadline.

@@ -17,6 +17,7 @@ from infra.db import create_pool
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
 from projections.runner import (
+    PROJECTIONS_CHANNEL,
     ProjectionRunner,
     advisory_key,
     catch_up,
@@ -280,10 +281,11 @@ async def test_a_lost_notification_only_delays_until_the_next_poll(pool: asyncpg
         assert await seen(conn, counter) == first + second
 
 
-async def _listener_pid(pool: asyncpg.Pool) -> int | None:
+async def _listener_pid(pool: asyncpg.Pool, channel: str = "beacon_events") -> int | None:
     pid: int | None = await pool.fetchval(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        " AND query = 'LISTEN \"beacon_events\"' AND pid <> pg_backend_pid()"
+        " AND query = $1 AND pid <> pg_backend_pid()",
+        f'LISTEN "{channel}"',
     )
     return pid
 
@@ -312,6 +314,25 @@ async def test_watermarks_wait_for_the_runner_to_pass_a_position(pool: asyncpg.P
             assert await watermarks.wait_for(written[-1], timeout=10) is True
             async with pool.acquire() as conn:
                 assert await seen(conn, counter) == unseen + written  # visible the moment wait_for returns
+    finally:
+        await watermarks.stop()
+
+
+async def test_watermarks_listen_again_after_losing_their_connection(pool: asyncpg.Pool) -> None:
+    watermarks = Watermarks(pool, {"counter"}, poll_interval=0.05)
+    await watermarks.start()
+    try:
+        listener = await _listener_pid(pool, PROJECTIONS_CHANNEL)
+        assert listener is not None
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", listener)
+        await wait_until(lambda: _gone(pool, listener))
+
+        # The next wait polls, finds its listening connection gone and listens on a new one...
+        assert await watermarks.wait_for(1, timeout=0.3) is False
+        assert await _listener_pid(pool, PROJECTIONS_CHANNEL) not in (None, listener)
+        # ...where notifications arrive again: with no runner and no checkpoint, only one can move it.
+        await pool.execute("SELECT pg_notify($1, 'counter:7')", PROJECTIONS_CHANNEL)
+        assert await watermarks.wait_for(7, timeout=5) is True
     finally:
         await watermarks.stop()
 
