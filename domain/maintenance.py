@@ -466,6 +466,11 @@ class Maintenance(Notice):
         return started
 
     @property
+    def _unimpacted_start(self) -> datetime:
+        """A window that has not affected any component yet spans from its planned start."""
+        return self.start_at
+
+    @property
     def component_maintenance_periods(self) -> list[MaintenancePeriod]:
         return [
             MaintenancePeriod(component_id=interval.component_id, start_at=interval.start_at, end_at=interval.end_at)

@@ -126,6 +126,24 @@ class Notice(BeaconAggregate):
     def intervals(self) -> list[ComponentInterval]:
         return derive_intervals(self.updates)
 
+    @property
+    def impact_span(self) -> tuple[datetime, datetime | None]:
+        """When this notice affected its page, for the lists' `start_at`/`end_at` filters (incident.io:
+        "had impacts during or after / during or before this time"): from its first component impact to
+        its last one's end; open (None) while the notice is. Without impacts, from `_unimpacted_start`
+        to the closing update."""
+        intervals = self.intervals
+        start = min((interval.start_at for interval in intervals), default=self._unimpacted_start)
+        if not self.is_closed:
+            return start, None
+        ends = [interval.end_at for interval in intervals if interval.end_at is not None]
+        return start, max(ends, default=self.last_update.published_at)
+
+    @property
+    def _unimpacted_start(self) -> datetime:
+        """Where the span of a notice that never impacted a component starts: when it was published."""
+        return self.published_at
+
     # Rules shared by every update
 
     def _check_open(self) -> None:

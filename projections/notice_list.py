@@ -48,14 +48,20 @@ def timestamp(value: datetime | None) -> str | None:
 
 def schema_sql(table: str) -> str:
     # `document` is text, not jsonb: jsonb would reorder keys, and a rebuild must be byte-identical.
+    # `impact_from`/`impact_until` are the notice's `impact_span` (until is NULL while it is open). A table
+    # made before they existed gains them empty; `beacon projections rebuild` fills them for old rows.
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
     id             text        PRIMARY KEY,
     status_page_id text        NOT NULL,
     published_at   timestamptz NOT NULL,
     component_ids  text[]      NOT NULL,
-    document       text        NOT NULL
+    document       text        NOT NULL,
+    impact_from    timestamptz,
+    impact_until   timestamptz
 );
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS impact_from timestamptz;
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS impact_until timestamptz;
 CREATE INDEX IF NOT EXISTS {table}_newest ON {table} (status_page_id, published_at DESC, id DESC);
 """
 
@@ -215,7 +221,7 @@ class NoticeList:
         self.is_gone = is_gone or (lambda notice: False)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        kept: list[tuple[str, str, datetime, list[str], str]] = []
+        kept: list[tuple[str, str, datetime, list[str], str, datetime, datetime | None]] = []
         gone: list[str] = []
         for stream_id, notice in (await load_streams(conn, events, self.stream_type)).items():
             if not isinstance(notice, self.notice_class):
@@ -231,15 +237,17 @@ class NoticeList:
                     notice.published_at,
                     notice.affected_component_ids,
                     msgspec.json.encode(self.render(notice)).decode(),
+                    *notice.impact_span,
                 )
             )
         if gone:
             await conn.execute(f"DELETE FROM {self.table} WHERE id = ANY($1::text[])", gone)
         if kept:
             await conn.executemany(
-                f"INSERT INTO {self.table} (id, status_page_id, published_at, component_ids, document)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET status_page_id = $2,"
-                " published_at = $3, component_ids = $4, document = $5",
+                f"INSERT INTO {self.table}"
+                " (id, status_page_id, published_at, component_ids, document, impact_from, impact_until)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET status_page_id = $2,"
+                " published_at = $3, component_ids = $4, document = $5, impact_from = $6, impact_until = $7",
                 kept,
             )
 
@@ -267,7 +275,8 @@ async def list_notices(
     db: Any, table: str, where: NoticeFilter, *, limit: int, after: str | None = None
 ) -> list[NoticeRow] | None:
     """Up to `limit` notices of the page, newest `published_at` first (ties: highest id first), after
-    the notice `after`; None when `after` names no notice in this list."""
+    the notice `after`; None when `after` names no notice in this list. `start_at`/`end_at` keep the
+    notices whose impact span (`Notice.impact_span`) reaches into [start_at, end_at]."""
     cursor: tuple[datetime, str] | None = None
     if after is not None:
         row = await db.fetchrow(f"SELECT published_at, id FROM {table} WHERE id = $1", after)
@@ -277,8 +286,8 @@ async def list_notices(
     rows = await db.fetch(
         f"SELECT id, document FROM {table} WHERE status_page_id = $1"
         " AND ($2::text[] IS NULL OR component_ids && $2::text[])"
-        " AND ($3::timestamptz IS NULL OR published_at >= $3)"
-        " AND ($4::timestamptz IS NULL OR published_at <= $4)"
+        " AND ($3::timestamptz IS NULL OR impact_until IS NULL OR impact_until >= $3)"
+        " AND ($4::timestamptz IS NULL OR impact_from <= $4)"
         " AND ($5::timestamptz IS NULL OR (published_at, id) < ($5, $6))"
         " ORDER BY published_at DESC, id DESC LIMIT $7",
         where.status_page_id,

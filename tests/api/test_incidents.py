@@ -280,9 +280,17 @@ async def test_lists_filter_by_component_group_sub_page_and_time_and_paginate(cl
     assert await list_ids(client, keys, status_page_id=page.id, component_id=page.api) == [ids["api"]]
     assert await list_ids(client, keys, status_page_id=page.id, group_id=page.backend) == [ids["db"]]
     assert await list_ids(client, keys, status_page_id=page.id, sub_page_id=page.eu) == [ids["web"]]
+    # Time filters keep what had impacts in the range (incident.io: "during or after" start_at, "during or
+    # before" end_at); an ongoing incident's reach to now, a resolved one's end at its resolution.
     db_published = (await show(client, keys, ids["db"]))["published_at"]
-    assert await list_ids(client, keys, status_page_id=page.id, start_at=db_published) == newest_first[:3]
     assert await list_ids(client, keys, status_page_id=page.id, end_at=db_published) == newest_first[2:]
+    assert await list_ids(client, keys, status_page_id=page.id, start_at=db_published) == newest_first
+    resolved = await post_update(client, keys, ids["api"], incident_status="resolved")
+    assert resolved.status_code == 201, resolved.text
+    resolved_at = datetime.fromisoformat(resolved.json()["status_page_incident_update"]["published_at"])
+    later = (resolved_at + timedelta(milliseconds=1)).isoformat()
+    assert await list_ids(client, keys, status_page_id=page.id, start_at=later) == newest_first[:3]
+    assert await list_ids(client, keys, status_page_id=page.id, start_at=resolved_at.isoformat()) == newest_first
 
     seen: list[str] = []
     after: str | None = None

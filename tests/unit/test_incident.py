@@ -619,3 +619,24 @@ async def test_an_update_naming_components_loads_its_incident_once() -> None:
 
     assert store.loads == 1
     assert later.last_appended == 2
+
+
+def test_the_impact_span_runs_from_the_first_impact_to_the_last_ones_end_once_resolved() -> None:
+    incident = given(
+        lambda i: publish(i, 5, component_statuses={LOGIN: "partial_outage"}),
+        lambda i: publish(i, 20, component_statuses={LOGIN: "operational"}),
+    )
+    assert incident.impact_span == (at(5), None)  # open while the incident is
+
+    publish(incident, 30, status="resolved")
+
+    assert incident.impact_span == (at(5), at(20))
+
+
+def test_an_incident_without_impacts_spans_from_its_publication_to_its_resolution() -> None:
+    incident = declare()
+    assert incident.impact_span == (T0, None)
+
+    publish(incident, 45, status="resolved")
+
+    assert incident.impact_span == (T0, at(45))

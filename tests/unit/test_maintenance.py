@@ -548,3 +548,14 @@ async def test_maintenance_events_replay_from_the_log() -> None:
 
     assert [type(event) for event in events] == [MaintenanceScheduled, MaintenanceStarted]
     assert not any(isinstance(event, MaintenanceUpdatePublished) for event in events)
+
+
+def test_a_window_spans_from_its_planned_start_until_it_impacts_then_from_its_periods() -> None:
+    maintenance = schedule()
+    assert maintenance.impact_span == (START, None)  # published at T0, but nothing happens before START
+
+    publish(maintenance, 10, status="maintenance_in_progress")
+    assert maintenance.impact_span == (at(10), None)
+    publish(maintenance, 60, status="maintenance_complete")
+
+    assert maintenance.impact_span == (at(10), at(60))
