@@ -14,7 +14,7 @@ and read-your-writes (the answer waits for the read models, DESIGN D6). Then 16 
 
 Uses DATABASE_URL, or the embedded server when unset; works in its own scratch database, dropped at
 the end. The per-key rate limit is raised for the run (the bench measures throughput, not the limit).
-Each client drives its own keep-alive connection through bench/http.py, a bare-bytes client: on this
+Each client drives its own keep-alive connection through bench/http_client.py, a bare-bytes client: on this
 2-core machine the load generator's CPU is CPU the server under test lacks, and httpx spent ~1.1 ms
 of it per request.
 """
@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg
 
 from bench.append import NOW, Counter, Step, _rate, _with_database
-from bench.http import Connection
+from bench.http_client import Connection
 from domain.base import SYSTEM, CommandContext
 from infra.db import create_pool, database_url
 from infra.event_store import PostgresEventStore

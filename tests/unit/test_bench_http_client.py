@@ -1,4 +1,4 @@
-"""bench/http.py against a scripted server on a real socket: the server records each request it reads
+"""bench/http_client.py against a scripted server on a real socket: the server records each request it reads
 and answers with fixed bytes, so a client that reads too much or too little of a response, or sends a
 malformed request, gets the wrong answer back or trips the server's own parsing."""
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 import pytest
 
-from bench.http import Connection, ProtocolError
+from bench.http_client import Connection, ProtocolError
 
 
 @dataclass

@@ -6,7 +6,8 @@ Requests are written as bytes with a JSON body encoded by msgspec; a response is
 headers up to the blank line, then a body delimited by Content-Length, by chunked transfer coding,
 or by the server closing the connection. The connection is reopened before the next request when the
 server said `Connection: close` or closed it while idle. A request that fails in flight is never
-resent: the server may have acted on it. Bench-only code; not a general-purpose client.
+resent: the server may have acted on it. Bench-only code; not a general-purpose client. (Not named
+`http.py`: run as `python bench/x.py`, a bench would then shadow the standard library's `http`.)
 """
 
 from __future__ import annotations
