@@ -4,19 +4,20 @@ envelopes quote the same id. The id lives in the ASGI scope's state, created on 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
+from infra.ids import new_request_id
+
 
 def ensure_request_id(scope: MutableMapping[str, Any]) -> str:
     state = scope.setdefault("state", {})
     request_id = state.get("request_id")
     if request_id is None:
-        request_id = state["request_id"] = str(uuid.uuid4())
+        request_id = state["request_id"] = new_request_id()
     return str(request_id)
 
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from litestar import Litestar
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
 from api.shutdown import bounded
 from infra.db import database_url
+from infra.ids import new_request_id
 from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
 
 log = logging.getLogger("beacon.widget")
@@ -335,7 +335,7 @@ def _request_id(scope: Scope) -> str:
     state = scope.setdefault("state", {})
     request_id = state.get("request_id")
     if request_id is None:
-        request_id = state["request_id"] = str(uuid.uuid4())
+        request_id = state["request_id"] = new_request_id()
     return str(request_id)
 
 
