@@ -41,13 +41,11 @@ from domain.notice import (
     InvalidValue,
     Notice,
     PageComponents,
-    PageComponentsLookup,
     TooManyUpdates,
     Update,
     check_aware,
     check_component_statuses,
     check_message,
-    components_for_update,
     create_idempotently,
     parse_enum,
     statuses_from_data,
@@ -490,38 +488,6 @@ async def record_retrospective_incident(
 
     key = IdempotencyKey(kind="retrospective", status_page_id=status_page_id, key=idempotency_key)
     return await create_idempotently(store, Incident, key, create, context)
-
-
-async def publish_incident_update(
-    store: EventStore,
-    *,
-    incident_id: UUID,
-    page_components: PageComponentsLookup,
-    message: str,
-    status: str | None = None,
-    component_statuses: ComponentStatusesInput | None = None,
-    notify_subscribers: bool,
-    update_id: str,
-    context: CommandContext,
-) -> Incident:
-    """CreateStatusPageIncidentUpdate. `page_components` is asked for the incident's page's components
-    (only when the update names components)."""
-    components, loaded = await components_for_update(store, Incident, incident_id, component_statuses, page_components)
-
-    def decide(incident: Incident) -> None:
-        incident.publish_update(
-            update_id=update_id,
-            message=message,
-            status=status,
-            component_statuses=component_statuses,
-            notify_subscribers=notify_subscribers,
-            page_components=components,
-            at=context.now,
-            by=context.actor,
-        )
-
-    incident, _ = await execute(store, Incident, incident_id, decide, context, loaded=loaded)
-    return incident
 
 
 async def rename_incident(store: EventStore, *, incident_id: UUID, name: str, context: CommandContext) -> Incident:

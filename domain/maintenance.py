@@ -50,13 +50,11 @@ from domain.notice import (
     NoticeClosed,
     NoticeNotFound,
     PageComponents,
-    PageComponentsLookup,
     Update,
     check_aware,
     check_component_on_page,
     check_component_statuses,
     check_message,
-    components_for_update,
     create_idempotently,
     parse_enum,
     statuses_from_data,
@@ -554,40 +552,6 @@ async def schedule_maintenance(
 
     key = IdempotencyKey(kind="maintenance", status_page_id=status_page_id, key=idempotency_key)
     return await create_idempotently(store, Maintenance, key, create, context)
-
-
-async def publish_maintenance_update(
-    store: EventStore,
-    *,
-    maintenance_id: UUID,
-    page_components: PageComponentsLookup,
-    message: str,
-    status: str | None = None,
-    component_statuses: ComponentStatusesInput | None = None,
-    notify_subscribers: bool,
-    update_id: str,
-    context: CommandContext,
-) -> Maintenance:
-    """CreateStatusPageMaintenanceUpdate. `page_components` is asked for the window's page's components
-    (only when the update names components)."""
-    components, loaded = await components_for_update(
-        store, Maintenance, maintenance_id, component_statuses, page_components
-    )
-
-    def decide(maintenance: Maintenance) -> None:
-        maintenance.publish_update(
-            update_id=update_id,
-            message=message,
-            status=status,
-            component_statuses=component_statuses,
-            notify_subscribers=notify_subscribers,
-            page_components=components,
-            at=context.now,
-            by=context.actor,
-        )
-
-    maintenance, _ = await execute(store, Maintenance, maintenance_id, decide, context, loaded=loaded)
-    return maintenance
 
 
 async def edit_maintenance(

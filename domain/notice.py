@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from domain.base import (
+    Actor,
     ActorData,
     BeaconAggregate,
     CommandContext,
@@ -32,6 +33,7 @@ from domain.base import (
     EventStore,
     IdempotencyKey,
     NotFound,
+    execute,
     load,
     save,
 )
@@ -105,6 +107,22 @@ class Notice(BeaconAggregate):
         self.updates.append(update)
         self.status = update.status
         self.component_statuses.update(update.component_statuses)
+
+    # The command both kinds share (each checks its own rules and records its own event)
+
+    def publish_update(
+        self,
+        *,
+        update_id: str,
+        message: str,
+        status: str | None,
+        component_statuses: ComponentStatusesInput | None,
+        notify_subscribers: bool,
+        page_components: PageComponents,
+        at: datetime,
+        by: Actor,
+    ) -> None:
+        raise NotImplementedError
 
     # Queries
 
@@ -298,20 +316,42 @@ async def create_idempotently(
     return notice, False
 
 
-async def components_for_update(
+async def publish_notice_update(
     store: EventStore,
     cls: type[N],
     notice_id: UUID,
-    statuses: ComponentStatusesInput | None,
-    lookup: PageComponentsLookup,
-) -> tuple[PageComponents, N | None]:
-    """The components an update may name: its notice's page's, looked up only when it names any (only
-    the stored notice knows its page). Also the notice, when it had to be loaded for that, so the
-    handler's first attempt need not load it again."""
-    if not statuses:
-        return frozenset(), None
-    notice = await load(store, cls, notice_id)
-    return await lookup(notice.status_page_id), notice
+    *,
+    page_components: PageComponentsLookup,
+    message: str,
+    status: str | None = None,
+    component_statuses: ComponentStatusesInput | None = None,
+    notify_subscribers: bool,
+    update_id: str,
+    context: CommandContext,
+) -> N:
+    """CreateStatusPage{Incident,Maintenance}Update. `page_components` is asked for the notice's page's
+    components only when the update names components (only the stored notice knows its page); the
+    notice loaded for that is the first attempt's, so it is not loaded twice."""
+    components: PageComponents = frozenset()
+    loaded: N | None = None
+    if component_statuses:
+        loaded = await load(store, cls, notice_id)
+        components = await page_components(loaded.status_page_id)
+
+    def decide(notice: N) -> None:
+        notice.publish_update(
+            update_id=update_id,
+            message=message,
+            status=status,
+            component_statuses=component_statuses,
+            notify_subscribers=notify_subscribers,
+            page_components=components,
+            at=context.now,
+            by=context.actor,
+        )
+
+    notice, _ = await execute(store, cls, notice_id, decide, context, loaded=loaded)
+    return notice
 
 
 # Errors

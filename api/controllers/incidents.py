@@ -31,11 +31,10 @@ from domain.incident import (
     Incident,
     PastUpdate,
     declare_incident,
-    publish_incident_update,
     record_retrospective_incident,
     rename_incident,
 )
-from domain.notice import PageComponents
+from domain.notice import PageComponents, publish_notice_update
 from infra.api_keys import PUBLISH
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections.incident_list import TABLE, StatusPageIncident, StatusPageIncidentUpdate, incident_view, update_view
@@ -189,9 +188,10 @@ class StatusPageIncidentUpdateController(Controller):
             return await page_components(services, status_page_id)
 
         with wire_not_found(WHAT, data.status_page_incident_id):
-            incident = await publish_incident_update(
+            incident = await publish_notice_update(
                 services.store,
-                incident_id=path_id(data.status_page_incident_id, WHAT),
+                Incident,
+                path_id(data.status_page_incident_id, WHAT),
                 page_components=lookup,
                 message=data.message,
                 status=data.incident_status,

@@ -31,10 +31,9 @@ from domain.maintenance import (
     Maintenance,
     delete_maintenance,
     edit_maintenance,
-    publish_maintenance_update,
     schedule_maintenance,
 )
-from domain.notice import NoticeNotFound, PageComponents
+from domain.notice import NoticeNotFound, PageComponents, publish_notice_update
 from infra.api_keys import PUBLISH
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections.maintenance_list import (
@@ -204,9 +203,10 @@ class StatusPageMaintenanceUpdateController(Controller):
             return await page_components(services, status_page_id)
 
         with wire_not_found(WHAT, data.status_page_maintenance_id):
-            maintenance = await publish_maintenance_update(
+            maintenance = await publish_notice_update(
                 services.store,
-                maintenance_id=path_id(data.status_page_maintenance_id, WHAT),
+                Maintenance,
+                path_id(data.status_page_maintenance_id, WHAT),
                 page_components=lookup,
                 message=data.message,
                 status=data.maintenance_status,

@@ -19,9 +19,9 @@ from domain.maintenance import (
     Maintenance,
     MaintenanceStatus,
     edit_maintenance,
-    publish_maintenance_update,
     schedule_maintenance,
 )
+from domain.notice import publish_notice_update
 from infra.clock import FakeClock
 from infra.db import create_pool
 from infra.event_store import PostgresEventStore
@@ -196,9 +196,10 @@ async def test_a_manual_update_wins_even_against_a_stale_schedule(pool: asyncpg.
     await project(pool)
 
     clock.set(T0 + timedelta(minutes=10))
-    await publish_maintenance_update(
+    await publish_notice_update(
         store,
-        maintenance_id=maintenance_id,
+        Maintenance,
+        maintenance_id,
         page_components=_no_lookup,
         message="Cancelled: the upgrade is no longer needed.",
         status=MaintenanceStatus.COMPLETE.value,

@@ -19,7 +19,8 @@ import pytest
 
 from domain.base import Actor, CommandContext
 from domain.component import ComponentInfo, create_component
-from domain.incident import declare_incident, publish_incident_update
+from domain.incident import Incident, declare_incident
+from domain.notice import publish_notice_update
 from domain.status_page import ComponentItem, GroupItem, create_status_page, replace_structure
 from infra.clock import SystemClock
 from infra.event_store import PostgresEventStore
@@ -184,9 +185,10 @@ async def _append(
         appended[0] += 1
         for u in range(UPDATES_PER_INCIDENT):
             last = u == UPDATES_PER_INCIDENT - 1
-            await publish_incident_update(
+            await publish_notice_update(
                 store,
-                incident_id=incident_id,
+                Incident,
+                incident_id,
                 page_components=lookup,
                 message=f"update {u}",
                 status="resolved" if last else rng.choice(("identified", "monitoring")),

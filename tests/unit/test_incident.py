@@ -23,7 +23,6 @@ from domain.incident import (
     PastUpdate,
     RetrospectiveIncidentRecorded,
     declare_incident,
-    publish_incident_update,
     record_retrospective_incident,
     rename_incident,
 )
@@ -36,6 +35,7 @@ from domain.notice import (
     NoticeClosed,
     TooManyUpdates,
     UnknownComponent,
+    publish_notice_update,
 )
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
@@ -549,12 +549,12 @@ async def test_publishing_through_the_handler_looks_up_the_incidents_page_compon
         return PAGE_COMPONENTS
 
     later = CommandContext(now=at(5), actor=ALICE)
-    await publish_incident_update(
-        store, incident_id=INCIDENT_ID, page_components=components_of, message="API too.",
+    await publish_notice_update(
+        store, Incident, INCIDENT_ID, page_components=components_of, message="API too.",
         component_statuses={API: "partial_outage"}, notify_subscribers=True, update_id="U5", context=later,
     )
-    incident = await publish_incident_update(
-        store, incident_id=INCIDENT_ID, page_components=no_components, message="Fixed.", status="resolved",
+    incident = await publish_notice_update(
+        store, Incident, INCIDENT_ID, page_components=no_components, message="Fixed.", status="resolved",
         notify_subscribers=False, update_id="U6", context=CommandContext(now=at(6), actor=ALICE),
     )
 
@@ -571,8 +571,8 @@ async def test_handlers_answer_not_found_for_an_unknown_incident() -> None:
     with pytest.raises(NotFound):
         await rename_incident(store, incident_id=INCIDENT_ID, name="x", context=CONTEXT)
     with pytest.raises(NotFound):
-        await publish_incident_update(
-            store, incident_id=INCIDENT_ID, page_components=no_components, message="m",
+        await publish_notice_update(
+            store, Incident, INCIDENT_ID, page_components=no_components, message="m",
             notify_subscribers=False, update_id="U1", context=CONTEXT,
         )
 
@@ -612,8 +612,8 @@ async def test_an_update_naming_components_loads_its_incident_once() -> None:
     async def components_of(status_page_id: str) -> frozenset[str]:
         return PAGE_COMPONENTS
 
-    await publish_incident_update(
-        store, incident_id=INCIDENT_ID, page_components=components_of, message="API too.",
+    await publish_notice_update(
+        store, Incident, INCIDENT_ID, page_components=components_of, message="API too.",
         component_statuses={API: "partial_outage"}, notify_subscribers=True, update_id="U5", context=later,
     )
 

@@ -26,7 +26,6 @@ from domain.maintenance import (
     advance_maintenance_automatically,
     delete_maintenance,
     edit_maintenance,
-    publish_maintenance_update,
     schedule_maintenance,
 )
 from domain.notice import (
@@ -36,6 +35,7 @@ from domain.notice import (
     NoticeClosed,
     TooManyUpdates,
     UnknownComponent,
+    publish_notice_update,
 )
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
@@ -517,8 +517,8 @@ async def test_update_edit_and_delete_through_the_handlers() -> None:
         assert status_page_id == PAGE
         return PAGE_COMPONENTS
 
-    await publish_maintenance_update(
-        store, maintenance_id=MAINTENANCE_ID, page_components=components_of, message="API too.",
+    await publish_notice_update(
+        store, Maintenance, MAINTENANCE_ID, page_components=components_of, message="API too.",
         component_statuses={API: "under_maintenance"}, notify_subscribers=False, update_id="U1",
         context=context(at(-30)),
     )
