@@ -24,9 +24,9 @@ import msgspec
 from litestar import Litestar
 
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
+from api.request_id import ensure_request_id
 from api.shutdown import bounded
 from infra.db import database_url
-from infra.ids import new_request_id
 from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
 
 log = logging.getLogger("beacon.widget")
@@ -265,7 +265,7 @@ class WidgetFrontend:
         else:
             return False
         method: str = scope["method"]
-        request_id = _request_id(scope)
+        request_id = ensure_request_id(scope)
         if method not in ("GET", "HEAD"):
             await self._other_method(method, request_id, send)
             return True
@@ -328,15 +328,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _request_id(scope: Scope) -> str:
-    # Same id the rest of the app would use (`api.request_id`), without importing Litestar's machinery.
-    state = scope.setdefault("state", {})
-    request_id = state.get("request_id")
-    if request_id is None:
-        request_id = state["request_id"] = new_request_id()
-    return str(request_id)
 
 
 class WidgetLitestar(Litestar):
