@@ -16,6 +16,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from api.auth import KeyCache, require_api_key
+from api.body import check_json_body
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.audit import AuditController
 from api.controllers.availability import ComponentAvailabilityController
@@ -36,7 +37,6 @@ from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
 from api.services import Services
 from api.shutdown import bounded, close_pool
-from api.text import refuse_nul_characters
 from api.widget import WidgetLitestar, widget_lifespan
 from infra.clock import Clock, SystemClock
 from infra.db import create_pool, database_url, worker_pool_size
@@ -143,7 +143,7 @@ def create_app(
         finally:
             await close_pool(pool)
 
-    v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=refuse_nul_characters)
+    v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=check_json_body)
     return WidgetLitestar(
         route_handlers=[v2, *health_handlers],
         lifespan=[lifespan, widget_lifespan],

@@ -64,6 +64,28 @@ async def test_a_missing_field_names_the_field(client: Client, keys: Keys) -> No
     assert body["errors"] == [{"code": "is_required", "message": "name is required", "source": {"field": "name"}}]
 
 
+async def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(client: Client, keys: Keys) -> None:
+    admin = Keys.header(keys.admin)
+    created = await client.post("/v2/status_pages", json={"name": "Acme", "slug": "acme"}, headers=admin)
+    assert created.status_code == 201, created.text
+    page = created.json()["status_page"]["id"]
+
+    as_number = await client.put(
+        f"/v2/status_pages/{page}", json={"name": "Acme", "widget_api_enabled": 0}, headers=admin
+    )
+    body = assert_envelope(as_number, 422, "validation_error")
+    assert [error["source"] for error in body["errors"]] == [{"field": "widget_api_enabled"}]  # type: ignore[attr-defined]
+    assert "Expected `bool`, got `int`" in body["errors"][0]["message"]  # type: ignore[index]
+
+    nested = {"items": [{"group": {"name": "G", "components": [{"component_id": page, "display_uptime": 0}]}}]}
+    in_a_structure = await client.put(f"/v2/status_page_structures/{page}", json=nested, headers=admin)
+    body = assert_envelope(in_a_structure, 422, "validation_error")
+    assert body["errors"][0]["source"] == {"field": "items[0].group.components[0].display_uptime"}  # type: ignore[index]
+
+    shown = await client.get(f"/v2/status_pages/{page}", headers=admin)
+    assert shown.json()["status_page"]["widget_api_enabled"] is True  # nothing was changed
+
+
 async def test_a_key_is_shown_once_listed_without_token_and_revocable(client: Client, keys: Keys) -> None:
     admin = Keys.header(keys.admin)
     created = await client.post("/v2/api_keys", json={"name": "ci bot", "scopes": ["status_pages.publish_updates"]},
