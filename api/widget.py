@@ -132,7 +132,8 @@ class WidgetCache:
                     log.warning("widget cache did not reach position %s within %.1fs", position, timeout)
                     return False
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):  # not wait_for (projections/scheduler.py says why)
+                        await self._changed.wait()
         return True
 
     async def refresh(self, *, full: bool) -> None:
@@ -195,7 +196,8 @@ class WidgetCache:
     async def _consume(self, conn: asyncpg.Connection) -> None:
         while not conn.is_closed():
             try:
-                first = await asyncio.wait_for(self._pending.get(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):  # not wait_for: see projections/scheduler.py
+                    first = await self._pending.get()
             except TimeoutError:
                 # Safety net: a notification can only be lost with its connection, but check anyway.
                 async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as poll:

@@ -472,7 +472,8 @@ class ProjectionRunner:
                     if active:
                         await self._pass(conn, active)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                        async with asyncio.timeout(self.poll_interval):  # not wait_for: see scheduler.py
+                            await self._wake.wait()
             finally:
                 # Releasing the connection to the pool also unlocks (asyncpg's reset runs
                 # pg_advisory_unlock_all), and a dead connection holds no lock; this is the prompt path.

@@ -161,8 +161,11 @@ class MaintenanceScheduler:
                     self._wake.clear()
                     await self.run_once(conn)
                     self.status.passes += 1
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+                    # arrives as the event is set (gh-86296), and `stop` then waited out the whole interval.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.interval)
+                        async with asyncio.timeout(self.interval):
+                            await self._wake.wait()
             finally:
                 self.status.active = False
                 # Returning the connection to the pool also unlocks and unlistens (asyncpg's reset);

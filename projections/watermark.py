@@ -119,7 +119,8 @@ class Watermarks:
                 log.warning("read models did not reach position %s within %.1fs", position, timeout)
                 return False
             try:
-                await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_interval))
+                async with asyncio.timeout(min(remaining, self.poll_interval)):  # not wait_for: see scheduler.py
+                    await self._changed.wait()
                 continue  # a notification moved a read model: check again before asking the database
             except TimeoutError:
                 pass

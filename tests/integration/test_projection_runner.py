@@ -350,3 +350,23 @@ async def test_a_standby_watermark_without_a_notification_still_learns_from_chec
         assert await watermarks.wait_for(written[-1], timeout=10) is True
     finally:
         await watermarks.stop()
+
+
+async def test_stopping_as_a_wake_up_arrives_still_stops(pool: asyncpg.Pool) -> None:
+    # As for the scheduler (tests/integration/test_scheduler.py): a wake-up landing with the cancellation
+    # must not keep the runner going; with asyncio.wait_for on Python 3.11 it waited out the poll interval.
+    counter = EventCounter()
+    runner = ProjectionRunner(pool, PostgresEventStore(pool), [counter], poll_interval=3600)
+    await runner.start()
+    await wait_until(lambda: _passes_at_least(runner, counter.name, 1))
+
+    runner.wake()
+    stopping = asyncio.create_task(runner.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)
+    if not done:
+        await runner.stop()  # a second cancellation ends it, so the failure below cannot hang the teardown
+    assert done == {stopping}, "stop() hung: the cancellation was lost"
+
+
+async def _passes_at_least(runner: ProjectionRunner, name: str, passes: int) -> bool:
+    return runner.statuses[name].passes >= passes

@@ -332,3 +332,19 @@ async def _in_schedule(pool: asyncpg.Pool, maintenance_id: UUID) -> bool:
 
 async def _passes_at_least(scheduler: MaintenanceScheduler, passes: int) -> bool:
     return scheduler.status.passes >= passes
+
+
+async def test_stopping_as_a_wake_up_arrives_still_stops(pool: asyncpg.Pool) -> None:
+    # The wake-up completes the wait in the same loop turn the cancellation lands in: asyncio.wait_for
+    # (Python 3.11) returned the wake-up and dropped the cancellation, and stop() waited out the interval.
+    await project(pool)  # the schedule's table
+    scheduler = MaintenanceScheduler(pool, PostgresEventStore(pool), FakeClock(START), interval=3600)
+    await scheduler.start()
+    await wait_until(lambda: _passes_at_least(scheduler, 1))
+
+    scheduler.wake()
+    stopping = asyncio.create_task(scheduler.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)
+    if not done:
+        await scheduler.stop()  # a second cancellation ends it, so the failure below cannot hang the teardown
+    assert done == {stopping}, "stop() hung: the cancellation was lost"
