@@ -11,6 +11,13 @@ from api.errors import ApiError
 from infra.ids import is_ulid, ulid_to_uuid
 
 
+class Payload(msgspec.Struct, forbid_unknown_fields=True):
+    """The base of every `/v2` request body: a field the operation does not accept is a 422 naming it,
+    never silently dropped (a misspelt `component_statuses` must not declare an incident without
+    impacts). Subclasses list every field incident.io's reference or its SDK accepts, even ones Beacon
+    ignores, so clients written for incident.io keep working."""
+
+
 def path_id(value: str, what: str) -> UUID:
     """The stream id behind a wire id; anything that is not a ULID names nothing, so it is a 404."""
     if not is_ulid(value):
