@@ -1,10 +1,10 @@
 """Status page maintenance windows: scheduled with a window (`start_at` < `end_at`) and a first update,
 moved on by updates — manual ones, or automatic ones at `start_at` and `end_at` — until complete; the
-name and window can be edited (PUT) and the window deleted (SPEC §3, §4).
+name and window can be edited (PUT) and the window deleted (the README's walk-through shows each step).
 
-Decisions where incident.io is silent or the SDK and SPEC differ:
+Decisions where incident.io is silent or its SDK's documentation decides:
 
-- `automate_maintenance_status` defaults to true (SPEC §4; the SDK's docs say false).
+- `automate_maintenance_status` defaults to false, as incident.io's SDK documents.
 - A manual update that *changes* the status turns automation off, as the SDK documents ("publishing
   your own update that sets maintenance_status turns automation off"): a manual update always wins.
   An update that keeps the status (a progress note) leaves automation on.
@@ -13,12 +13,20 @@ Decisions where incident.io is silent or the SDK and SPEC differ:
 - With automation on, the updates automation will still publish are reserved within the 100-update
   limit, so a window can always complete by itself.
 - A completed window keeps its times; PUT may still rename it. A deleted window takes no commands.
-- Automatic updates are recorded when the scheduler runs them (`at` is its now), so after downtime
-  they show when they really happened.
+- Maintenance times are the times it happened. A window whose `end_at` has passed can only be created
+  as `maintenance_complete`, and is then recorded at its own times: an update marking its start at
+  `start_at` (components under maintenance) and the caller's completing update at `end_at`, neither
+  notifying. A window that is not complete cannot be created ending in the past, nor moved there by PUT.
+- An automatic step takes effect at its scheduled instant, but never before the window was published,
+  last moved by a PUT, or last updated (a window created or moved after its start starts then, not
+  earlier). That instant is the event's `timestamp`, so the update's `published_at` and the component
+  periods; the log's `recorded_at` says when the step was recorded. After downtime the catch-up
+  therefore records a 15-minute window as 15 minutes, not as two steps at the restart instant.
 
 Events: `MaintenanceScheduled` (`Maintenance.Created`, topic `beacon.Maintenance.Scheduled`),
 `MaintenanceUpdatePublished`, `MaintenanceStarted` / `MaintenanceCompleted` (automatic, by `system`,
-each with its update), `MaintenanceEdited` (PUT), `MaintenanceDeleted`.
+each with its update), `MaintenanceEdited` (PUT), `MaintenanceDeleted`. `MaintenanceScheduled` gained
+`start_update_id` (default None: a window scheduled live, as every event written before it was).
 """
 
 from __future__ import annotations
@@ -118,6 +126,8 @@ class Maintenance(Notice):
         component_statuses: ComponentStatusData
         notify_subscribers: bool
         by: ActorData
+        start_update_id: str | None = None
+        """Set only on a window recorded after it ended: the id of the update marking its start."""
 
     @event(Created)
     def __init__(
@@ -136,14 +146,25 @@ class Maintenance(Notice):
         notify_subscribers: bool,
         by: ActorData,
         timestamp: datetime,
+        start_update_id: str | None = None,
     ) -> None:
-        self._apply_created(status_page_id=status_page_id, name=name, published_at=timestamp)
         self.start_at = start_at
         self.end_at = end_at
         self.automate_maintenance_status = automate_maintenance_status
         self.notify_subscribers = notify_subscribers
         self.deleted = False
-        self._record(update_id, message, maintenance_status, component_statuses, notify_subscribers, by, timestamp)
+        self.moved_at: datetime | None = None
+        if start_update_id is None:
+            self._apply_created(status_page_id=status_page_id, name=name, published_at=timestamp)
+            self._record(update_id, message, maintenance_status, component_statuses, notify_subscribers, by, timestamp)
+            return
+        # A past window, recorded at its own times: it started at start_at and completed at end_at.
+        # `component_statuses` holds the completing update's (every affected component operational).
+        self._apply_created(status_page_id=status_page_id, name=name, published_at=start_at)
+        affected = statuses_from_data(component_statuses)
+        under = statuses_to_data(dict.fromkeys(affected, MaintenanceComponentStatus.UNDER_MAINTENANCE.value))
+        self._record(start_update_id, STARTED_MESSAGE, MaintenanceStatus.IN_PROGRESS.value, under, False, by, start_at)
+        self._record(update_id, message, maintenance_status, component_statuses, False, by, end_at)
 
     class UpdatePublished(Aggregate.Event):
         TOPIC = "beacon.Maintenance.UpdatePublished"
@@ -230,6 +251,8 @@ class Maintenance(Notice):
 
     @event(Edited)
     def _edited(self, *, name: str, start_at: datetime, end_at: datetime, by: ActorData, timestamp: datetime) -> None:
+        if (start_at, end_at) != (self.start_at, self.end_at):
+            self.moved_at = timestamp
         self.name = name
         self.start_at = start_at
         self.end_at = end_at
@@ -280,16 +303,28 @@ class Maintenance(Notice):
         affected_component_ids: Sequence[str],
         start_at: datetime,
         end_at: datetime,
-        automate_maintenance_status: bool = True,
+        automate_maintenance_status: bool = False,
         notify_subscribers: bool,
         update_id: str,
+        start_update_id: str | None = None,
         at: datetime,
         by: Actor,
     ) -> Maintenance:
+        """A new window. One whose `end_at` has passed must be `maintenance_complete` and is recorded at
+        its own times, its start as an update with `start_update_id` (which the caller must then give)."""
         check_name(name)
         check_message(message)
         maintenance_status = parse_enum(MaintenanceStatus, status, field="maintenance_status")
         check_window(start_at, end_at)
+        past = end_at <= at
+        if past and maintenance_status is not MaintenanceStatus.COMPLETE:
+            raise WindowInThePast(
+                f"end_at has passed: a maintenance window that is over can only be created as"
+                f" {MaintenanceStatus.COMPLETE.value} (it is recorded at its own times and notifies no one),"
+                f" not as {maintenance_status.value}"
+            )
+        if past and start_update_id is None:
+            raise ValueError("a past maintenance window needs start_update_id for the update marking its start")
         for component_id in affected_component_ids:
             check_component_on_page(component_id, page_components, field="affected_component_ids")
         under = maintenance_status is MaintenanceStatus.IN_PROGRESS
@@ -311,6 +346,7 @@ class Maintenance(Notice):
             notify_subscribers=notify_subscribers,
             by=by.as_data(),
             timestamp=at,
+            start_update_id=start_update_id if past else None,
         )
 
     def publish_update(
@@ -363,6 +399,11 @@ class Maintenance(Notice):
                 "a completed maintenance window keeps its start_at and end_at; only its name can change",
                 field="start_at" if start_at != self.start_at else "end_at",
             )
+        if not self.is_closed and end_at != self.end_at and end_at <= at:
+            raise WindowInThePast(
+                f"end_at must be in the future: a {self.status} maintenance window cannot be moved into the past"
+                f" (publish a {MaintenanceStatus.COMPLETE.value} update to close it)"
+            )
         if (name, start_at, end_at) == (self.name, self.start_at, self.end_at):
             return
         self._edited(name=name, start_at=start_at, end_at=end_at, by=by.as_data(), timestamp=at)
@@ -373,8 +414,9 @@ class Maintenance(Notice):
         self._deleted(by=by.as_data(), timestamp=at)
 
     def start_automatically(self, *, update_id: str, at: datetime) -> bool:
-        """Automation's start at `start_at`, as `system`. Does nothing (returns False) unless it is due:
-        automation on, still scheduled, not deleted, `at` ≥ `start_at`."""
+        """Automation's start, as `system`, taking effect at `start_at` (see `_takes_effect_at`) even when
+        `at`, the time it is recorded, is later. Does nothing (returns False) unless it is due: automation
+        on, still scheduled, not deleted, `at` ≥ `start_at`."""
         due = self.next_automatic_transition
         if due is None or due.status is not MaintenanceStatus.IN_PROGRESS or at < due.due_at:
             return False
@@ -385,14 +427,14 @@ class Maintenance(Notice):
             component_statuses=statuses_to_data(self._effective_statuses(MaintenanceStatus.IN_PROGRESS, {})),
             notify_subscribers=self.notify_subscribers,
             by=SYSTEM.as_data(),
-            timestamp=at,
+            timestamp=self._takes_effect_at(due),
         )
         return True
 
     def complete_automatically(self, *, update_id: str, at: datetime) -> bool:
-        """Automation's completion at `end_at`, as `system`. Does nothing (returns False) unless it is
-        due: automation on, in progress, not deleted, `at` ≥ `end_at`. A window still scheduled is
-        started first (by `advance_automatically`), so both steps are recorded."""
+        """Automation's completion, as `system`, taking effect at `end_at` (see `_takes_effect_at`). Does
+        nothing (returns False) unless it is due: automation on, in progress, not deleted, `at` ≥ `end_at`.
+        A window still scheduled is started first (by `advance_automatically`), so both steps are recorded."""
         due = self.next_automatic_transition
         if due is None or due.status is not MaintenanceStatus.COMPLETE or at < due.due_at:
             return False
@@ -403,7 +445,7 @@ class Maintenance(Notice):
             component_statuses=statuses_to_data(self._closing_statuses()),
             notify_subscribers=self.notify_subscribers,
             by=SYSTEM.as_data(),
-            timestamp=at,
+            timestamp=self._takes_effect_at(due),
         )
         return True
 
@@ -414,6 +456,12 @@ class Maintenance(Notice):
         )
 
     # Rules
+
+    def _takes_effect_at(self, due: AutomaticTransition) -> datetime:
+        """When an automatic step happened, whenever it is recorded: at its scheduled instant, but not
+        before the window was published, last moved by a PUT, or last updated (the first update is the
+        publication, so it covers that too)."""
+        return max(due.due_at, self.last_update.published_at, self.moved_at or due.due_at)
 
     def _check_exists(self) -> None:
         if self.deleted:
@@ -509,6 +557,12 @@ class InvalidWindow(InvalidValue):
     field = "end_at"
 
 
+class WindowInThePast(InvalidValue):
+    """Raised when a window that is not complete would be created ending in the past, or moved there."""
+
+    field = "end_at"
+
+
 # Handlers
 
 
@@ -524,13 +578,15 @@ async def schedule_maintenance(
     affected_component_ids: Sequence[str],
     start_at: datetime,
     end_at: datetime,
-    automate_maintenance_status: bool = True,
+    automate_maintenance_status: bool = False,
     notify_subscribers: bool,
     idempotency_key: str,
     update_id: str,
+    start_update_id: str | None = None,
     context: CommandContext,
 ) -> tuple[Maintenance, bool]:
-    """CreateStatusPageMaintenance. Returns the window and whether the idempotency key replayed it."""
+    """CreateStatusPageMaintenance. Returns the window and whether the idempotency key replayed it.
+    `start_update_id` is needed only for a window that is already over (see `Maintenance.schedule`)."""
 
     def create() -> Maintenance:
         return Maintenance.schedule(
@@ -546,6 +602,7 @@ async def schedule_maintenance(
             automate_maintenance_status=automate_maintenance_status,
             notify_subscribers=notify_subscribers,
             update_id=update_id,
+            start_update_id=start_update_id,
             at=context.now,
             by=context.actor,
         )
@@ -590,7 +647,8 @@ async def advance_maintenance_automatically(
     context: CommandContext,
 ) -> tuple[Maintenance, int]:
     """The scheduler's command: every automatic step due at `context.now`, each its own event and
-    update (a window the server slept through is started, then completed). Returns the window and how
+    update (a window the server slept through is started, then completed, each at the instant it was
+    due; `context.now` is only when they are recorded). Returns the window and how
     many steps ran; 0 when a manual update or another worker got there first. `context.actor` should be
     `SYSTEM` (the events record `system` regardless)."""
     steps = 0

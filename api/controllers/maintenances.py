@@ -59,7 +59,7 @@ class CreateStatusPageMaintenancePayload(msgspec.Struct):
     end_at: datetime
     affected_component_ids: list[str]
     notify_subscribers: bool
-    automate_maintenance_status: bool = True  # SPEC §4 (the SDK documents false)
+    automate_maintenance_status: bool = False  # as incident.io's SDK documents
 
 
 class UpdateStatusPageMaintenancePayload(msgspec.Struct):
@@ -148,6 +148,7 @@ class StatusPageMaintenanceController(Controller):
             notify_subscribers=data.notify_subscribers,
             idempotency_key=data.idempotency_key,
             update_id=new_ulid(context.now),
+            start_update_id=new_ulid(context.now),  # used only by a window that is already over
             context=context,
         )
         await services.settle_command(context)

@@ -4,7 +4,9 @@ against the in-memory event store."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -23,6 +25,7 @@ from domain.maintenance import (
     MaintenanceStarted,
     MaintenanceStatus,
     MaintenanceUpdatePublished,
+    WindowInThePast,
     advance_maintenance_automatically,
     delete_maintenance,
     edit_maintenance,
@@ -66,6 +69,7 @@ def schedule(
     automate: bool = True,
     name: str = "Database upgrade",
     message: str = "We will upgrade the database.",
+    now: datetime = T0,
 ) -> Maintenance:
     return Maintenance.schedule(
         id=MAINTENANCE_ID,
@@ -80,7 +84,8 @@ def schedule(
         automate_maintenance_status=automate,
         notify_subscribers=True,
         update_id="U0",
-        at=T0,
+        start_update_id="U-START",
+        at=now,
         by=ALICE,
     )
 
@@ -136,6 +141,7 @@ def statuses(event: Any) -> dict[str, str]:
 
 
 def test_scheduling_records_the_window_automation_default_and_first_update() -> None:
+    # Automation defaults to off, as incident.io's SDK documents (it defaulted to on before).
     maintenance = Maintenance.schedule(
         id=MAINTENANCE_ID, status_page_id=PAGE, page_components=PAGE_COMPONENTS, name="Database upgrade",
         message="Planned.", status="maintenance_scheduled", affected_component_ids=[DATABASE, API, DATABASE],
@@ -146,7 +152,7 @@ def test_scheduling_records_the_window_automation_default_and_first_update() -> 
     assert isinstance(scheduled, MaintenanceScheduled)
     assert MAPPER.to_stored_event(scheduled).topic == "beacon.Maintenance.Scheduled"
     assert (scheduled.start_at, scheduled.end_at) == (START, END)
-    assert scheduled.automate_maintenance_status is True
+    assert scheduled.automate_maintenance_status is False
     assert scheduled.notify_subscribers is True
     assert scheduled.maintenance_status == "maintenance_scheduled"
     assert statuses(scheduled) == {DATABASE: "operational", API: "operational"}
@@ -429,6 +435,130 @@ def test_a_window_without_automation_is_never_due() -> None:
     assert not start(maintenance, 0)
 
 
+# Maintenance times are the times it happened
+
+
+@pytest.mark.parametrize("status", ["maintenance_scheduled", "maintenance_in_progress"])
+@pytest.mark.parametrize("end_at", [at(-1), at(0)])
+def test_a_window_that_is_over_cannot_be_created_scheduled_or_in_progress(status: str, end_at: datetime) -> None:
+    with pytest.raises(WindowInThePast) as error:
+        schedule(status=status, start_at=at(-60), end_at=end_at, now=at(0))
+
+    assert (error.value.field, error.value.code) == ("end_at", "invalid_value")
+    assert "maintenance_complete" in error.value.message and status in error.value.message
+
+
+def test_a_window_that_is_over_is_recorded_complete_at_its_own_times_without_notifying() -> None:
+    maintenance = given(
+        first=lambda: schedule(
+            status="maintenance_complete", affected=[DATABASE, API], message="Upgraded.", now=at(24 * 60)
+        )
+    )
+
+    assert maintenance.maintenance_status is MaintenanceStatus.COMPLETE
+    assert [(u.id, u.published_at, u.status, u.notify_subscribers) for u in maintenance.updates] == [
+        ("U-START", START, "maintenance_in_progress", False),
+        ("U0", END, "maintenance_complete", False),
+    ]
+    assert maintenance.updates[0].component_statuses == {DATABASE: "under_maintenance", API: "under_maintenance"}
+    assert maintenance.updates[1].message == "Upgraded."
+    assert maintenance.component_maintenance_periods == [
+        MaintenancePeriod(DATABASE, START, END),
+        MaintenancePeriod(API, START, END),
+    ]
+    assert maintenance.published_at == START
+    assert maintenance.impact_span == (START, END)
+    assert maintenance.next_automatic_transition is None
+
+
+def test_a_window_completed_before_it_ends_keeps_its_single_update() -> None:
+    maintenance = given(first=lambda: schedule(status="maintenance_complete", message="Cancelled."))
+
+    assert [(u.id, u.published_at) for u in maintenance.updates] == [("U0", T0)]
+    assert maintenance.component_maintenance_periods == []
+
+
+def test_a_put_cannot_move_the_end_of_an_open_window_into_the_past() -> None:
+    maintenance = given(lambda m: publish(m, 0, status="maintenance_in_progress"))
+
+    with pytest.raises(WindowInThePast) as error:
+        maintenance.edit(name="Database upgrade", start_at=START, end_at=at(30), at=at(45), by=ALICE)
+    assert error.value.field == "end_at"
+    assert "maintenance_complete" in error.value.message
+
+    maintenance.edit(name="Database upgrade", start_at=START, end_at=at(60), at=at(45), by=ALICE)
+    assert maintenance.end_at == at(60)
+
+
+def test_a_put_may_rename_a_window_whose_end_has_passed_without_moving_it() -> None:
+    maintenance = given(first=lambda: schedule(automate=False))
+
+    maintenance.edit(name="Database upgrade (late)", start_at=START, end_at=END, at=at(180), by=ALICE)
+
+    [edited] = then(maintenance)
+    assert edited.name == "Database upgrade (late)"
+
+
+def test_automatic_steps_take_effect_at_their_scheduled_instants_when_recorded_late() -> None:
+    maintenance = given()
+
+    assert start(maintenance, 300)  # recorded five hours late (the server was down)
+    assert complete(maintenance, 301)
+
+    started, completed = then(maintenance)
+    assert (started.timestamp, completed.timestamp) == (START, END)
+    assert [u.published_at for u in maintenance.updates] == [T0, START, END]
+    assert maintenance.component_maintenance_periods == [MaintenancePeriod(DATABASE, START, END)]
+
+
+def test_a_window_published_after_its_start_starts_when_it_was_published() -> None:
+    maintenance = given(first=lambda: schedule(start_at=at(-30), now=at(-10)))
+
+    assert start(maintenance, 30)
+
+    [started] = then(maintenance)
+    assert started.timestamp == at(-10)
+
+
+def test_a_window_moved_by_a_put_starts_no_earlier_than_the_put() -> None:
+    maintenance = given()
+    # Nothing ran at START (server down); at +30 min a PUT moves the start to +10 min, already past.
+    maintenance.edit(name="Database upgrade", start_at=at(10), end_at=at(90), at=at(30), by=ALICE)
+    maintenance.edit(name="Database upgrade (renamed)", start_at=at(10), end_at=at(90), at=at(40), by=ALICE)
+
+    assert start(maintenance, 50)
+    assert complete(maintenance, 200)
+
+    _, _, started, completed = then(maintenance)
+    assert started.timestamp == at(30)  # the move, not the rename ten minutes later
+    assert completed.timestamp == at(90)
+
+
+def test_an_automatic_step_never_precedes_the_last_update() -> None:
+    maintenance = given(lambda m: publish(m, 5, message="Still waiting for the vendor."))
+
+    assert start(maintenance, 20)
+
+    [started] = then(maintenance)
+    assert started.timestamp == at(5)
+    assert [u.published_at for u in maintenance.updates] == sorted(u.published_at for u in maintenance.updates)
+
+
+def test_a_scheduling_event_written_before_start_update_id_existed_still_replays() -> None:
+    # An event as stored before the field was added: the same JSON without "start_update_id".
+    [created] = schedule(now=T0).collect_events()
+    stored = MAPPER.to_stored_event(created)
+    state = json.loads(stored.state)
+    del state["start_update_id"]
+    old = replace(stored, state=json.dumps(state).encode())
+
+    maintenance = replay([MAPPER.to_domain_event(old)])
+
+    assert isinstance(maintenance, Maintenance)
+    assert [(u.id, u.published_at) for u in maintenance.updates] == [("U0", T0)]
+    assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.IN_PROGRESS, START)
+
+
 # Handlers against the in-memory store
 
 
@@ -448,6 +578,7 @@ async def schedule_with(store: InMemoryEventStore, **overrides: Any) -> tuple[Ma
         "start_at": START,
         "end_at": END,
         "notify_subscribers": True,
+        "automate_maintenance_status": True,
         "idempotency_key": "maint-1",
         "update_id": "U0",
         "context": context(T0),
@@ -495,6 +626,21 @@ async def test_the_scheduler_catches_up_on_a_window_it_slept_through_start_then_
     assert [update.by for update in stored.updates[1:]] == [SYSTEM.as_data(), SYSTEM.as_data()]
     assert len({update.id for update in stored.updates}) == 3
     assert await store.max_position() == 3
+    # Published at the instants they were due; recorded (the log's `recorded_at`) when the scheduler ran.
+    assert [update.published_at for update in stored.updates[1:]] == [START, END]
+    assert [record.recorded_at for record in await store.read_stream_records(MAINTENANCE_ID)][1:] == [at(300)] * 2
+
+
+async def test_scheduling_a_past_window_needs_the_id_of_its_start_update() -> None:
+    store = InMemoryEventStore()
+
+    maintenance, _ = await schedule_with(
+        store, status="maintenance_complete", start_update_id="U-START", context=context(at(180))
+    )
+
+    assert [update.id for update in maintenance.updates] == ["U-START", "U0"]
+    with pytest.raises(ValueError, match="start_update_id"):
+        await schedule_with(store, status="maintenance_complete", idempotency_key="maint-2", context=context(at(180)))
 
 
 async def test_the_scheduler_does_nothing_when_nothing_is_due() -> None:
