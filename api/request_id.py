@@ -1,5 +1,5 @@
-"""Every response carries `X-Request-Id` (SPEC §1), the framework's own 404/405 included, and error
-envelopes quote the same id. The id lives in the ASGI scope's state, created on first use, and a
+"""Every response carries `X-Request-Id` (docs/architecture.md#error-envelope), the framework's own 404/405
+included, and error envelopes quote the same id. The id lives in the ASGI scope's state, created on first use, and a
 `before_send` hook (which Litestar runs for every response) adds the header."""
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 an unindexed table, with 1 and 8 concurrent writers, in the same run on the same server. Goal: Beacon
 >= 0.5x the plain rate at 8 writers.
 
-Appends are serialised by a table lock (DESIGN D2), held through each commit's WAL flush, so appends
-cannot share Postgres's own group commit the way concurrent plain INSERTs do. The store therefore
-group-commits them itself (ADR 0003): concurrent appends queue while one batch is in flight and go
-together in the next `beacon_append_many` call, one transaction and one WAL flush for the batch. With
-8 writers that is where the rate comes from; with 1 writer every batch holds one append.
+Appends are serialised by a table lock (docs/architecture.md#2-serialised-appends), held through each
+commit's WAL flush, so appends cannot share Postgres's own group commit the way concurrent plain INSERTs
+do. The store therefore group-commits them itself (ADR 0003): concurrent appends queue while one batch
+is in flight and go together in the next `beacon_append_many` call, one transaction and one WAL flush
+for the batch. With 8 writers that is where the rate comes from; with 1 writer every batch holds one
+append.
 
     .venv/bin/python -m bench.append [seconds-per-measurement]
 

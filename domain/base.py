@@ -54,7 +54,7 @@ class CommandContext:
 
 @dataclass(frozen=True)
 class IdempotencyKey:
-    """A client's idempotency key, scoped per status page and per kind (SPEC §4)."""
+    """A client's idempotency key, scoped per status page and per kind (docs/architecture.md#idempotency)."""
 
     kind: str
     status_page_id: str
@@ -201,7 +201,8 @@ async def execute(
     *,
     loaded: A | None = None,
 ) -> tuple[A, AppendResult]:
-    """Load, decide, append; on a concurrent change reload and decide again (DESIGN D3).
+    """Load, decide, append; on a concurrent change reload and decide again
+    (docs/architecture.md#3-optimistic-concurrency).
 
     `decide` calls one command method, which raises a `DomainError` if a rule forbids it. After
     `MAX_RETRIES` lost races the writer gets `WriteConflict` (409), never a lost update. A handler that

@@ -1,4 +1,4 @@
-"""API keys (SPEC §1): shown once at creation, stored only as a SHA-256 hash, revocable.
+"""API keys (docs/architecture.md#api-keys): shown once at creation, stored only as a SHA-256 hash, revocable.
 
 Tokens carry 256 random bits, so a plain SHA-256 is enough (no password stretching needed) and lets
 authentication be one indexed lookup."""

@@ -1,4 +1,5 @@
-"""The log as evidence (SPEC §6): verify the hash chain, and read the log as audit records (JSON / NDJSON).
+"""The log as evidence (docs/architecture.md#audit): verify the hash chain, and read the log as audit
+records (JSON / NDJSON).
 
 The chain is recomputed here in Python, from the stored columns, so an auditor does not have to trust
 the SQL function that wrote it. The canonical form, mirrored exactly from `beacon_event_hash` in
@@ -239,7 +240,7 @@ async def _diagnose(source: Fetcher, previous: LogRow | None, row: LogRow) -> Br
 
 
 class AuditEvent(msgspec.Struct):
-    """One event as the audit API, the history endpoints and exports show it (SPEC §6)."""
+    """One event as the audit API, the history endpoints and exports show it (docs/architecture.md#audit)."""
 
     position: int
     stream_id: str

@@ -1,4 +1,4 @@
-"""The one clock every server-side timestamp comes from (SPEC §1), injectable for tests."""
+"""The one clock every server-side timestamp comes from (docs/architecture.md#clock-and-ids), injectable for tests."""
 
 from __future__ import annotations
 

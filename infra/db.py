@@ -18,7 +18,7 @@ def database_url(settings: Settings) -> str:
 
 def server_settings(settings: Settings) -> dict[str, str]:
     # Timeouts on every connection: a stuck statement or a forgotten transaction must never hold
-    # the append lock for long (SPEC §1, issue 6).
+    # the append lock for long (issue 6; docs/architecture.md#2-serialised-appends).
     return {
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.statement_timeout_ms),

@@ -1,5 +1,6 @@
-"""The embedded default (DESIGN D9): with no DATABASE_URL, Beacon runs Postgres 16 from the `pgserver`
-pip package in a local data folder. Same SQL, same code path; only the URL differs."""
+"""The embedded default (docs/architecture.md#9-embedded-postgres-by-default): with no DATABASE_URL, Beacon
+runs Postgres 16 from the `pgserver` pip package in a local data folder. Same SQL, same code path; only
+the URL differs."""
 
 from __future__ import annotations
 

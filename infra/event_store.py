@@ -1,10 +1,10 @@
-"""Beacon's event store on Postgres with asyncpg (DESIGN D1-D3).
+"""Beacon's event store on Postgres with asyncpg (docs/architecture.md#decisions, 1 to 3).
 
 Events become the library's `StoredEvent`s through `MAPPER` and are written by the server-side
 `beacon_append_many` function, which serialises appends under a table lock so positions become visible
-in commit order (D2) and checks each expected version (D3). Concurrent appends share one call and one
-commit (group commit, ADR 0003). The rows keep the `eventsourcing` library's layout, so its own
-`Application` can read them.
+in commit order (serialised appends) and checks each expected version (optimistic concurrency).
+Concurrent appends share one call and one commit (group commit, ADR 0003). The rows keep the
+`eventsourcing` library's layout, so its own `Application` can read them.
 """
 
 from __future__ import annotations
@@ -243,9 +243,10 @@ def _settle(pending: _Append, outcome: AppendResult | BaseException) -> None:
 class PostgresEventStore:
     """`domain.base.EventStore` on Postgres, plus the log readers projections and the audit API use.
 
-    Appends are group-committed: the table lock (D2) lets one append commit at a time, so concurrent
-    `append` calls queue while one batch is in flight and go together in the next, one transaction and
-    one WAL flush for all of them. A lone caller's batch of one is sent at once."""
+    Appends are group-committed: the table lock (docs/architecture.md#2-serialised-appends) lets one append
+    commit at a time, so concurrent `append` calls queue while one batch is in flight and go together in the
+    next, one transaction and one WAL flush for all of them. A lone caller's batch of one is sent at
+    once."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -11,7 +11,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
-    """`DATABASE_URL`: Postgres to use. Unset: an embedded Postgres under `data_dir` (DESIGN D9)."""
+    """`DATABASE_URL`: Postgres to use. Unset: an embedded Postgres under `data_dir`."""
     data_dir: Path = Path(".beacon")
     """`BEACON_DATA_DIR`: embedded Postgres data and the bootstrap admin key file."""
     host: str = "127.0.0.1"
@@ -19,13 +19,14 @@ class Settings:
     port: int = 8000
     """`BEACON_PORT`."""
     rate_limit_per_minute: int = 1200
-    """`BEACON_RATE_LIMIT_PER_MINUTE`: requests per minute per API key (SPEC §1)."""
+    """`BEACON_RATE_LIMIT_PER_MINUTE`: requests per minute per API key (docs/architecture.md#rate-limits)."""
     retrospective_rate_per_second: float = 5.0
     """`BEACON_RETROSPECTIVE_RATE_PER_SECOND`."""
     retrospective_burst: int = 300
     """`BEACON_RETROSPECTIVE_BURST`."""
     read_your_writes_timeout: float = 5.0
-    """`BEACON_READ_YOUR_WRITES_TIMEOUT`: seconds a write waits for the read models to catch up (D6)."""
+    """`BEACON_READ_YOUR_WRITES_TIMEOUT`: seconds a write waits for the read models to catch up
+    (docs/architecture.md#6-read-your-writes)."""
     projection_poll_interval: float = 0.5
     """`BEACON_PROJECTION_POLL_INTERVAL`: seconds between safety-net polls when no NOTIFY arrives."""
     projection_batch_size: int = 500

@@ -1,5 +1,6 @@
 """A msgspec transcoder for the `eventsourcing` library's `Mapper` whose bytes are the stock
-`JSONTranscoder`'s format, so an auditor can read Beacon's log with the unmodified library (DESIGN D1).
+`JSONTranscoder`'s format, so an auditor can read Beacon's log with the unmodified library
+(docs/architecture.md#1-library-compatible-log).
 
 msgspec encodes datetimes, UUIDs and Decimals natively (RFC 3339 / canonical strings) and never asks
 a hook about them, so this transcoder first wraps those values in the stock

@@ -1,4 +1,5 @@
-"""The public widget (SPEC §5, DESIGN D5): one precomputed JSON document per status page and per sub-page,
+"""The public widget (docs/architecture.md#widget, and why it is bytes:
+docs/architecture.md#5-the-widget-is-bytes): one precomputed JSON document per status page and per sub-page,
 stored as bytes with a strong ETag, so the request path only hands out bytes.
 
 The projection keeps what it needs to render in its own tables (a state row per page, per open notice
@@ -6,7 +7,7 @@ and per component name), folds each batch of events into that state with the pur
 every document the batch touched once with the pure `render_documents`, writes the changed ones to
 `widget_documents` and `NOTIFY`s `beacon_widget` in the runner's transaction.
 
-Decisions where SPEC §5 is silent:
+Decisions the widget's contract leaves open:
 
 - `page_url` is the page's `public_url`; incident links are `{public_url}/incidents/{id}`, maintenance
   links `{public_url}/maintenances/{id}`, a sub-page's `page_url` is `{public_url}/{sub_page_slug}`. A page
@@ -19,7 +20,7 @@ Decisions where SPEC §5 is silent:
   that sub-page, listing only those components. A sub-page document's `page_title` is the sub-page name.
 - `started_at` of an in-progress window is when it entered `maintenance_in_progress`; `starts_at`/`ends_at`
   and `scheduled_end_at` are the window's planned times.
-- Ties in the SPEC's orders are broken by id, so the bytes never depend on load order.
+- Ties in the contract's orders are broken by id, so the bytes never depend on load order.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class WidgetState:
     component_names: dict[str, str] = field(default_factory=dict)
 
 
-# The wire document (SPEC §5); field order is the wire's key order.
+# The wire document (docs/architecture.md#widget); field order is the wire's key order.
 
 
 class AffectedComponent(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -623,8 +624,9 @@ async def page_exists(conn: asyncpg.Connection, status_page_id: str) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM widget_pages WHERE id = $1)", status_page_id))
 
 
-# Time travel (SPEC §6): the documents as the projection rendered them after the last event recorded at or
-# before an instant, rebuilt from the log with the same `evolve` and `render_documents`.
+# Time travel (docs/architecture.md#time-travel): the documents as the projection rendered them after the
+# last event recorded at or before an instant, rebuilt from the log with the same `evolve` and
+# `render_documents`.
 
 
 class LogReader(Protocol):

@@ -1,5 +1,5 @@
-"""Rebuilding read models from the log (DESIGN: "every read model can be dropped and rebuilt from it,
-byte for byte") and checking that claim: rebuild into a scratch schema and compare with the live tables.
+"""Rebuilding read models from the log (every read model can be dropped and rebuilt from it, byte for
+byte: docs/architecture.md) and checking that claim: rebuild into a scratch schema and compare with the live tables.
 
 The rebuild goes through the runner's own catch-up code (`catch_up_many`, which `catch_up` is one
 projection of), so the check exercises the very code that keeps the live tables current. All

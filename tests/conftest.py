@@ -1,6 +1,6 @@
 """Shared fixtures. Tests use BEACON_TEST_DATABASE_URL or DATABASE_URL when set (CI's system Postgres)
-and the embedded server otherwise (DESIGN D9). Each test that needs a database gets a fresh one,
-created from a migrated template, so tests never see each other's events."""
+and the embedded server otherwise (docs/architecture.md#9-embedded-postgres-by-default). Each test that
+needs a database gets a fresh one, created from a migrated template, so tests never see each other's events."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 -- The event log. Columns originator_id .. notification_id are the `eventsourcing` library's own
 -- application-recorder layout (table name `beacon_events` = an Application named "Beacon"), so an
--- auditor can read it with the library's PostgresApplicationRecorder (DESIGN D1). The rest is Beacon's.
+-- auditor can read it with the library's PostgresApplicationRecorder
+-- (docs/architecture.md#1-library-compatible-log). The rest is Beacon's.
 CREATE TABLE IF NOT EXISTS beacon_events (
     originator_id      uuid        NOT NULL,
     originator_version bigint      NOT NULL,
@@ -17,7 +18,7 @@ CREATE TABLE IF NOT EXISTS beacon_events (
 CREATE UNIQUE INDEX IF NOT EXISTS beacon_events_notification_id_idx ON beacon_events (notification_id ASC);
 CREATE INDEX IF NOT EXISTS beacon_events_recorded_at_idx ON beacon_events (recorded_at);
 
--- Append-only: the database itself refuses UPDATE, DELETE and TRUNCATE on the log (SPEC §6).
+-- Append-only: the database itself refuses UPDATE, DELETE and TRUNCATE on the log (docs/architecture.md#audit).
 CREATE OR REPLACE FUNCTION beacon_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'beacon_events is append-only: % refused', TG_OP USING ERRCODE = 'B0001';
@@ -52,9 +53,9 @@ CREATE OR REPLACE FUNCTION beacon_event_hash(
         || coalesce(state, ''::bytea))
 $$;
 
--- One append = one call = one round trip (DESIGN D2). The table lock serialises appends, so
--- positions become visible in exactly the order they were taken and readers can trust
--- "position > n". Inside the lock: the idempotency check, the expected-version check, the
+-- One append = one call = one round trip (docs/architecture.md#2-serialised-appends). The table lock
+-- serialises appends, so positions become visible in exactly the order they were taken and readers
+-- can trust "position > n". Inside the lock: the idempotency check, the expected-version check, the
 -- inserts, the hash chain and the NOTIFY (delivered at commit).
 CREATE OR REPLACE FUNCTION beacon_append(
     p_stream_id uuid, p_stream_type text, p_expected_version bigint,
@@ -122,7 +123,7 @@ BEGIN
     PERFORM pg_notify('beacon_events', v_position::text);
 END $$;
 
--- API keys: only a hash of the token is kept (SPEC §1).
+-- API keys: only a hash of the token is kept (docs/architecture.md#api-keys).
 CREATE TABLE IF NOT EXISTS beacon_api_keys (
     id         text        PRIMARY KEY,
     name       text        NOT NULL,

@@ -1,9 +1,10 @@
 -- Group commit (ADR 0003). `beacon_append_many` appends a batch of independent appends in one
--- transaction under the same table lock as before (DESIGN D2), so the lock is held through one WAL
--- flush per batch instead of one per append. Each item gets exactly `beacon_append`'s semantics in
--- turn: idempotency check, expected-version check, non-decreasing recorded_at, the hash chain
--- continued from the previous item, the inserts and the idempotency row. A version conflict or an
--- idempotent replay is an outcome of its item, not an error, so it never aborts the others.
+-- transaction under the same table lock as before (docs/architecture.md#2-serialised-appends), so the
+-- lock is held through one WAL flush per batch instead of one per append. Each item gets exactly
+-- `beacon_append`'s semantics in turn: idempotency check, expected-version check, non-decreasing
+-- recorded_at, the hash chain continued from the previous item, the inserts and the idempotency row. A
+-- version conflict or an idempotent replay is an outcome of its item, not an error, so it never aborts
+-- the others.
 --
 -- Items are given as parallel arrays (one element per item); their events are flattened into
 -- p_topics/p_states in item order, p_event_counts[i] of them for item i (Postgres arrays cannot be

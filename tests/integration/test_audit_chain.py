@@ -1,5 +1,6 @@
-"""Tamper evidence (SPEC §6): the hash chain verifies on a clean log, and a row edited, deleted or moved by
-a superuser who slipped past the append-only trigger breaks it at a position `verify_chain` names.
+"""Tamper evidence (docs/architecture.md#audit): the hash chain verifies on a clean log, and a row edited,
+deleted or moved by a superuser who slipped past the append-only trigger breaks it at a position
+`verify_chain` names.
 The chain is recomputed in Python, and a test holds that recomputation to the SQL that wrote it."""
 
 from __future__ import annotations

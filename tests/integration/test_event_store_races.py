@@ -1,5 +1,6 @@
 """The nasty cases, on the real Postgres only: racing writers on one stream, fifty identical creates,
-and a transaction that commits late (DESIGN D2, D3; SPEC §4 "never lost", "exactly one resource")."""
+and a transaction that commits late (docs/architecture.md: serialised appends and optimistic concurrency;
+a concurrent change is never lost, concurrent identical creates make exactly one resource)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""An auditor can read Beacon's log with the unmodified `eventsourcing` library (DESIGN D1): the msgspec
-transcoder writes the stock JSONTranscoder's format, and the library's own Postgres `Application`
-reconstructs an aggregate Beacon's asyncpg store wrote."""
+"""An auditor can read Beacon's log with the unmodified `eventsourcing` library
+(docs/architecture.md#1-library-compatible-log): the msgspec transcoder writes the stock JSONTranscoder's
+format, and the library's own Postgres `Application` reconstructs an aggregate Beacon's asyncpg store
+wrote."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The projection runner against the real Postgres (DESIGN D2, D4, D6): every event applied once, in
-commit order, even when a transaction commits late, a runner dies mid-batch, two runners compete, an
-event is poison or a notification is lost; and read-your-writes waits for the runner."""
+"""The projection runner against the real Postgres (docs/architecture.md#decisions: serialised appends,
+projections and checkpoints, read-your-writes): every event applied once, in commit order, even when a
+transaction commits late, a runner dies mid-batch, two runners compete, an event is poison or a notification
+is lost; and read-your-writes waits for the runner."""
 
 from __future__ import annotations
 

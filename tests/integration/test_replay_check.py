@@ -1,4 +1,4 @@
-"""Every read model can be dropped and rebuilt from the log, byte for byte (DESIGN): after a mixed
+"""Every read model can be dropped and rebuilt from the log, byte for byte (docs/architecture.md): after a mixed
 scenario the replay check finds the rebuilt tables equal to the live ones; a live row altered by hand is
 flagged with its table and rows; a live rebuild repairs it, with or without a running worker."""
 

@@ -1,6 +1,7 @@
-"""Maintenance automation on the real Postgres with a fake clock (DESIGN D7): windows start at
-`start_at` and complete at `end_at` as `system`, each step with its update, exactly once — with two
-schedulers, a manual update racing them, a stale schedule, or a server that slept through the window."""
+"""Maintenance automation on the real Postgres with a fake clock
+(docs/architecture.md#7-time-and-automation): windows start at `start_at` and complete at `end_at` as
+`system`, each step with its update, exactly once — with two schedulers, a manual update racing them, a
+stale schedule, or a server that slept through the window."""
 
 from __future__ import annotations
 

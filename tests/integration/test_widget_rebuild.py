@@ -1,4 +1,5 @@
-"""Rebuilding the widget projection from zero gives byte-identical documents and ETags (DESIGN D4, D5),
+"""Rebuilding the widget projection from zero gives byte-identical documents and ETags
+(docs/architecture.md#4-projections-and-checkpoints, docs/architecture.md#5-the-widget-is-bytes),
 whatever the batch size: a batch of one event and one batch of everything agree."""
 
 from __future__ import annotations

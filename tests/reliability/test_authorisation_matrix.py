@@ -1,6 +1,6 @@
-"""Issue 6 §6: every `/v2` route × every kind of caller answers the status SPEC §1 promises. The route
-list is read from the app itself, so a route added later is tested (or fails the classification test)
-without anyone editing this file."""
+"""Issue 6 §6: every `/v2` route × every kind of caller answers the status docs/architecture.md#scopes
+promises. The route list is read from the app itself, so a route added later is tested (or fails the
+classification test) without anyone editing this file."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Endpoint:
 
     @property
     def needs(self) -> str | None:
-        """The access this route demands, or None when its declaration fits no rule of SPEC §1."""
+        """The access this route demands, or None when its declaration fits no rule of docs/architecture.md#scopes."""
         if self.scope is None:
             return ANY_KEY if self.method in READ_METHODS else None  # a write must name its scope
         return self.scope if self.scope in (PUBLISH, ADMIN) else None
@@ -60,7 +60,9 @@ ENDPOINTS = v2_endpoints(create_app(Settings(database_url="postgresql://unused@1
 def test_the_route_table_is_walked_and_every_route_is_classified() -> None:
     assert len(ENDPOINTS) >= 10, ENDPOINTS  # the walk found the API, not an empty table
     unclassified = [f"{e.method} {e.path} scope={e.scope!r}" for e in ENDPOINTS if e.needs is None]
-    assert unclassified == [], "routes whose scope fits no SPEC §1 rule (writes need publish or admin)"
+    assert unclassified == [], (
+        "routes whose scope fits no rule of docs/architecture.md#scopes (writes need publish or admin)"
+    )
 
 
 def _allowed(needs: str, caller: str) -> bool:

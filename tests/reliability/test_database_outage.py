@@ -19,7 +19,7 @@ from tests.reliability.tcp_proxy import PostgresProxy
 from tests.reliability.test_hostile_input import assert_envelope
 
 ANSWER_WITHIN = 5.0
-"""SPEC/issue 6: no hanging request while the database is down (used as the client's timeout)."""
+"""Issue 6: no hanging request while the database is down (used as the client's timeout)."""
 RECOVER_WITHIN = 10.0
 
 

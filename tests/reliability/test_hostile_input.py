@@ -1,4 +1,5 @@
-"""Issue 6 §5: hostile or broken input never gets a 5xx, and every refusal carries the SPEC §1 envelope.
+"""Issue 6 §5: hostile or broken input never gets a 5xx, and every refusal carries the error envelope
+(docs/architecture.md#error-envelope).
 Everything goes through a real `beacon serve` so the HTTP server's own limits are part of the test."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ JSON = {"content-type": "application/json"}
 
 
 def assert_envelope(response: httpx.Response, *statuses: int) -> dict[str, Any]:
-    """The response is the SPEC §1 envelope with one of the expected statuses, a request id and no trace."""
+    """The response is the error envelope with one of the expected statuses, a request id and no trace."""
     assert response.status_code in statuses, (response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json"), response.headers
     assert response.headers.get("x-request-id")

@@ -1,7 +1,7 @@
 """Issue 6 §5: Schemathesis generates requests from Beacon's own OpenAPI (`/schema/openapi.json`) and
 runs them against a live server with an admin key, with every check: zero 5xx, every status documented,
-every body (errors included: the SPEC §1 envelope) valid against the document, `OPTIONS`/`405` listing the
-right methods. The run prints how many cases it generated."""
+every body (errors included: docs/architecture.md#error-envelope) valid against the document,
+`OPTIONS`/`405` listing the right methods. The run prints how many cases it generated."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Incidents: given events -> when a command -> then events (or an error), one test per rule of SPEC §4;
-then the handlers against the in-memory event store (idempotency, lookups, not found)."""
+"""Incidents: given events -> when a command -> then events (or an error), one test per rule of
+docs/architecture.md#notice-rules; then the handlers against the in-memory event store (idempotency,
+lookups, not found)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Maintenance windows: given events -> when a command -> then events (or an error), one test per rule of
-SPEC §4 (window, completion, PUT, delete, automation forward-only and manual-wins); then the handlers
-against the in-memory event store."""
+docs/architecture.md#maintenance-windows (window, completion, PUT, delete, automation forward-only and
+manual-wins); then the handlers against the in-memory event store."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The public widget projection, without a database: given events → the exact document bytes (SPEC §5)."""
+"""The public widget projection, without a database: given events → the exact document bytes
+(docs/architecture.md#widget)."""
 
 from __future__ import annotations
 
