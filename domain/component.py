@@ -2,12 +2,19 @@
 
 A component belongs to no page; a page's structure places it by id. Deleting a component archives it:
 its events stay in the log, pages can no longer place it, and it takes no more changes.
+
+Updates are partial (`PUT` of a component or page): an argument left as `KEEP` keeps the stored value,
+and the merge happens here, on the aggregate loaded at the version the update is appended after, so a
+stale read can never write back old values. `Updated` still records the whole resulting state (the
+storage format the projections read); an update that changes nothing records no event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Final
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -25,6 +32,15 @@ from domain.base import (
 )
 
 MAX_NAME_LENGTH = 200
+
+
+class Unchanged(Enum):
+    """The type of `KEEP`: a command argument the caller left out, as opposed to `None` (cleared)."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Unchanged.KEEP
 
 
 class Component(BeaconAggregate):
@@ -71,9 +87,18 @@ class Component(BeaconAggregate):
         check_name(name)
         return cls(id=id, name=name, description=description, by=by.as_data(), timestamp=at)
 
-    def update(self, *, name: str, description: str | None, at: datetime, by: Actor) -> None:
-        """Replace name and description (PUT: an absent description clears it); a no-op records nothing."""
+    def update(
+        self,
+        *,
+        name: str | Unchanged = KEEP,
+        description: str | Unchanged | None = KEEP,
+        at: datetime,
+        by: Actor,
+    ) -> None:
+        """Change what is given (`description=None` clears it); a no-op records nothing."""
         self._check_not_archived()
+        name = self.name if name is KEEP else name
+        description = self.description if description is KEEP else description
         check_name(name)
         if (name, description) == (self.name, self.description):
             return
@@ -104,6 +129,14 @@ class ComponentInfo:
 # Rules
 
 
+def check_read_only(field: str, sent: object, stored: object) -> None:
+    """A read-only field may come back in a request (so a Show body can be edited and sent back), but only
+    as shown: a different value would otherwise be dropped in silence, and the caller would believe it
+    changed something."""
+    if sent != stored:
+        raise ReadOnlyField(f"{field} is read-only: send it as shown, or leave it out", field=field)
+
+
 def check_name(name: str, *, field: str = "name") -> None:
     """Names are required and at most 200 characters (SPEC §1); shared by every named thing."""
     if not name or not name.strip():
@@ -129,6 +162,13 @@ class NameTooLong(DomainError):
     code = "too_long"
 
 
+class ReadOnlyField(DomainError):
+    """Raised when a request sends a read-only field (an id, a slug, a component's name in a structure,
+    `management_meta`) with a value other than the stored one."""
+
+    code = "read_only"
+
+
 class ComponentArchived(NotFound):
     """Raised when a command names a component that has been deleted (archived); to clients it is gone."""
 
@@ -145,7 +185,12 @@ async def create_component(
 
 
 async def update_component(
-    store: EventStore, *, component_id: UUID, name: str, description: str | None, context: CommandContext
+    store: EventStore,
+    *,
+    component_id: UUID,
+    name: str | Unchanged = KEEP,
+    description: str | Unchanged | None = KEEP,
+    context: CommandContext,
 ) -> Component:
     def decide(component: Component) -> None:
         component.update(name=name, description=description, at=context.now, by=context.actor)

@@ -4,8 +4,9 @@ of components, groups and sub-pages a page shows (SPEC §3, §5).
 Structure decisions, for the API and the projections:
 
 - A structure item never stores a component's name: components are organisation-level and the name
-  comes from the `Component` aggregate, so a rename shows on every page at once. A `name` sent in a
-  structure payload is ignored by the API.
+  comes from the `Component` aggregate, so a rename shows on every page at once. A name sent back in a
+  structure (Show's body edited and returned) must be the component's own: a different one is refused
+  rather than ignored, since the caller evidently meant a rename, which is the component's `PUT`.
 - A component appears at most once in a page's whole tree (top level, groups, sub-pages and their
   groups). That keeps "which group is it in" and "is it hidden" single answers for the widget; a shared
   dependency shown per region is modelled as one component per region.
@@ -14,6 +15,13 @@ Structure decisions, for the API and the projections:
   that round-trips Show's body without slugs keeps its URLs), else one derived from its name.
 - Group and sub-page ids come from the caller (the domain never makes ids): the API mints them for
   items sent without one.
+- A replacement names the settings it left out (`unset` on a component or group item): a component or
+  group the page already shows keeps its stored `hidden`, `display_uptime`, `display_aggregated_uptime`
+  and `description` for them, wherever it moves in the tree; a new one gets the defaults. Without this, an
+  editor that omits a flag would quietly un-hide a component.
+
+Page updates are partial, as component updates are (see `domain/component.py`): `KEEP` keeps a field,
+`None` resets it to its default (no description, no public URL, widget on).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -41,7 +49,7 @@ from domain.base import (
     execute,
     save,
 )
-from domain.component import ComponentInfo, check_name
+from domain.component import KEEP, ComponentInfo, Unchanged, check_name, check_read_only
 
 MAX_SLUG_LENGTH = 63
 RESERVED_SLUGS = frozenset({"v2", "api", "schema", "healthz", "readyz", "metrics", "static"})
@@ -50,6 +58,7 @@ RESERVED_SLUGS = frozenset({"v2", "api", "schema", "healthz", "readyz", "metrics
 RESERVED_SUB_PAGE_SLUGS = frozenset({"api"})
 UPTIME_MODES = ("chart_and_percentage", "chart_only", "nothing")
 DEFAULT_UPTIME_MODE = "chart_and_percentage"
+DEFAULT_WIDGET_API_ENABLED = True
 SLUG_IDEMPOTENCY_KIND = "status_page_slug"
 
 _SLUG = re.compile(r"[a-z0-9-]{1,63}")
@@ -66,6 +75,10 @@ class ComponentItem:
     component_id: str
     hidden: bool = False
     display_uptime: bool = True
+    unset: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
+    """Settings the request left out: kept from the stored item if the page shows it (never stored)."""
+    name: str | None = dataclasses.field(default=None, compare=False)
+    """The component's name as the request echoed it: checked against the component, never stored."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,8 @@ class GroupItem:
     hidden: bool = False
     display_aggregated_uptime: bool = True
     components: tuple[ComponentItem, ...] = ()
+    unset: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
+    """As `ComponentItem.unset`, for `description`, `hidden` and `display_aggregated_uptime`."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,7 @@ class StatusPage(BeaconAggregate):
         slug: str,
         description: str | None = None,
         public_url: str | None = None,
-        widget_api_enabled: bool = True,
+        widget_api_enabled: bool = DEFAULT_WIDGET_API_ENABLED,
         at: datetime,
         by: Actor,
     ) -> StatusPage:
@@ -211,14 +226,25 @@ class StatusPage(BeaconAggregate):
     def update(
         self,
         *,
-        name: str,
-        description: str | None,
-        public_url: str | None,
-        widget_api_enabled: bool,
+        name: str | Unchanged = KEEP,
+        description: str | Unchanged | None = KEEP,
+        public_url: str | Unchanged | None = KEEP,
+        widget_api_enabled: bool | Unchanged | None = KEEP,
+        slug: str | Unchanged = KEEP,
         at: datetime,
         by: Actor,
     ) -> None:
-        """Replace the editable fields (the slug never changes); a no-op records nothing."""
+        """Change what is given (`None` resets a field to its default); the slug never changes, so one
+        sent back must be the page's own. A no-op records nothing."""
+        if slug is not KEEP:
+            check_read_only("slug", slug, self.slug)
+        name = self.name if name is KEEP else name
+        description = self.description if description is KEEP else description
+        public_url = self.public_url if public_url is KEEP else public_url
+        if widget_api_enabled is KEEP:
+            widget_api_enabled = self.widget_api_enabled
+        elif widget_api_enabled is None:
+            widget_api_enabled = DEFAULT_WIDGET_API_ENABLED
         check_name(name)
         check_public_url(public_url)
         new = (name, description, public_url, widget_api_enabled)
@@ -242,8 +268,9 @@ class StatusPage(BeaconAggregate):
         at: datetime,
         by: Actor,
     ) -> None:
-        """Replace the whole tree. `components` are the organisation's components by ULID (the caller
-        loads them); `display_uptime_mode=None` keeps the current mode. A no-op records nothing."""
+        """Replace the whole tree, keeping the stored settings an item left `unset` (see the module
+        docstring). `components` are the organisation's components by ULID (the caller loads them);
+        `display_uptime_mode=None` keeps the current mode. A no-op records nothing."""
         mode = self.display_uptime_mode if display_uptime_mode is None else display_uptime_mode
         if mode not in UPTIME_MODES:
             raise InvalidDisplayUptimeMode(
@@ -251,7 +278,7 @@ class StatusPage(BeaconAggregate):
             )
         current_slugs = {page.id: page.slug for page in sub_pages(self.structure) if page.slug}
         resolved = _check_structure(items, components, current_slugs)
-        data = [_item_data(item) for item in resolved]
+        data = [_item_data(item) for item in _keep_stored_settings(resolved, self.structure)]
         if data == self.items and mode == self.display_uptime_mode:
             return
         self._structure_replaced(items=data, display_uptime_mode=mode, by=by.as_data(), timestamp=at)
@@ -317,6 +344,37 @@ def structure_item(
     return present[0]
 
 
+_Settled = TypeVar("_Settled", ComponentItem, GroupItem)
+
+
+def _keep_stored_settings(items: Sequence[StructureItem], stored: Sequence[StructureItem]) -> list[StructureItem]:
+    """`items` with every `unset` setting taken from the stored component or group with the same id (the
+    defaults stay for new ones); matched by id, not position, so an item keeps its settings as it moves.
+    `items` must have passed the rules: the tree's shape is trusted here."""
+    stored_components = {component.component_id: component for component, _, _ in _walk(stored)}
+    stored_groups = {group.id: group for group in _groups(stored)}
+
+    def component(item: ComponentItem) -> ComponentItem:
+        return _with_kept(item, stored_components.get(item.component_id))
+
+    def member(item: ComponentItem | GroupItem) -> ComponentItem | GroupItem:
+        if isinstance(item, ComponentItem):
+            return component(item)
+        group = _with_kept(item, stored_groups.get(item.id))
+        return dataclasses.replace(group, components=tuple(component(c) for c in group.components))
+
+    return [
+        dataclasses.replace(item, items=tuple(member(m) for m in item.items)) if isinstance(item, SubPageItem)
+        else member(item)
+        for item in items
+    ]
+
+
+def _with_kept(item: _Settled, stored: _Settled | None) -> _Settled:
+    kept = {name: getattr(stored, name) for name in item.unset} if stored is not None else {}
+    return dataclasses.replace(item, unset=frozenset(), **kept)
+
+
 def _check_structure(
     items: Sequence[StructureItem], components: Mapping[str, ComponentInfo], current_slugs: Mapping[str, str]
 ) -> list[StructureItem]:
@@ -332,6 +390,8 @@ def _check_structure(
             raise UnknownComponent(f"component {item.component_id} does not exist", field=field)
         if info.archived:
             raise UnknownComponent(f"component {item.component_id} has been deleted", field=field)
+        if item.name is not None:
+            check_read_only(f"{path}.name", item.name, info.name)
         if item.component_id in seen_components:
             raise DuplicateComponent(f"component {item.component_id} appears more than once on this page", field=field)
         seen_components.add(item.component_id)
@@ -486,6 +546,15 @@ def _walk(items: Sequence[StructureItem]) -> Iterator[tuple[ComponentItem, Group
             yield item, None, None
 
 
+def _groups(items: Sequence[StructureItem]) -> Iterator[GroupItem]:
+    """Every group on the page, sub-pages included."""
+    for item in items:
+        if isinstance(item, SubPageItem):
+            yield from _groups(item.items)
+        elif isinstance(item, GroupItem):
+            yield item
+
+
 def component_ids(items: Sequence[StructureItem]) -> list[str]:
     """The ids of every component on the page, sub-pages included, in display order."""
     return [component.component_id for component, _, _ in _walk(items)]
@@ -540,6 +609,7 @@ class InvalidDisplayUptimeMode(DomainError):
     """Raised when `display_uptime_mode` is not one of the modes the SDK knows."""
 
     field = "display_uptime_mode"
+    code = "invalid_enum"
 
 
 class InvalidStructureItem(DomainError):
@@ -579,6 +649,7 @@ async def create_status_page(
     slug: str,
     description: str | None = None,
     public_url: str | None = None,
+    widget_api_enabled: bool = DEFAULT_WIDGET_API_ENABLED,
     context: CommandContext,
 ) -> StatusPage:
     page = StatusPage.create(
@@ -587,6 +658,7 @@ async def create_status_page(
         slug=slug,
         description=description,
         public_url=public_url,
+        widget_api_enabled=widget_api_enabled,
         at=context.now,
         by=context.actor,
     )
@@ -600,14 +672,14 @@ async def update_status_page(
     store: EventStore,
     *,
     page_id: UUID,
-    name: str,
-    description: str | None = None,
-    public_url: str | None = None,
-    widget_api_enabled: bool = True,
+    name: str | Unchanged = KEEP,
+    description: str | Unchanged | None = KEEP,
+    public_url: str | Unchanged | None = KEEP,
+    widget_api_enabled: bool | Unchanged | None = KEEP,
+    slug: str | Unchanged = KEEP,
     context: CommandContext,
 ) -> StatusPage:
-    """PUT semantics: an absent optional field takes its default (description and public URL cleared,
-    widget enabled), exactly as if the page were created with this body."""
+    """A partial update: `KEEP` keeps the stored value, `None` resets it to its default."""
 
     def decide(page: StatusPage) -> None:
         page.update(
@@ -615,6 +687,7 @@ async def update_status_page(
             description=description,
             public_url=public_url,
             widget_api_enabled=widget_api_enabled,
+            slug=slug,
             at=context.now,
             by=context.actor,
         )

@@ -2,18 +2,33 @@
 
 Deleting archives the component: it disappears from every read here (404 afterwards), pages can no
 longer place it, and its history stays in the log.
+
+Update is partial: an absent field keeps its value and `null` clears the description, so the SDK's
+update payload (which cannot send `null`) renames a component without wiping its description. Show's
+`status_page_component` object can be sent back as the body: its read-only `id` and `management_meta`
+are accepted as shown and are a 422 naming the field (`read_only`) otherwise.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.services import services_of
-from api.wire import ManagementMeta, management_meta, not_found, path_id
+from api.wire import ManagementMeta, Payload, management_meta, not_found, path_id
 from domain.base import NotFound
-from domain.component import Component, archive_component, create_component, update_component
+from domain.component import (
+    KEEP,
+    Component,
+    Unchanged,
+    archive_component,
+    check_read_only,
+    create_component,
+    update_component,
+)
 from infra.api_keys import ADMIN
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
@@ -34,11 +49,40 @@ class StatusPageComponentList(msgspec.Struct):
     status_page_components: list[StatusPageComponentView]
 
 
-class StatusPageComponentPayload(msgspec.Struct):
-    """The body of create and update (PUT: an absent description clears it)."""
+class ManagementMetaPayload(Payload):
+    """`management_meta` echoed back in a body: read-only, as incident.io's SDK models it."""
 
+    annotations: dict[str, str]
+    managed_by: str
+    source_url: str | msgspec.UnsetType = msgspec.UNSET
+
+
+def check_management_meta(sent: ManagementMetaPayload | msgspec.UnsetType) -> None:
+    """Shared with structures, whose Show body carries it too."""
+    if sent is not msgspec.UNSET:  # to_builtins leaves out an absent source_url, as Show does
+        check_read_only("management_meta", msgspec.to_builtins(sent), msgspec.to_builtins(management_meta()))
+
+
+T = TypeVar("T")
+
+
+def given(value: T | msgspec.UnsetType) -> T | Unchanged:
+    """An absent wire field (UNSET) is the domain's `KEEP`."""
+    return KEEP if value is msgspec.UNSET else value
+
+
+class StatusPageComponentPayload(Payload):
     name: str
     description: str | None = None
+
+
+class UpdateStatusPageComponentPayload(Payload):
+    """Every field optional: UNSET (absent) keeps the stored value, `None` clears the description."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    management_meta: ManagementMetaPayload | msgspec.UnsetType = msgspec.UNSET
 
 
 def _view(component_id: str, name: str, description: str | None) -> StatusPageComponentView:
@@ -89,16 +133,20 @@ class StatusPageComponentController(Controller):
         self,
         request: Request,  # type: ignore[type-arg]
         component_id: FromPath[str],
-        data: JSONBody[StatusPageComponentPayload],
+        data: JSONBody[UpdateStatusPageComponentPayload],
     ) -> StatusPageComponentResult:
         services = services_of(request)
         context = services.context(request)
+        stream_id = path_id(component_id, "status page component")
+        if data.id is not msgspec.UNSET:
+            check_read_only("id", data.id, component_id)
+        check_management_meta(data.management_meta)
         try:
             component = await update_component(
                 services.store,
-                component_id=path_id(component_id, "status page component"),
-                name=data.name,
-                description=data.description,
+                component_id=stream_id,
+                name=given(data.name),
+                description=given(data.description),
                 context=context,
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID

@@ -1,5 +1,12 @@
 """Status pages: ListStatusPages and ShowStatusPage (any key, from the catalog read model), and Beacon's
-own CreateStatusPage and UpdateStatusPage (admin, through the domain; they answer from the aggregate)."""
+own CreateStatusPage and UpdateStatusPage (admin, through the domain; they answer from the aggregate).
+
+UpdateStatusPage is a partial update: an absent field keeps its value and `null` resets it to its default
+(no description, no public URL, widget on), so `{"widget_api_enabled": false}` alone disables the widget
+and touches nothing else. Show's `status_page` object can be edited and sent back as the body: its
+read-only `id` and `slug` are accepted when they are the page's own, and are a 422 naming the field
+(`read_only`) otherwise — a different value cannot be applied, and dropping it would hide the mistake.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,20 @@ import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from api.controllers.components import given
 from api.errors import register_status
 from api.pagination import PaginationMeta, page_params, paginate
 from api.services import services_of
-from api.wire import not_found, path_id
+from api.wire import Payload, not_found, path_id
 from domain.base import NotFound
-from domain.status_page import SlugTaken, StatusPage, create_status_page, update_status_page
+from domain.component import check_read_only
+from domain.status_page import (
+    DEFAULT_WIDGET_API_ENABLED,
+    SlugTaken,
+    StatusPage,
+    create_status_page,
+    update_status_page,
+)
 from infra.api_keys import ADMIN
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
@@ -42,20 +57,25 @@ class StatusPageList(msgspec.Struct):
     pagination_meta: PaginationMeta
 
 
-class CreateStatusPagePayload(msgspec.Struct):
+class CreateStatusPagePayload(Payload):
     name: str
     slug: str
     description: str | None = None
     public_url: str | None = None
+    widget_api_enabled: bool = DEFAULT_WIDGET_API_ENABLED
 
 
-class UpdateStatusPagePayload(msgspec.Struct):
-    """PUT: absent optional fields take their defaults (description and URL cleared, widget on)."""
+class UpdateStatusPagePayload(Payload):
+    """Every field optional: UNSET (absent) keeps the stored value, `None` resets it (module docstring)."""
 
-    name: str
-    description: str | None = None
-    public_url: str | None = None
-    widget_api_enabled: bool = True
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    public_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    widget_api_enabled: bool | msgspec.UnsetType | None = msgspec.UNSET
+    id: str | msgspec.UnsetType = msgspec.UNSET
+    """Read-only, accepted when it is the page's own."""
+    slug: str | msgspec.UnsetType = msgspec.UNSET
+    """Read-only, accepted when it is the page's own."""
 
 
 class _Page(Protocol):
@@ -125,6 +145,7 @@ class StatusPageController(Controller):
             slug=data.slug,
             description=data.description,
             public_url=data.public_url,
+            widget_api_enabled=data.widget_api_enabled,
             context=context,
         )
         await services.settle_command(context)
@@ -139,14 +160,18 @@ class StatusPageController(Controller):
     ) -> StatusPageResult:
         services = services_of(request)
         context = services.context(request)
+        page_id = path_id(status_page_id, "status page")
+        if data.id is not msgspec.UNSET:
+            check_read_only("id", data.id, status_page_id)
         try:
             page = await update_status_page(
                 services.store,
-                page_id=path_id(status_page_id, "status page"),
-                name=data.name,
-                description=data.description,
-                public_url=data.public_url,
-                widget_api_enabled=data.widget_api_enabled,
+                page_id=page_id,
+                name=given(data.name),
+                description=given(data.description),
+                public_url=given(data.public_url),
+                widget_api_enabled=given(data.widget_api_enabled),
+                slug=given(data.slug),
                 context=context,
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID

@@ -2,22 +2,30 @@
 ReplaceStatusPageStructure (admin), which takes the same `items` shape and answers with Show's body.
 
 Groups and sub-pages sent without an `id` are new: this controller mints their ULIDs (the domain never
-makes ids). Component names in a payload are ignored — a name always comes from the component. Show
-leaves out components that have since been deleted, so its body can be sent back as a replacement.
+makes ids). Show leaves out components that have since been deleted, so its body can be sent back as a
+replacement, read-only fields included: a component's `name` and `management_meta` are accepted as
+shown and are a 422 naming the field (`read_only`) otherwise — a name comes from the component.
+
+The replacement is strict (an unknown field at any depth is a 422, so a misspelt `components` cannot
+empty a group) and keeps what it does not say: a component or group the page already shows keeps its
+stored `hidden`, `display_uptime`, `display_aggregated_uptime` and `description` when the item leaves
+them out (`domain/status_page.py`); new items get the defaults.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, put
 from litestar.params import FromPath, JSONBody
 
+from api.controllers.components import ManagementMetaPayload, check_management_meta
 from api.errors import ApiError
 from api.services import services_of
-from api.wire import ManagementMeta, management_meta, not_found, path_id
+from api.wire import ManagementMeta, Payload, management_meta, not_found, path_id
 from domain.base import EventStore, NotFound, load
 from domain.component import Component, ComponentInfo
 from domain.status_page import (
@@ -80,61 +88,76 @@ class ShowStatusPageStructureResult(msgspec.Struct):
     management_meta: ManagementMeta
 
 
-# Requests: the same shapes, with ids optional for new groups and sub-pages and names of components
-# ignored. Names of groups and sub-pages default to "" so the domain reports them with their path.
+# Requests: the same shapes, with ids optional for new groups and sub-pages, settings optional (UNSET:
+# keep the stored value, see the module docstring) and a component's `name` accepted as an echo. Names of
+# groups and sub-pages default to "" so the domain reports them with their path.
+
+_COMPONENT_SETTINGS = ("hidden", "display_uptime")
+_GROUP_SETTINGS = ("description", "hidden", "display_aggregated_uptime")
 
 
-class ComponentPayload(msgspec.Struct):
+class ComponentPayload(Payload):
     component_id: str
-    hidden: bool = False
-    display_uptime: bool = True
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    hidden: bool | msgspec.UnsetType = msgspec.UNSET
+    display_uptime: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-class GroupPayload(msgspec.Struct):
+class GroupPayload(Payload):
     id: str | None = None
     name: str = ""
-    description: str | None = None
-    hidden: bool = False
-    display_aggregated_uptime: bool = True
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    hidden: bool | msgspec.UnsetType = msgspec.UNSET
+    display_aggregated_uptime: bool | msgspec.UnsetType = msgspec.UNSET
     components: list[ComponentPayload] = []
 
 
-class SubPageItemPayload(msgspec.Struct):
+class SubPageItemPayload(Payload):
     component: ComponentPayload | None = None
     group: GroupPayload | None = None
 
 
-class SubPagePayload(msgspec.Struct):
+class SubPagePayload(Payload):
     id: str | None = None
     name: str = ""
     slug: str | None = None
     items: list[SubPageItemPayload] = []
 
 
-class ItemPayload(msgspec.Struct):
+class ItemPayload(Payload):
     component: ComponentPayload | None = None
     group: GroupPayload | None = None
     sub_page: SubPagePayload | None = None
 
 
-class StructurePayload(msgspec.Struct):
+class StructurePayload(Payload):
     items: list[ItemPayload]
 
 
-class ReplaceStatusPageStructurePayload(msgspec.Struct):
+class ReplaceStatusPageStructurePayload(Payload):
     """`items` at the top level, or Show's whole body (`current_structure.items`) sent back as is."""
 
     items: list[ItemPayload] | None = None
     current_structure: StructurePayload | None = None
     display_uptime_mode: str | None = None
+    management_meta: ManagementMetaPayload | msgspec.UnsetType = msgspec.UNSET
 
 
 # Payload -> domain structure.
 
 
+def _settings(payload: msgspec.Struct, names: tuple[str, ...]) -> dict[str, Any]:
+    """The settings `payload` gives, and as `unset` the ones it leaves out, whose stored values the domain
+    keeps (their defaults for an item the page does not show yet)."""
+    given = {name: value for name in names if (value := getattr(payload, name)) is not msgspec.UNSET}
+    return {**given, "unset": frozenset(names) - given.keys()}
+
+
 def _component(payload: ComponentPayload) -> ComponentItem:
     return ComponentItem(
-        component_id=payload.component_id, hidden=payload.hidden, display_uptime=payload.display_uptime
+        component_id=payload.component_id,
+        name=None if payload.name is msgspec.UNSET else payload.name,
+        **_settings(payload, _COMPONENT_SETTINGS),
     )
 
 
@@ -142,10 +165,8 @@ def _group(payload: GroupPayload, mint: Callable[[], str]) -> GroupItem:
     return GroupItem(
         id=payload.id or mint(),
         name=payload.name,
-        description=payload.description,
-        hidden=payload.hidden,
-        display_aggregated_uptime=payload.display_aggregated_uptime,
         components=tuple(_component(c) for c in payload.components),
+        **_settings(payload, _GROUP_SETTINGS),
     )
 
 
@@ -183,6 +204,9 @@ def _item(payload: ItemPayload, mint: Callable[[], str], field: str) -> Structur
 
 
 def to_structure(payload: ReplaceStatusPageStructurePayload, mint: Callable[[], str]) -> list[StructureItem]:
+    if payload.items is not None and payload.current_structure is not None:
+        # Two structures in one body: taking either would silently drop the other.
+        raise ApiError(422, "send items or current_structure, not both", field="current_structure")
     if payload.items is not None:
         items = payload.items
     elif payload.current_structure is not None:
@@ -284,6 +308,7 @@ class StatusPageStructureController(Controller):
         services = services_of(request)
         context = services.context(request)
         page_id = path_id(status_page_id, "status page")
+        check_management_meta(data.management_meta)
         items = to_structure(data, lambda: new_ulid(services.clock.now()))
         components = await _component_infos(services.store, component_ids(items))
         try:

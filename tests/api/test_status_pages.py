@@ -66,7 +66,8 @@ async def test_a_page_is_created_then_shown_listed_and_updated(client: Client, k
     assert [page.id for page in result.status_pages] == [created.id]
     assert result.pagination_meta.page_size == 25 and result.pagination_meta.after is UNSET
 
-    # PUT: the absent description and public URL are cleared, the slug never changes.
+    # PUT is partial: the absent description and public URL are kept, `null` clears them, the slug never
+    # changes.
     updated = await client.put(
         f"/v2/status_pages/{created.id}",
         json={"name": "Acme Corp", "widget_api_enabled": False},
@@ -74,8 +75,17 @@ async def test_a_page_is_created_then_shown_listed_and_updated(client: Client, k
     )
     assert updated.status_code == 200, updated.text
     page = StatusPagesShowStatusPageResultV2.from_dict(updated.json()).status_page
-    assert (page.name, page.description, page.public_url) == ("Acme Corp", UNSET, UNSET)
+    assert (page.name, page.description, page.public_url) == ("Acme Corp", "Our services", "https://status.acme.test")
     assert page["slug"] == "acme" and page["widget_api_enabled"] is False
+    updated = await client.put(
+        f"/v2/status_pages/{created.id}",
+        json={"description": None, "public_url": None},
+        headers=Keys.header(keys.admin),
+    )
+    assert updated.status_code == 200, updated.text
+    page = StatusPagesShowStatusPageResultV2.from_dict(updated.json()).status_page
+    assert (page.name, page.description, page.public_url) == ("Acme Corp", UNSET, UNSET)
+    assert page["widget_api_enabled"] is False
     shown = await client.get(f"/v2/status_pages/{created.id}", headers=Keys.header(keys.read))
     assert shown.json() == updated.json()
 
@@ -127,7 +137,7 @@ async def test_slugs_are_unique_and_never_reserved(client: Client, keys: Keys) -
     admin = Keys.header(keys.admin)
     taken = await client.post("/v2/status_pages", json={"name": "Other", "slug": "acme"}, headers=admin)
     body = assert_envelope(taken, 409, "conflict")
-    assert body["errors"][0]["source"] == {"field": "slug"}  # type: ignore[index]
+    assert body["errors"][0]["source"]["field"] == "slug"  # type: ignore[index]
 
     for slug, status in (("v2", 422), ("healthz", 422), ("Not A Slug", 422), ("", 422)):
         response = await client.post("/v2/status_pages", json={"name": "X", "slug": slug}, headers=admin)
@@ -211,7 +221,7 @@ async def test_components_are_created_listed_updated_and_deleted(client: Client,
     )
     assert updated.status_code == 200, updated.text
     component = StatusPageComponentsUpdateResultV2.from_dict(updated.json()).status_page_component
-    assert (component.id, component.name, component.description) == (api, "Public API", UNSET)
+    assert (component.id, component.name, component.description) == (api, "Public API", "The public API")
     shown = await client.get(f"/v2/status_page_components/{api}", headers=Keys.header(keys.read))
     assert StatusPageComponentsShowResultV2.from_dict(shown.json()).status_page_component.name == "Public API"
 
@@ -231,7 +241,7 @@ async def test_component_names_are_validated(client: Client, keys: Keys) -> None
     for body, field in (({"name": ""}, "name"), ({"name": "x" * 201}, "name"), ({}, "name")):
         response = await client.post("/v2/status_page_components", json=body, headers=Keys.header(keys.admin))
         error = assert_envelope(response, 422, "validation_error")
-        assert error["errors"][0]["source"] == {"field": field}  # type: ignore[index]
+        assert error["errors"][0]["source"]["field"] == field  # type: ignore[index]
 
 
 async def test_a_new_page_has_an_empty_structure(client: Client, keys: Keys) -> None:
@@ -252,7 +262,7 @@ async def test_structure_with_groups_and_sub_pages_is_replaced_and_shown(client:
     body = {
         "display_uptime_mode": "chart_only",
         "items": [
-            {"component": {"component_id": web, "name": "ignored"}},
+            {"component": {"component_id": web, "name": "Web"}},
             {"group": {"name": "Auth", "description": "Sign-in", "components": [{"component_id": login}]}},
             {
                 "sub_page": {
@@ -327,7 +337,7 @@ async def test_structure_rejects_unknown_deleted_and_duplicate_components(client
     for body, field in cases:
         response = await client.put(url, json=body, headers=Keys.header(keys.admin))
         error = assert_envelope(response, 422, "validation_error")
-        assert error["errors"][0]["source"] == {"field": field}, body  # type: ignore[index]
+        assert error["errors"][0]["source"]["field"] == field, body  # type: ignore[index]
     shown = await client.get(url, headers=Keys.header(keys.read))
     assert shown.json()["current_structure"] == {"items": []}
 

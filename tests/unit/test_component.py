@@ -122,6 +122,24 @@ def test_update_without_description_clears_it() -> None:
     assert then(component) == [("Updated", {"name": "App", "description": None, "by": BY})]
 
 
+def test_update_keeps_what_it_is_not_given() -> None:
+    component = given(created(name="App", description="Our iOS app"))
+
+    component.update(name="iOS", at=T1, by=ALICE)
+    component.update(description="The app", at=T1, by=ALICE)
+
+    assert then(component) == [
+        ("Updated", {"name": "iOS", "description": "Our iOS app", "by": BY}),
+        ("Updated", {"name": "iOS", "description": "The app", "by": BY}),
+    ]
+
+
+def test_update_giving_nothing_records_nothing() -> None:
+    component = given(created())
+    component.update(at=T1, by=ALICE)
+    assert then(component) == []
+
+
 def test_update_that_changes_nothing_records_nothing() -> None:
     component = given(created(name="App", description="Our iOS app"))
 

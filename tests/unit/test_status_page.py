@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from domain.base import Actor, CommandContext, DomainError, NotFound, load, replay
-from domain.component import ComponentInfo, NameRequired, NameTooLong
+from domain.component import ComponentInfo, NameRequired, NameTooLong, ReadOnlyField
 from domain.status_page import (
     ComponentItem,
     ComponentPlacement,
@@ -239,6 +239,48 @@ def test_update_that_changes_nothing_records_nothing() -> None:
     assert then(page) == []
 
 
+def test_update_changes_only_what_it_is_given() -> None:
+    page = given(created(description="Our services"))
+
+    page.update(widget_api_enabled=False, at=T1, by=ALICE)
+
+    assert then(page) == [
+        (
+            "Updated",
+            {
+                "name": "Acme",
+                "description": "Our services",
+                "public_url": "https://status.acme.test",
+                "widget_api_enabled": False,
+                "by": BY,
+            },
+        )
+    ]
+
+
+def test_update_with_none_resets_to_the_defaults() -> None:
+    page = given(created(description="Our services", widget_api_enabled=False))
+
+    page.update(description=None, public_url=None, widget_api_enabled=None, at=T1, by=ALICE)
+
+    assert (page.name, page.description, page.public_url, page.widget_api_enabled) == ("Acme", None, None, True)
+
+
+def test_update_giving_nothing_or_the_own_slug_records_nothing() -> None:
+    page = given(created())
+    page.update(at=T1, by=ALICE)
+    page.update(slug="acme", at=T1, by=ALICE)
+    assert then(page) == []
+
+
+def test_a_slug_sent_back_must_be_the_pages_own() -> None:
+    page = given(created())
+    with pytest.raises(ReadOnlyField) as raised:
+        page.update(name="Acme 2", slug="acme-2", at=T1, by=ALICE)
+    assert (raised.value.field, raised.value.code) == ("slug", "read_only")
+    assert then(page) == []
+
+
 def test_update_checks_name_and_public_url() -> None:
     page = given(created())
     with pytest.raises(NameRequired):
@@ -331,6 +373,78 @@ def test_replacing_with_the_same_structure_records_nothing() -> None:
     page = given(created(), structure_replaced(stored))
     replace(page, ComponentItem(LOGIN))
     assert then(page) == []
+
+
+def test_a_replacement_keeps_the_stored_settings_it_leaves_unset_wherever_an_item_moves() -> None:
+    stored = [
+        {"component": {"component_id": LOGIN, "hidden": True, "display_uptime": False}},
+        {
+            "group": {
+                "id": GROUP_ID,
+                "name": "Backend",
+                "description": "Servers",
+                "hidden": True,
+                "display_aggregated_uptime": False,
+                "components": [{"component_id": API, "hidden": True, "display_uptime": True}],
+            }
+        },
+    ]
+    page = given(created(), structure_replaced(stored))
+    group_settings = frozenset({"hidden", "display_aggregated_uptime", "description"})
+    component_settings = frozenset({"hidden", "display_uptime"})
+
+    # LOGIN moves into the group and API onto a sub-page; WEB is new; API says display_uptime itself.
+    replace(
+        page,
+        GroupItem(
+            id=GROUP_ID,
+            name="Core",
+            unset=group_settings,
+            components=(ComponentItem(LOGIN, unset=component_settings),),
+        ),
+        SubPageItem(
+            id=SUB_UK,
+            name="UK",
+            slug="uk",
+            items=(
+                ComponentItem(API, display_uptime=False, unset=frozenset({"hidden"})),
+                ComponentItem(WEB, unset=component_settings),
+            ),
+        ),
+    )
+
+    assert page.structure == (
+        GroupItem(
+            id=GROUP_ID,
+            name="Core",
+            description="Servers",
+            hidden=True,
+            display_aggregated_uptime=False,
+            components=(ComponentItem(LOGIN, hidden=True, display_uptime=False),),
+        ),
+        SubPageItem(
+            id=SUB_UK,
+            name="UK",
+            slug="uk",
+            items=(ComponentItem(API, hidden=True, display_uptime=False), ComponentItem(WEB)),
+        ),
+    )
+
+
+def test_a_setting_given_replaces_the_stored_one() -> None:
+    stored = [{"component": {"component_id": LOGIN, "hidden": True, "display_uptime": False}}]
+    page = given(created(), structure_replaced(stored))
+    replace(page, ComponentItem(LOGIN, hidden=False, display_uptime=True))
+    assert page.structure == (ComponentItem(LOGIN),)
+
+
+def test_a_component_name_sent_back_must_be_the_components_own() -> None:
+    page = given(created())
+    replace(page, ComponentItem(LOGIN, name="Login"))
+    with pytest.raises(ReadOnlyField) as raised:
+        replace(page, GroupItem(id=GROUP_ID, name="G", components=(ComponentItem(API, name="Renamed"),)))
+    assert (raised.value.field, raised.value.code) == ("items[0].group.components[0].name", "read_only")
+    assert [name for name, _ in then(page)] == ["StructureReplaced"]
 
 
 def test_display_uptime_mode_is_recorded_and_kept_when_not_given() -> None:
@@ -617,7 +731,7 @@ async def test_concurrent_creates_with_one_slug_make_exactly_one_page() -> None:
     assert sum(isinstance(r, SlugTaken) for r in results) == 9
 
 
-async def test_update_status_page_is_put_absent_fields_take_their_defaults() -> None:
+async def test_update_status_page_keeps_absent_fields_and_resets_none_ones() -> None:
     store = InMemoryEventStore()
     await create_status_page(
         store,
@@ -628,12 +742,17 @@ async def test_update_status_page_is_put_absent_fields_take_their_defaults() -> 
         public_url="https://status.acme.test",
         context=context(),
     )
-    await update_status_page(store, page_id=PAGE_ID, name="Acme", widget_api_enabled=False, context=context(T1))
+    await update_status_page(store, page_id=PAGE_ID, widget_api_enabled=False, context=context(T1))
     page = await update_status_page(store, page_id=PAGE_ID, name="Acme 2", context=context(T1))
 
-    assert (page.name, page.description, page.public_url, page.widget_api_enabled) == ("Acme 2", None, None, True)
+    assert (page.name, page.description, page.public_url, page.widget_api_enabled) == (
+        "Acme 2", "Old", "https://status.acme.test", False
+    )
+    await update_status_page(store, page_id=PAGE_ID, description=None, widget_api_enabled=None, context=context())
     reloaded = await load(store, StatusPage, PAGE_ID)
-    assert (reloaded.name, reloaded.widget_api_enabled, reloaded.version) == ("Acme 2", True, 3)
+    assert (reloaded.name, reloaded.description, reloaded.widget_api_enabled, reloaded.version) == (
+        "Acme 2", None, True, 4
+    )
 
 
 async def test_handlers_on_a_missing_page_are_not_found() -> None:
