@@ -12,36 +12,22 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from setuptools import find_namespace_packages, find_packages  # type: ignore[import-untyped]
 
 from api.cli import build_parser
+from tests.unit.deployment import ROOT, beacon_args, compose_file, dockerfile_instructions
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _compose() -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert isinstance(document, dict)
-    return document
-
-
-COMPOSE = _compose()
+COMPOSE = compose_file()
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 BEACON_SERVICES = {name: s for name, s in SERVICES.items() if s.get("command", [None])[0] == "beacon"}
 
 
 def _cli(service: dict[str, Any]) -> Any:
-    """The service's command as the `beacon` CLI parses it (argparse exits on anything unknown)."""
-    command = service["command"]
-    assert isinstance(command, list), "exec form, so no shell sits between Docker's signals and beacon"
-    assert command[0] == "beacon"
-    return build_parser().parse_args(command[1:])
+    return beacon_args(service["command"])
 
 
 def _replicas() -> dict[str, Any]:
@@ -151,15 +137,8 @@ def test_replica_healthcheck_passes_on_healthz_and_fails_otherwise(service_name:
     assert missing.returncode != 0
 
 
-def _dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
-
-
 def test_dockerfile_builds_on_python_311_slim_and_runs_beacon_as_a_non_root_user() -> None:
-    instructions = _dockerfile()
+    instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", "python:3.11-slim")
     users = [args for op, args in instructions if op == "USER"]
     assert users and users[-1] not in {"root", "0"}
@@ -172,7 +151,7 @@ def test_dockerfile_builds_on_python_311_slim_and_runs_beacon_as_a_non_root_user
 
 
 def test_dockerfile_copies_and_installs_every_package_of_the_project() -> None:
-    instructions = _dockerfile()
+    instructions = dockerfile_instructions()
     copied = {args.split()[0].rstrip("/") for op, args in instructions if op == "COPY"}
     assert "pyproject.toml" in copied
     assert any(re.search(r"\bpip install \.(\s|$)", args) for op, args in instructions if op == "RUN")
