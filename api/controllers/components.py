@@ -72,6 +72,8 @@ def given(value: T | msgspec.UnsetType) -> T | Unchanged:
 
 
 class StatusPageComponentPayload(Payload):
+    """The body of create."""
+
     name: str
     description: str | None = None
 
