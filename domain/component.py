@@ -1,4 +1,4 @@
-"""Status page components: organisation-level things whose status the pages report (SPEC §3).
+"""Status page components: organisation-level things whose status the pages report (docs/architecture.md#glossary).
 
 A component belongs to no page; a page's structure places it by id. Deleting a component archives it:
 its events stay in the log, pages can no longer place it, and it takes no more changes.
@@ -138,7 +138,7 @@ def check_read_only(field: str, sent: object, stored: object) -> None:
 
 
 def check_name(name: str, *, field: str = "name") -> None:
-    """Names are required and at most 200 characters (SPEC §1); shared by every named thing."""
+    """Names are required and at most 200 characters (docs/architecture.md#limits); shared by every named thing."""
     if not name or not name.strip():
         raise NameRequired(f"{field} is required", field=field)
     if len(name) > MAX_NAME_LENGTH:

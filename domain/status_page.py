@@ -1,5 +1,5 @@
 """Status pages: their identity (name, slug, public URL, widget switch) and their structure — the tree
-of components, groups and sub-pages a page shows (SPEC §3, §5).
+of components, groups and sub-pages a page shows (docs/architecture.md#glossary).
 
 Structure decisions, for the API and the projections:
 
@@ -292,7 +292,8 @@ class StatusPage(BeaconAggregate):
 
 
 def check_slug(slug: str, *, field: str = "slug", reserved: frozenset[str] = RESERVED_SLUGS) -> None:
-    """Slugs are URL path segments (SPEC §5): lowercase `[a-z0-9-]`, 1-63 chars, not a reserved segment."""
+    """Slugs are URL path segments (docs/architecture.md#slugs): lowercase `[a-z0-9-]`, 1-63 chars, not a reserved
+    segment."""
     if not slug:
         raise InvalidSlug(f"{field} is required", field=field, code="is_required")
     if len(slug) > MAX_SLUG_LENGTH:

@@ -1,4 +1,5 @@
-"""The maintenance schedule: which windows automation still has to move, and from when (DESIGN D7).
+"""The maintenance schedule: which windows automation still has to move, and from when
+(docs/architecture.md#7-time-and-automation).
 
 It answers one question for the scheduler — "which windows are due now?" — so the scheduler never
 scans the log. A window has a row only while automation has a step left (scheduled → in progress at

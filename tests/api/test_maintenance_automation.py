@@ -1,5 +1,5 @@
-"""Maintenance automation seen through HTTP, as a client would (DESIGN D7): the app's own scheduler,
-driven by a fake clock, starts a window at `start_at` and completes it at `end_at`, and GET shows it."""
+"""Maintenance automation seen through HTTP, as a client would (docs/architecture.md#7-time-and-automation): the app's
+own scheduler, driven by a fake clock, starts a window at `start_at` and completes it at `end_at`, and GET shows it."""
 
 from __future__ import annotations
 

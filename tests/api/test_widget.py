@@ -1,6 +1,6 @@
 """The public widget over HTTP: headers, conditional requests, HEAD, CORS preflights, 404s and 405s,
 sub-pages, the authenticated variant, read-your-writes, and serving while the database is unreachable
-(SPEC §5)."""
+(docs/architecture.md#widget)."""
 
 from __future__ import annotations
 

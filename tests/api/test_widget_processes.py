@@ -1,5 +1,5 @@
-"""Multi-process freshness (SPEC §5): two `beacon serve` processes on one database, only one running the
-projections; a write through one is on the other's widget within a second."""
+"""Multi-process freshness (docs/architecture.md#widget): two `beacon serve` processes on one database, only one
+running the projections; a write through one is on the other's widget within a second."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Time travel over HTTP (SPEC §6): `as_of` gives the widget document, an incident or a maintenance window
+"""Time travel over HTTP (docs/architecture.md#time-travel): `as_of` gives the widget document, an incident or a
+maintenance window
 exactly as Beacon served it at that instant. The tests keep what the live endpoints answered after each
 write, with the `recorded_at` of the write's last event from the audit API, and ask for it back later."""
 
