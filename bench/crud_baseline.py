@@ -40,7 +40,7 @@ from api.app import MAX_BODY_BYTES
 from api.auth import KeyCache
 from api.body import check_json_body
 from api.controllers.components import (
-    CreateStatusPageComponentPayload,
+    StatusPageComponentPayload,
     StatusPageComponentResult,
     StatusPageComponentView,
 )
@@ -239,7 +239,7 @@ async def create_status_page(
 
 @post("/status_page_components", status_code=201, opt={"scope": ADMIN})
 async def create_component(
-    request: Request[Any, Any, Any], data: JSONBody[CreateStatusPageComponentPayload]
+    request: Request[Any, Any, Any], data: JSONBody[StatusPageComponentPayload]
 ) -> StatusPageComponentResult:
     check_name(data.name)
     state = _state(request)
