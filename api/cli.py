@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -36,15 +38,18 @@ log = logging.getLogger("beacon.cli")
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
+async def _connect(settings: Settings, *, migrated: bool = True) -> asyncpg.Connection:
+    """A connection to the configured database, migrated first unless `migrated=False` (which only
+    `beacon migrate` asks for: it applies the migrations itself, to report which ones it applied)."""
     url = await asyncio.to_thread(database_url, settings)
     conn: asyncpg.Connection = await asyncpg.connect(url)
-    await migrate(conn)
+    if migrated:
+        await migrate(conn)
     return conn
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await _connect(settings, migrated=False)
     try:
         applied = await migrate(conn)
     finally:
@@ -157,15 +162,50 @@ def _worker_process(env: dict[str, str]) -> None:
     sys.exit(run_async(cmd_worker(argparse.Namespace(), Settings.from_env())))
 
 
+def hold_port(host: str, port: int) -> socket.socket:
+    """Listen on host:port without `SO_REUSEPORT`, or raise OSError when something already listens there.
+
+    Granian's workers bind with `SO_REUSEPORT`, so a second Beacon on a taken port would start happily and
+    the kernel would split requests between two servers with different data, and a port held by another
+    program fails only after the database work, with a traceback. A socket without `SO_REUSEPORT` cannot
+    join either. `SO_REUSEADDR` is set so that connections of a Beacon that just stopped, still in
+    TIME_WAIT, do not count as a taken port. The socket listens (a bound-only socket would not stop
+    another one bound with `SO_REUSEADDR`) and is held until just before granian binds, so that two
+    Beacons started together, each spending seconds on the database, cannot both pass the check. A race
+    remains: a Beacon started in the instant between our close and granian's workers binding (about a
+    second while they spawn) can pass it too. Granian cannot be handed a bound socket on Linux, and only
+    a lock shared by every program that might listen there could close that gap."""
+    [(family, kind, proto, _, address), *_] = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
-    # Resolve the database once here, so workers share one embedded server (or the given URL).
-    url = database_url(settings)
-    os.environ["DATABASE_URL"] = url
-    settings = Settings.from_env()
-    asyncio.run(bootstrap_admin_key(settings))
+    try:
+        probe = hold_port(args.host, args.port)
+    except OSError as error:  # socket.gaierror (an unknown host) included
+        taken = error.errno == errno.EADDRINUSE
+        reason = "another program (or another Beacon) listens there" if taken else error.strerror or str(error)
+        print(f"beacon serve: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 1
+    with probe:
+        # Resolve the database once here, so workers share one embedded server (or the given URL).
+        url = database_url(settings)
+        os.environ["DATABASE_URL"] = url
+        settings = Settings.from_env()
+        asyncio.run(bootstrap_admin_key(settings))
     worker: multiprocessing.process.BaseProcess | None = None
     if not args.no_worker:
         worker = multiprocessing.get_context("spawn").Process(target=_worker_process, args=({"DATABASE_URL": url},))
@@ -188,7 +228,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# --- audit and rebuilds (SPEC §6) -----------------------------------------------------------------
+# --- audit and rebuilds (docs/architecture.md#audit) -----------------------------------------------------------------
 
 REPLAY_CHECK_SCHEMA = "beacon_replay_check"
 
