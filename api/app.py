@@ -90,7 +90,9 @@ def create_app(
                 await ensure_tables(conn, chosen)
             store = PostgresEventStore(pool)
             watermarks = Watermarks(
-                pool, {p.name for p in chosen}, poll_interval=min(0.05, settings.projection_poll_interval)
+                pool,
+                {p.name for p in chosen if p.writes_wait},
+                poll_interval=min(0.05, settings.projection_poll_interval),
             )
             services = Services(
                 settings=settings,

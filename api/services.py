@@ -19,6 +19,7 @@ from domain.base import CommandContext
 from infra.clock import Clock
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
+from projections.public_widget import PublicWidget
 from projections.runner import Projection, ProjectionRunner
 from projections.watermark import Watermarks
 
@@ -52,20 +53,27 @@ class Services:
         )
 
     async def settle(self, position: int) -> None:
-        """Read-your-writes (D6): return once every read model reflects `position`.
+        """Read-your-writes (docs/architecture.md#6-read-your-writes): return once every read model that
+        writes wait for reflects `position` (a stopped one is not waited for), and this process's widget
+        documents as far as their projection got.
 
         On timeout the write has still been recorded, so it is not an error for the client; the
         read models will catch up shortly (the warning is logged by `Watermarks`)."""
         if position:
             await self.watermarks.wait_for(position, self.settings.read_your_writes_timeout)
-            widget_cache = self.extras.get("widget_cache")  # this process's widget documents (D5)
+            # This process's widget documents (docs/architecture.md#5-the-widget-is-bytes).
+            widget_cache = self.extras.get("widget_cache")
             if widget_cache is not None:
-                await widget_cache.wait_for(position, self.settings.read_your_writes_timeout)
+                # The cache follows the widget projection, so it cannot get further than that projection has:
+                # if it stopped (or is late), waiting for `position` would only wait out the timeout again.
+                reached = self.watermarks.reached_by(PublicWidget.name, position)
+                await widget_cache.wait_for(reached, self.settings.read_your_writes_timeout)
 
     async def settle_command(self, context: CommandContext) -> None:
-        """Read-your-writes after a domain handler (D6): wait for the last position the command appended
-        (`save` notes it on the context). A command that appended nothing, a replay or a no-op, waits for
-        the log's head instead: the write it repeats may still be settling in another request."""
+        """Read-your-writes after a domain handler (docs/architecture.md#6-read-your-writes): wait for the
+        last position the command appended (`save` notes it on the context). A command that appended
+        nothing, a replay or a no-op, waits for the log's head instead: the write it repeats may still be
+        settling in another request."""
         if context.last_appended:
             await self.settle(context.last_appended)
         else:

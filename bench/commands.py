@@ -3,7 +3,7 @@ write on the same stack instead (`bench/crud_baseline.py`), driven by the same c
 the other, in one run (issue 14). Goal: Beacon's commands/s >= 1.0x the baseline's, and Beacon's p99 <= the
 baseline's p99.
 
-    .venv/bin/python bench/commands.py                      # 20 s per server, about a minute in all
+    .venv/bin/python bench/commands.py                      # 30 s per server, about 70 s in all
     .venv/bin/python bench/commands.py --seconds 60 --rounds 3
 
 What it measures. 16 concurrent HTTP clients (`--clients`) each run incidents through their life for
@@ -29,9 +29,10 @@ under test lacks, and httpx spent ~1.1 ms of it per request.
 
 Where the CPU goes. While the clients run, the bench reads /proc (Linux only): user+system time of the
 server's processes (granian's main process, its HTTP worker, Beacon's background worker), the Postgres
-backends connected to that server's database, Postgres's shared background processes, this load
-generator, and — from /proc/stat — whatever else kept the machine busy (other users of a shared box
-show up there, not in the rows above it). Printed per command and as a share of one core.
+backends serving that server's database (each under the process it serves, matched by TCP port),
+Postgres's shared background processes, this load generator, and — from /proc/stat — whatever else kept
+the machine busy (other users of a shared box show up there, not in the rows above it). Printed per
+command and as a share of one core.
 """
 
 from __future__ import annotations
@@ -225,22 +226,50 @@ def server_roles(server_pid: int) -> dict[str, list[int]]:
     return roles
 
 
-async def postgres_roles(server_url: str, database: str) -> dict[str, list[int]]:
-    """The client backends connected to the bench's database, and the server's shared background processes
-    (WAL writer, checkpointer, autovacuum …) that are not busy with another database on the same server."""
+def _local_ports(pids: list[int]) -> set[int]:
+    """The local TCP ports of the sockets these processes hold: their ends of their connections to Postgres."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:[") : -1])
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            next(lines)  # the header
+            for line in lines:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def postgres_roles(server_url: str, database: str, clients: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The Postgres backends serving the bench's database, each under the server process it serves (matched
+    by the client's TCP port; backends on a Unix socket stay unattributed), and the server's shared
+    background processes (WAL writer, checkpointer, autovacuum …) not busy with another database."""
     admin = await asyncpg.connect(server_url)
     try:
         rows = await admin.fetch(
-            "SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            "SELECT pid, datname, backend_type, client_port FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
         )
     finally:
         await admin.close()
-    client = [row for row in rows if row["backend_type"] == "client backend"]
-    shared = [row for row in rows if row["backend_type"] != "client backend"]
-    return {
-        "Postgres backends": [row["pid"] for row in client if row["datname"] == database],
-        "Postgres background": [row["pid"] for row in shared if row["datname"] in (None, database)],
-    }
+    ports = {role: _local_ports(pids) for role, pids in clients.items()}
+    roles: dict[str, list[int]] = {f"Postgres for the {role}": [] for role in clients}
+    roles["Postgres, other backends"] = []
+    roles["Postgres background"] = []
+    for row in rows:
+        if row["backend_type"] != "client backend":
+            if row["datname"] in (None, database):
+                roles["Postgres background"].append(row["pid"])
+        elif row["datname"] == database:
+            served = [role for role, held in ports.items() if row["client_port"] in held]
+            roles[f"Postgres for the {served[0]}" if served else "Postgres, other backends"].append(row["pid"])
+    return roles
 
 
 @dataclass
@@ -383,7 +412,8 @@ def measure(target: Target, tmp_path: Path, seconds: float, clients: int, server
     with target.start(target.url, tmp_path) as server:
 
         async def roles() -> dict[str, list[int]]:
-            return {**server_roles(server.process.pid), **await postgres_roles(server_url, target.database)}
+            processes = server_roles(server.process.pid)
+            return {**processes, **await postgres_roles(server_url, target.database, processes)}
 
         meter = CpuMeter(roles)
         run = asyncio.run(commands_per_second(server.url, target.token, seconds, clients, meter))
@@ -453,7 +483,7 @@ def report(args: argparse.Namespace, rounds: list[list[Run]]) -> None:
         f" (goal Beacon <= CRUD: {'met' if beacon_p99 <= crud_p99 else 'not met'})"
     )
     print("\nCPU while the clients ran, from /proc: ms per command (share of one core)")
-    print(f"{'':32}{BEACON:>22}{CRUD:>22}")
+    print(f"{'':38}{BEACON:>22}{CRUD:>22}")
     roles = list(dict.fromkeys([*beacon.cpu.seconds, *crud.cpu.seconds]))
     totals = {role: [run.cpu.seconds.get(role, 0.0) for run in (beacon, crud)] for role in roles}
     totals["all of the machine"] = [sum(run.cpu.seconds.values()) for run in (beacon, crud)]
@@ -462,7 +492,7 @@ def report(args: argparse.Namespace, rounds: list[list[Run]]) -> None:
             f"{seconds / max(1, len(run.tally.latencies)) * 1000:8.2f} ({seconds / run.cpu.wall:6.1%})"
             for seconds, run in zip(used, (beacon, crud), strict=True)
         ]
-        print(f"{role:32}{cells[0]:>22}{cells[1]:>22}")
+        print(f"{role:38}{cells[0]:>22}{cells[1]:>22}")
     loads = ", ".join(f"{load:.2f}" for load in os.getloadavg())
     print(f"(load average at the end: {loads} on {os.cpu_count()} CPUs)")
 
@@ -476,7 +506,7 @@ def _pooled(runs: list[Run]) -> Run:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per server (default 20)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per server (default 30)")
     parser.add_argument("--clients", type=int, default=CLIENTS, help=f"concurrent clients (default {CLIENTS})")
     parser.add_argument(
         "--rounds", type=int, default=1, help="measure each server this many times, alternating (default 1)"

@@ -46,6 +46,7 @@ class ComponentAvailability:
     """The `component_availability` projection."""
 
     name = "component_availability"
+    writes_wait = True  # availability reflects an incident update as soon as the update answers
     tables: tuple[str, ...] = (TABLE,)
     schema_sql = SCHEMA_SQL
 

@@ -85,6 +85,7 @@ class MaintenanceSchedule:
     """The `maintenance_schedule` projection."""
 
     name = "maintenance_schedule"
+    writes_wait = True  # a window created already due starts as soon as the write has answered
     tables: tuple[str, ...] = (TABLE,)
     schema_sql = SCHEMA_SQL
 

@@ -201,6 +201,8 @@ class NoticeList:
     """A projection of one kind of notice into `table`: `render` gives the wire struct of an aggregate,
     `is_gone` says when a notice leaves the list (a deleted maintenance window)."""
 
+    writes_wait = True  # a notice is listed and shown as the write that changed it answered
+
     def __init__(
         self,
         *,

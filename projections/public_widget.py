@@ -438,6 +438,7 @@ class PublicWidget:
     """Projection `public_widget` (see the module docstring)."""
 
     name = NAME
+    writes_wait = True  # read-your-writes covers the widget of the process that took the write
     tables: tuple[str, ...] = ("widget_pages", "widget_notices", "widget_components", "widget_documents")
     schema_sql = SCHEMA_SQL
 

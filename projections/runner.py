@@ -1,27 +1,33 @@
-"""The projection runner (DESIGN D4).
+"""The projection runner (docs/architecture.md#4-projections-and-checkpoints).
 
 Each projection folds the log into its own tables. The runner owns checkpoints and transactions:
 a batch of events and the checkpoint that guards it commit together, so a crash never applies an
 event twice or skips one. One runner per projection is active across all processes (a session
 advisory lock); the others stand by. It wakes on `NOTIFY beacon_events` and polls as a safety net,
-so a lost notification only delays. A projection that fails on an event stops loudly — position,
-event and error in the log, in `statuses` and in `lag()` — and is never skipped past.
+so a lost notification only delays (the loop is `infra.follow.Follower`). A projection that fails on an
+event stops loudly — position, event and error in the log, in `statuses`, in `beacon_projection_stops`
+and in `lag()` — and is never skipped past.
+
+The projections a write waits for (`Projection.writes_wait`) are caught up together in one pass; each of
+the others runs in a pass of its own, with its own connection and transaction, so its work never delays
+the commit a write's answer waits for (docs/adr/0002-one-pass-projection-runner.md).
+
+`NOTIFY beacon_projections` payloads: `name:position` when a projection commits a batch or resumes,
+`name:stopped` when it stops.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
 
 from infra.event_store import PostgresEventStore, RecordedEvent
+from infra.follow import CONNECTION_ERRORS, Follower, Session, lock_key
 
 log = logging.getLogger("beacon.projections")
 
@@ -30,29 +36,41 @@ CREATE TABLE IF NOT EXISTS beacon_projection_checkpoints (
     name       text        PRIMARY KEY,
     position   bigint      NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS beacon_projection_stops (
+    name       text        PRIMARY KEY,
+    position   bigint,
+    error      text        NOT NULL,
+    stopped_at timestamptz NOT NULL DEFAULT now()
 )"""
+"""A checkpoint per projection, and a row per stopped projection: `position` is the event it failed on
+(NULL when the runner itself failed), kept until a runner takes the projection up again. Every process
+reads the stops, so a write waits on no stopped projection wherever that projection's runner is."""
 
 PROJECTIONS_CHANNEL = "beacon_projections"
 EVENTS_CHANNEL = "beacon_events"
+STOPPED = "stopped"
+"""The payload suffix on `beacon_projections` of a projection that stopped (`name:stopped`)."""
 
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError
-    asyncpg.InterfaceError,  # "connection is closed", "released back to the pool"
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown (pg_terminate_backend), query canceled
-    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
-    OSError,  # includes ConnectionError and TimeoutError
-    # A pooled connection whose backend was terminated while idle can fail with "cannot switch to state …;
-    # another operation is in progress" (asyncpg issue #1069): it is a dead connection too.
-    asyncpg.exceptions.InternalClientError,
-)
-"""Failures of the database or the connection rather than of a projection's logic: the runner retries
-them from the checkpoint instead of stopping the projection."""
+
+def parse_progress(payload: str) -> tuple[str, int | None] | None:
+    """A `beacon_projections` payload as (name, position), position None for a stop; None if malformed."""
+    name, _, rest = payload.rpartition(":")
+    if not name:
+        return None
+    if rest == STOPPED:
+        return name, None
+    return (name, int(rest)) if rest.isdigit() else None
 
 
 class Projection(Protocol):
     """One read model: the tables it owns and how a batch of events changes them."""
 
     name: str
+    writes_wait: bool
+    """Whether a write waits for this projection before it answers (read-your-writes). True for the read
+    models a command's answer and the reads after it depend on; False for work that must never hold up an
+    answer (a notification outbox, rendered public pages), which then runs in a runner pass of its own."""
     tables: tuple[str, ...]
     schema_sql: str
     """`CREATE TABLE IF NOT EXISTS …` with unqualified names, so a rebuild can run it in a scratch schema."""
@@ -79,15 +97,11 @@ class ProjectionFailed(Exception):
 
 
 def advisory_key(name: str) -> int:
-    """A stable 63-bit advisory-lock key per projection name."""
-    return _key(f"beacon.projection:{name}")
+    """The advisory-lock key of one projection: whoever holds it runs the projection."""
+    return lock_key(f"beacon.projection:{name}")
 
 
-def _key(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
-
-
-_ENSURE_TABLES_KEY = _key("beacon.ensure_tables")
+_ENSURE_TABLES_KEY = lock_key("beacon.ensure_tables")
 
 
 async def use_schema(conn: asyncpg.Connection, schema: str) -> None:
@@ -310,7 +324,7 @@ async def _apply_batch(
 
 @dataclass
 class ProjectionStatus:
-    """What this process knows of one projection, for `/readyz`, the CLI and tests."""
+    """What this process knows of one projection, for `/readyz?detail=1`, the CLI and tests."""
 
     name: str
     position: int = 0
@@ -327,7 +341,7 @@ class ProjectionStatus:
 
 @dataclass(frozen=True)
 class ProjectionLag:
-    """How far one projection is behind the log, for `/readyz` and the CLI."""
+    """How far one projection is behind the log, for `/readyz?detail=1` and `beacon projections status`."""
 
     name: str
     checkpoint: int
@@ -337,25 +351,98 @@ class ProjectionLag:
     active: bool | None = None
     """Whether this process runs it; None when asked without a runner."""
     error: str | None = None
+    """Why it stopped, None while it runs (as this process knows it, else as recorded in the database)."""
+    stopped: bool = False
+    failed_position: int | None = None
+    """The event it stopped at (None while it runs, or when the runner itself failed)."""
+    lag_seconds: float = 0.0
+    """Age of the oldest event it has not applied (0 when caught up): how stale its read model is."""
+    writes_wait: bool = True
+
+
+@dataclass(frozen=True)
+class ProjectionStop:
+    """A stopped projection as recorded in `beacon_projection_stops`."""
+
+    name: str
+    position: int | None
+    error: str
+
+
+async def stops(conn: asyncpg.Connection) -> dict[str, ProjectionStop]:
+    """Every stopped projection, by name."""
+    rows = await conn.fetch("SELECT name, position, error FROM beacon_projection_stops")
+    return {row["name"]: ProjectionStop(row["name"], row["position"], row["error"]) for row in rows}
+
+
+async def record_stops(conn: asyncpg.Connection, stopped: Sequence[ProjectionStop]) -> None:
+    """Record that projections stopped and tell every process (`name:stopped`), in one statement."""
+    await conn.execute(
+        """WITH stopped AS (
+               INSERT INTO beacon_projection_stops (name, position, error)
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+               ON CONFLICT (name) DO UPDATE
+                   SET position = EXCLUDED.position, error = EXCLUDED.error, stopped_at = now()
+               RETURNING name)
+           SELECT pg_notify($4, name || ':' || $5) FROM stopped""",
+        [stop.name for stop in stopped],
+        [stop.position for stop in stopped],
+        [stop.error for stop in stopped],
+        PROJECTIONS_CHANNEL,
+        STOPPED,
+    )
+
+
+async def resume(conn: asyncpg.Connection, name: str) -> None:
+    """Forget that a projection stopped, now that a runner takes it up again (after a restart or a fix):
+    tell every process where it is (`name:position`), so writes wait for it again. If the event is still
+    poison, it stops again at once."""
+    row = await conn.fetchrow(
+        """WITH gone AS (DELETE FROM beacon_projection_stops WHERE name = $1 RETURNING name, position)
+           SELECT gone.position AS failed, c.position, pg_notify($2, c.name || ':' || c.position)
+           FROM gone JOIN beacon_projection_checkpoints AS c USING (name)""",
+        name,
+        PROJECTIONS_CHANNEL,
+    )
+    if row is not None:
+        log.warning("projection %s resumes at position %s (it had stopped at %s)", name, row["position"], row["failed"])
 
 
 async def lag(
     pool: asyncpg.Pool,
     store: PostgresEventStore,
     projections: Sequence[Projection],
-    statuses: dict[str, ProjectionStatus] | None = None,
+    statuses: Mapping[str, ProjectionStatus] | None = None,
 ) -> list[ProjectionLag]:
-    """Checkpoint, head position and lag of each projection, read from the database (so any process can
-    ask, runner or not); with `statuses`, also whether this process runs it and why it stopped."""
+    """Checkpoint, head position, lag and stop of each projection, read from the database (so any process
+    can ask, runner or not); with `statuses`, also whether this process runs it."""
     # Checkpoints first, head second: a commit in between overstates the lag, never hides it.
     async with pool.acquire() as conn:
-        exists = await conn.fetchval("SELECT to_regclass('public.beacon_projection_checkpoints') IS NOT NULL")
-        positions = await checkpoints(conn) if exists else {}
-    head = await store.max_position()
+        tables = await conn.fetchrow(
+            "SELECT to_regclass('public.beacon_projection_checkpoints') IS NOT NULL AS checkpoints,"
+            " to_regclass('public.beacon_projection_stops') IS NOT NULL AS stops"
+        )
+        positions = await checkpoints(conn) if tables["checkpoints"] else {}
+        stopped = await stops(conn) if tables["stops"] else {}
+        head = await store.max_position()
+        behind = [p.name for p in projections if positions.get(p.name, 0) < head]
+        ages: dict[str, float] = {
+            row["name"]: row["seconds"]
+            for row in await conn.fetch(
+                """SELECT c.name, greatest(0, extract(epoch FROM now() - e.recorded_at))::float8 AS seconds
+                   FROM unnest($1::text[], $2::bigint[]) AS c(name, position)
+                   CROSS JOIN LATERAL (SELECT recorded_at FROM beacon_events WHERE notification_id > c.position
+                                       ORDER BY notification_id LIMIT 1) AS e""",
+                behind,
+                [positions.get(name, 0) for name in behind],
+            )
+        }
     report = []
     for projection in projections:
         checkpoint = positions.get(projection.name, 0)
         status = statuses.get(projection.name) if statuses is not None else None
+        stop = stopped.get(projection.name)
+        error = status.error if status is not None and status.error is not None else None
         report.append(
             ProjectionLag(
                 name=projection.name,
@@ -363,10 +450,21 @@ async def lag(
                 head=head,
                 lag=max(0, head - checkpoint),
                 active=status.active if status is not None else None,
-                error=status.error if status is not None else None,
+                error=error or (stop.error if stop is not None else None),
+                stopped=error is not None or stop is not None,
+                failed_position=stop.position if stop is not None else None,
+                lag_seconds=ages.get(projection.name, 0.0),
+                writes_wait=projection.writes_wait,
             )
         )
     return report
+
+
+def runner_passes(projections: Sequence[Projection]) -> list[list[Projection]]:
+    """The projections writes wait for, caught up together in one shared pass; then each of the others in a
+    pass of its own (ADR 0002), so a slow or stopped one never holds up a write's answer."""
+    waited = [p for p in projections if p.writes_wait]
+    return ([waited] if waited else []) + [[p] for p in projections if not p.writes_wait]
 
 
 @dataclass
@@ -379,119 +477,104 @@ class ProjectionRunner:
     poll_interval: float = 0.5
     batch_size: int = 500
     statuses: dict[str, ProjectionStatus] = field(default_factory=dict)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _followers: list[Follower] = field(default_factory=list)
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
             await ensure_tables(conn, self.projections)
         for projection in self.projections:
             self.statuses[projection.name] = ProjectionStatus(projection.name)
-        self._tasks.append(asyncio.create_task(self._run(), name="projections"))
-        self._tasks.append(asyncio.create_task(self._listen(), name="projection-listener"))
+        for group in runner_passes(self.projections):
+            name = "projections" if group[0].writes_wait else f"projection {group[0].name}"
+            follower = Follower(
+                name,
+                self.pool.acquire,
+                poll_interval=self.poll_interval,
+                retry_interval=self.poll_interval,
+                on_disconnect=self._inactive(group),
+            )
+            await follower.start(self._turn(group))
+            self._followers.append(follower)
+        # One listener wakes every pass: a connection per pass would cost more than the wake-ups save.
+        listener = Follower(
+            "projection-listener",
+            self.pool.acquire,
+            channels=[EVENTS_CHANNEL],
+            on_notify=self._on_event,
+            retry_interval=self.poll_interval,
+        )
+        await listener.start(self._on_listening)
+        self._followers.append(listener)
 
     async def stop(self) -> None:
-        """Cancel the pass (an open batch rolls back) and release the advisory locks."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        """Cancel the passes (an open batch rolls back) and release the advisory locks."""
+        for follower in self._followers:
+            await follower.stop()
+        self._followers.clear()
 
     async def lag(self) -> list[ProjectionLag]:
         return await lag(self.pool, self.store, self.projections, self.statuses)
 
     def wake(self) -> None:
-        self._wake.set()
+        for follower in self._followers:
+            follower.wake()
 
-    def _on_event(self, *_: object) -> None:
+    def _on_event(self, _channel: str, _payload: str) -> bool:
         self.wake()
+        return False  # the listener itself has nothing to do
 
-    async def _listen(self) -> None:
-        """Turn `NOTIFY beacon_events` into wake-ups; if the connection drops, reconnect (polling covers the gap)."""
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    await self._listen_until_lost(conn)
-                log.warning("projection listener lost its connection; reconnecting")
-            except CONNECTION_ERRORS as error:
-                log.warning("projection listener cannot listen: %r; retrying", error)
-            await asyncio.sleep(self.poll_interval)
-
-    async def _listen_until_lost(self, conn: asyncpg.Connection) -> None:
-        # A terminated pool connection is detached from its proxy at once, so `is_closed()` would raise;
-        # the termination callback is the one signal that survives.
-        lost = asyncio.Event()
-
-        def on_lost(_conn: object) -> None:
-            lost.set()
-
-        conn.add_termination_listener(on_lost)
-        try:
-            await conn.add_listener(EVENTS_CHANNEL, self._on_event)
+    async def _on_listening(self, session: Session) -> None:
+        if session.fresh:
             self.wake()  # whatever committed while nobody listened
-            await lost.wait()
-        finally:
-            if not lost.is_set():  # the connection goes back to the pool
-                conn.remove_termination_listener(on_lost)
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    await conn.remove_listener(EVENTS_CHANNEL, self._on_event)
 
-    async def _run(self) -> None:
-        """Every projection this process holds the lock of, caught up together: each batch of the log
-        is read and decoded once and applied to all of them in one transaction (`catch_up_many`), so a
-        write costs one projection transaction, not one per projection. Each projection still has its
+    def _inactive(self, group: Sequence[Projection]) -> Callable[[], None]:
+        def mark() -> None:  # a lost connection took its advisory locks with it
+            for projection in group:
+                self.statuses[projection.name].active = False
+
+        return mark
+
+    def _turn(self, group: Sequence[Projection]) -> Callable[[Session], Awaitable[None]]:
+        """One turn of a pass: take the locks of the group's free projections, then catch those up together
+        (`catch_up_many`): each batch of the log is read and decoded once and applied to all of them in one
+        transaction, so a write costs one projection transaction, not one per projection. Each still has its
         own advisory lock, checkpoint and failure: a poison event stops only its projection."""
-        while True:
+
+        async def turn(session: Session) -> None:
             try:
-                await self._run_on_one_connection()
-            except CONNECTION_ERRORS as error:
-                log.warning("projections lost their connection: %r; retrying", error)
+                active = await self._take_free_locks(session, group)
+                if active:
+                    await self._pass(session.conn, active)
+            except CONNECTION_ERRORS:
+                raise
             except Exception as error:
-                # Not a projection's logic (that is ProjectionFailed) but the runner's own reading of the
-                # log; retrying would fail the same way, so stop loudly.
-                for status in self.statuses.values():
-                    if status.error is None:
-                        status.error = f"projection {status.name} stopped after position {status.position}: {error!r}"
-                log.exception("projections stopped")
-                return
-            finally:
-                for status in self.statuses.values():
-                    status.active = False
-            await asyncio.sleep(self.poll_interval)
+                # Not a projection's logic (that is ProjectionFailed) but the runner's own reading of the log;
+                # retrying would fail the same way, so stop loudly (the follower logs it and ends).
+                running = [self.statuses[p.name] for p in group if self.statuses[p.name].error is None]
+                for status in running:
+                    status.error = f"projection {status.name} stopped after position {status.position}: {error!r}"
+                await record_stops(session.conn, [ProjectionStop(s.name, None, s.error or "") for s in running])
+                raise
 
-    async def _run_on_one_connection(self) -> None:
-        held: set[str] = set()  # session advisory locks live and die with this connection
-        async with self.pool.acquire() as conn:
-            try:
-                while True:
-                    self._wake.clear()
-                    await self._take_free_locks(conn, held)
-                    active = [p for p in self.projections if p.name in held and self.statuses[p.name].error is None]
-                    if active:
-                        await self._pass(conn, active)
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.poll_interval):  # not wait_for: see scheduler.py
-                            await self._wake.wait()
-            finally:
-                # Releasing the connection to the pool also unlocks (asyncpg's reset runs
-                # pg_advisory_unlock_all), and a dead connection holds no lock; this is the prompt path.
-                if held:
-                    with contextlib.suppress(*CONNECTION_ERRORS):
-                        await conn.execute("SELECT pg_advisory_unlock_all()")
+        return turn
 
-    async def _take_free_locks(self, conn: asyncpg.Connection, held: set[str]) -> None:
-        """Become active for every projection no other process runs; stand by for the rest."""
-        for projection in self.projections:
+    async def _take_free_locks(self, session: Session, group: Sequence[Projection]) -> list[Projection]:
+        """Become active for every projection of the group that no other process runs; stand by for the rest.
+        Returns the group's projections this process runs and that have not stopped."""
+        active = []
+        for projection in group:
             status = self.statuses[projection.name]
-            if projection.name in held or status.error is not None:
+            if status.error is not None:
                 continue
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name)):
-                held.add(projection.name)
+            key = advisory_key(projection.name)
+            if key not in session.locks:
+                if not await session.lock(key):
+                    status.standby_checks += 1
+                    continue
                 status.active = True
-            else:
-                status.standby_checks += 1
+                await resume(session.conn, projection.name)
+            active.append(projection)
+        return active
 
     async def _pass(self, conn: asyncpg.Connection, active: Sequence[Projection]) -> None:
         def progress(states: Sequence[CatchUpState]) -> None:
@@ -501,6 +584,9 @@ class ProjectionRunner:
         try:
             states = await catch_up_many(conn, self.store, active, batch_size=self.batch_size, progress=progress)
         except ProjectionFailed as failure:
+            # Recorded before this process gives up on it: should the record fail with the connection, the
+            # projection is taken up and fails again on the next connection, and is recorded then.
+            await record_stops(conn, [ProjectionStop(failure.projection, failure.position, str(failure))])
             status = self.statuses[failure.projection]
             status.error = str(failure)
             status.active = False

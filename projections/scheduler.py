@@ -26,9 +26,10 @@ from domain.base import SYSTEM, CommandContext
 from domain.maintenance import advance_maintenance_automatically
 from infra.clock import Clock
 from infra.event_store import PostgresEventStore
+from infra.follow import CONNECTION_ERRORS
 from infra.ids import new_ulid
 from projections.maintenance_schedule import MaintenanceSchedule, due
-from projections.runner import CONNECTION_ERRORS, PROJECTIONS_CHANNEL
+from projections.runner import PROJECTIONS_CHANNEL
 
 log = logging.getLogger("beacon.scheduler")
 

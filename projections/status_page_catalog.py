@@ -173,6 +173,7 @@ class StatusPageCatalog:
     """The `status_page_catalog` projection."""
 
     name: str = "status_page_catalog"
+    writes_wait = True  # pages and components are read back right after the write that changed them
     tables: tuple[str, ...] = (PAGES, COMPONENTS)
     schema_sql: str = SCHEMA_SQL
 

@@ -1,99 +1,101 @@
-"""Read-your-writes (DESIGN D6): a write does not answer before the read models have reached the
-position it appended. Each process learns projection progress from `NOTIFY beacon_projections`
-(sent in the projection's own transaction) and, as a safety net, by reading the checkpoints."""
+"""Read-your-writes (docs/architecture.md#6-read-your-writes): a write does not answer before the read
+models it waits for have reached the position it appended. Each process learns projection progress from
+`NOTIFY beacon_projections` (sent in the projection's own transaction) and, as a safety net, by reading the
+checkpoints. A stopped projection is never waited for: it would hold every later write for the whole
+timeout."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
-from projections.runner import CONNECTION_ERRORS, PROJECTIONS_CHANNEL, checkpoints
+from infra.follow import CONNECTION_ERRORS, Follower, Session, wait_set
+from projections.runner import PROJECTIONS_CHANNEL, parse_progress
 
 log = logging.getLogger("beacon.watermark")
 
-RELISTEN_INTERVAL = 1.0  # seconds between tries to listen again after the listening connection was lost
-LISTEN_TIMEOUT = 2.0  # seconds to get a connection to listen on (a waiting writer can overrun its wait by this)
+RELISTEN_INTERVAL = 1.0  # at most seconds between tries to listen again while the database is unreachable
+LISTEN_TIMEOUT = 2.0  # seconds to get a connection to listen on
 
 
 class Watermarks:
-    """How far each read model has got, as this process last heard; writers wait on it."""
+    """How far each read model that writes wait for has got, as this process last heard; writers wait on it."""
 
     def __init__(self, pool: asyncpg.Pool, names: set[str], *, poll_interval: float = 0.05) -> None:
         self.pool = pool
         self.names = names
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = dict.fromkeys(names, 0)
+        self.stopped: set[str] = set()
+        """Projections recorded as stopped: a write does not wait for them until they run again."""
         # Replaced on every change: a waiter holds the event current when it started waiting, so a
         # change between its check and its wait is never missed.
         self._changed = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
-        self._next_listen_attempt = 0.0
         self._refreshing: asyncio.Future[None] | None = None
+        self._follower = Follower(
+            "watermarks",
+            lambda: pool.acquire(timeout=LISTEN_TIMEOUT),
+            channels=[PROJECTIONS_CHANNEL],
+            on_notify=self._on_notify,
+            retry_interval=RELISTEN_INTERVAL,
+        )
 
     async def start(self) -> None:
-        """Listen for checkpoint notifications; without them (database unreachable) waits poll instead."""
-        listener = None
-        try:
-            listener = await self.pool.acquire(timeout=LISTEN_TIMEOUT)
-            await listener.add_listener(PROJECTIONS_CHANNEL, self._on_notify)
-        except CONNECTION_ERRORS as error:
-            log.warning("watermarks cannot listen (%r); read-your-writes falls back to polling", error)
-            if listener is not None:
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    await self.pool.release(listener)
-            return
-        self._listener = listener
-
-    async def _listen_again(self) -> None:
-        """Listen on a new connection once the old one is gone (a database restart, a terminated
-        backend); without it every later write would wait for the poll. At most one try a second."""
-        if self._listening():
-            return
-        now = asyncio.get_running_loop().time()
-        if now < self._next_listen_attempt:
-            return
-        self._next_listen_attempt = now + RELISTEN_INTERVAL
-        if self._listener is not None:
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await self.pool.release(self._listener)
-            self._listener = None
-        await self.start()
-
-    def _listening(self) -> bool:
-        if self._listener is None:
-            return False
-        try:
-            return not self._listener.is_closed()
-        except asyncpg.InterfaceError:  # the pool already took the dead connection back
-            return False
+        """Listen for checkpoint notifications (again, in the background, whenever the connection is lost);
+        without them (database unreachable) waits poll instead."""
+        await self._follower.start(self._on_listening, wait=True)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await self._listener.remove_listener(PROJECTIONS_CHANNEL, self._on_notify)
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await self.pool.release(self._listener)
-            self._listener = None
+        await self._follower.stop()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        name, _, position = payload.rpartition(":")
-        if name in self.positions and position.isdigit():
-            self._advance(name, int(position))
+    async def _on_listening(self, session: Session) -> None:
+        if session.fresh:  # what moved while nobody listened
+            try:
+                await self.refresh()
+            except CONNECTION_ERRORS as error:
+                log.warning("cannot read projection checkpoints: %r", error)
 
-    def _advance(self, name: str, position: int) -> None:
+    def _on_notify(self, _channel: str, payload: str) -> bool:
+        progress = parse_progress(payload)
+        if progress is not None and progress[0] in self.positions:
+            name, position = progress
+            if position is None:
+                self._stop(name)
+            else:
+                self._advance(name, position, running=True)
+        return False  # handled here: the follower's step has nothing to do
+
+    def _changed_now(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _advance(self, name: str, position: int, *, running: bool) -> None:
+        """A checkpoint read or heard; `running` when it comes from the projection moving (or resuming)."""
+        if running and name in self.stopped:
+            self.stopped.discard(name)
+            log.info("read-your-writes waits for %s again", name)
         if position > self.positions[name]:
             self.positions[name] = position
-            self._changed.set()
-            self._changed = asyncio.Event()
+            self._changed_now()
+
+    def _stop(self, name: str) -> None:
+        if name not in self.stopped:
+            self.stopped.add(name)
+            log.warning("projection %s stopped: writes no longer wait for it", name)
+            self._changed_now()
 
     def reached(self, position: int) -> bool:
-        return all(self.positions[name] >= position for name in self.names)
+        return all(self.positions[name] >= position or name in self.stopped for name in self.names)
+
+    def reached_by(self, name: str, position: int) -> int:
+        """How far towards `position` one projection has got, as far as a write waits for it (0 if writes do
+        not wait for it): what a cache that follows that projection can be expected to reflect."""
+        return min(position, self.positions[name]) if name in self.positions else 0
 
     async def refresh(self) -> None:
-        """Read the checkpoints; concurrent callers share one query."""
+        """Read the checkpoints and the stops; concurrent callers share one query."""
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.ensure_future(self._read_checkpoints())
         await asyncio.shield(self._refreshing)
@@ -101,15 +103,21 @@ class Watermarks:
     async def _read_checkpoints(self) -> None:
         async with self.pool.acquire() as conn:
             try:
-                known = await checkpoints(conn)
+                rows = await conn.fetch(
+                    "SELECT c.name, c.position, s.name IS NOT NULL AS stopped FROM beacon_projection_checkpoints c"
+                    " LEFT JOIN beacon_projection_stops s USING (name) WHERE c.name = ANY($1::text[])",
+                    list(self.names),
+                )
             except asyncpg.UndefinedTableError:
                 return  # no runner has ever started on this database: nothing has been projected
-        for name, position in known.items():
-            if name in self.positions:
-                self._advance(name, position)
+        for row in rows:
+            if row["stopped"]:
+                self._stop(row["name"])
+            self._advance(row["name"], row["position"], running=not row["stopped"])
 
     async def wait_for(self, position: int, timeout: float) -> bool:
-        """True once every read model reflects `position`; False if `timeout` passed first."""
+        """True once every read model that writes wait for reflects `position` or has stopped; False if
+        `timeout` passed first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         warned = False
@@ -118,15 +126,10 @@ class Watermarks:
             if remaining <= 0:
                 log.warning("read models did not reach position %s within %.1fs", position, timeout)
                 return False
-            try:
-                async with asyncio.timeout(min(remaining, self.poll_interval)):  # not wait_for: see scheduler.py
-                    await self._changed.wait()
+            if await wait_set(self._changed, min(remaining, self.poll_interval)):
                 continue  # a notification moved a read model: check again before asking the database
-            except TimeoutError:
-                pass
             if not self.reached(position):
                 try:
-                    await self._listen_again()
                     await self.refresh()
                 except CONNECTION_ERRORS as error:
                     # The write is recorded either way; keep listening until the deadline.

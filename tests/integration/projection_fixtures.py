@@ -25,6 +25,8 @@ class EventCounter:
     """Counts events per stream (`<name>_counts`) and appends each applied position to `<name>_seen`
     with the tag of the projection instance that applied it (to tell two runners apart)."""
 
+    writes_wait = True
+
     def __init__(
         self,
         name: str = "event_counter",
@@ -33,8 +35,10 @@ class EventCounter:
         only_topics: frozenset[str] | None = None,
         poison_position: int | None = None,
         after_event: AfterEvent | None = None,
+        writes_wait: bool = True,
     ) -> None:
         self.name = name
+        self.writes_wait = writes_wait
         self.tag = tag
         self.only_topics = only_topics
         self.poison_position = poison_position

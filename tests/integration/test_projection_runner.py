@@ -25,6 +25,8 @@ from projections.runner import (
     checkpoints,
     ensure_tables,
     lag,
+    runner_passes,
+    stops,
 )
 from projections.watermark import Watermarks
 from tests.integration.conftest import OPERATOR, T0, Tally, context_at, new_tally
@@ -371,3 +373,82 @@ async def test_stopping_as_a_wake_up_arrives_still_stops(pool: asyncpg.Pool) -> 
 
 async def _passes_at_least(runner: ProjectionRunner, name: str, passes: int) -> bool:
     return runner.statuses[name].passes >= passes
+
+
+async def test_writes_wait_on_no_stopped_projection_in_any_process_and_again_once_it_resumes(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresEventStore(pool)
+    _, positions = await write_tally(store, "poisoned", marks=2)
+    poisoned = EventCounter("poisoned", poison_position=positions[1])
+    healthy = EventCounter("healthy")
+    names = {poisoned.name, healthy.name}
+    here = Watermarks(pool, names, poll_interval=0.05)
+    await here.start()
+    try:
+        async with running(ProjectionRunner(pool, store, [poisoned, healthy], poll_interval=0.05)) as runner:
+            await wait_until(lambda: _at_least(int(runner.statuses[poisoned.name].error is not None), 1))
+            _, later = await write_tally(store, "after the poison", marks=0)
+            # Far longer than the test may take: had the write waited on the stopped projection, wait_for
+            # would have run the whole 30 s out and answered False.
+            assert await here.wait_for(later[-1], timeout=30) is True
+            assert here.stopped == {poisoned.name}  # heard `poisoned:stopped`
+            # A process that starts later learns the stop from the table, not from a notification.
+            elsewhere = Watermarks(pool, names, poll_interval=0.05)
+            await elsewhere.start()
+            try:
+                assert await elsewhere.wait_for(later[-1], timeout=30) is True
+                assert elsewhere.stopped == {poisoned.name}
+            finally:
+                await elsewhere.stop()
+            report = {r.name: r for r in await lag(pool, store, [poisoned, healthy])}
+        assert report[poisoned.name].stopped and report[poisoned.name].failed_position == positions[1]
+        assert report[poisoned.name].lag == later[-1] - positions[0] and report[poisoned.name].lag_seconds > 0
+        assert not report[healthy.name].stopped and report[healthy.name].failed_position is None
+
+        # The fix is deployed and the worker restarts: the projection resumes from its checkpoint and
+        # writes wait for it again.
+        fixed = EventCounter("poisoned")
+        async with running(ProjectionRunner(pool, store, [fixed, healthy], poll_interval=0.05)):
+            await wait_until(lambda: _holds(not here.stopped))
+            _, resumed = await write_tally(store, "after the fix", marks=0)
+            assert await here.wait_for(resumed[-1], timeout=30) is True
+            assert here.positions[poisoned.name] >= resumed[-1]
+        async with pool.acquire() as conn:
+            assert await seen(conn, fixed) == positions + later + resumed
+            assert await stops(conn) == {}
+        assert not any(r.stopped for r in await lag(pool, store, [fixed, healthy]))
+    finally:
+        await here.stop()
+
+
+async def test_a_projection_writes_do_not_wait_for_runs_in_a_pass_of_its_own(pool: asyncpg.Pool) -> None:
+    store = PostgresEventStore(pool)
+    gate = Gate()
+    slow = EventCounter("outbox", writes_wait=False, after_event=gate)
+    read_model = EventCounter("read_model")
+    assert [[p.name for p in group] for group in runner_passes([slow, read_model])] == [["read_model"], ["outbox"]]
+    watermarks = Watermarks(pool, {read_model.name}, poll_interval=0.05)
+    await watermarks.start()
+    try:
+        async with running(ProjectionRunner(pool, store, [slow, read_model], poll_interval=0.05)) as runner:
+            _, first = await write_tally(store, "held", marks=0)
+            await asyncio.wait_for(gate.inside.wait(), 10)  # the slow projection sits inside its transaction
+            _, second = await write_tally(store, "not held", marks=0)
+            # The read model commits both writes while the slow one's transaction is still open: they are
+            # not in one transaction, so its work cannot delay their commit.
+            assert await watermarks.wait_for(second[-1], timeout=30) is True
+            assert await checkpoint_of(pool, read_model.name) == second[-1]
+            assert await checkpoint_of(pool, slow.name) < first[-1]
+            gate.open.set()
+            await wait_until(reached(pool, slow.name, second[-1]))
+            assert runner.statuses[slow.name].error is None
+        async with pool.acquire() as conn:
+            assert await seen(conn, slow) == first + second
+            assert await seen(conn, read_model) == first + second
+    finally:
+        await watermarks.stop()
+
+
+async def _holds(condition: bool) -> bool:
+    return condition

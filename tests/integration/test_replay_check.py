@@ -29,6 +29,7 @@ class StreamTally:
     serial key), so the check is exercised whatever the registry holds."""
 
     name = "replay_counter"
+    writes_wait = True
     tables = ("replay_counter_counts", "replay_counter_seen")
     schema_sql = """
         CREATE TABLE IF NOT EXISTS replay_counter_counts (

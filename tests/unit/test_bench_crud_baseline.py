@@ -1,14 +1,19 @@
 """bench/crud_baseline.py, the CRUD API `bench/commands.py` measures Beacon against, through Litestar's test
 client on a fresh database: it must keep answering the bench's commands with Beacon's shapes, or the
-bench would measure failures."""
+bench would measure failures. And the bench's reading of /proc, which says whose CPU a Postgres backend
+spends: a wrong attribution would put the cost of one process on another."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from litestar.testing import AsyncTestClient
 
+from bench.commands import postgres_roles
 from bench.crud_baseline import create_app
 from infra.api_keys import ADMIN, create_key
 from infra.clock import SystemClock
@@ -82,3 +87,24 @@ async def test_an_incident_goes_from_declared_to_resolved(database_url: str) -> 
         })
         assert refused.status_code == 422
         assert "resolved" in refused.json()["errors"][0]["message"]
+
+
+async def test_a_postgres_backend_is_counted_for_the_process_holding_its_connection(
+    database_url: str, server_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        backend, port = await conn.fetchrow(
+            "SELECT pid, client_port FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        )
+        if port is None or port < 0:
+            pytest.skip("the test server listens on a Unix socket; the bench attributes TCP connections only")
+        database = urlsplit(database_url).path.lstrip("/")
+        roles = await postgres_roles(server_url, database, {"bench": [os.getpid()], "nobody": []})
+        assert roles["Postgres for the bench"] == [backend]
+        assert roles["Postgres for the nobody"] == [] and roles["Postgres, other backends"] == []
+        assert backend not in roles["Postgres background"]
+        elsewhere = await postgres_roles(server_url, "no_such_database", {"bench": [os.getpid()]})
+        assert elsewhere["Postgres for the bench"] == []
+    finally:
+        await conn.close()
