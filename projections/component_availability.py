@@ -1,8 +1,10 @@
 """Component availability: the time ranges each component spent in an outage during incidents, and the
-availability over a window that ShowStatusPageComponentAvailability answers (SPEC §4).
+availability over a window that ShowStatusPageComponentAvailability answers (docs/architecture.md#availability).
 
 Downtime is the union of the component's full- and partial-outage impacts in the window (overlapping
-incidents count once); time before the component existed is not part of the window. Impacts are kept
+incidents count once); time before the component's data begins is not part of the window. Its data
+begins at its creation, or at its earliest recorded impact when that is earlier: a retrospective incident
+backfilled onto a component created today (history migrated from another provider) counts. Impacts are kept
 per incident and rewritten from the incident's derived `component_impacts` whenever it changes, so this
 read model and the incident's own `component_impacts` cannot disagree.
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import asyncpg
@@ -35,7 +36,11 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     end_at           timestamptz,
     PRIMARY KEY (incident_id, seq)
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_component ON {TABLE} (component_id, start_at);
+-- Both reads name the page and the component and range over or order by start_at: the window's outages,
+-- and where the component's data begins (min(start_at), one index probe). It replaces an index on
+-- (component_id, start_at) that made the second read scan the component's impacts on other pages.
+CREATE INDEX IF NOT EXISTS {TABLE}_page_component ON {TABLE} (status_page_id, component_id, start_at);
+DROP INDEX IF EXISTS {TABLE}_component;
 """
 
 DOWNTIME_STATUSES = (IncidentComponentStatus.FULL_OUTAGE.value, IncidentComponentStatus.PARTIAL_OUTAGE.value)
@@ -105,6 +110,18 @@ async def outage_intervals(
     return [Interval(row["start_at"], row["end_at"]) for row in rows]
 
 
+EARLIEST_IMPACT_SQL = f"SELECT min(start_at) FROM {TABLE} WHERE status_page_id = $1 AND component_id = $2"
+
+
+async def data_available_since(db: Any, status_page_id: str, component_id: str, created_at: datetime) -> datetime:
+    """Where the component's availability data begins on the page: its creation, or its earliest impact
+    (of any status) on the page's incidents when that came first — a retrospective incident backfilled
+    onto a component created today moves it back. One probe of the `(status_page_id, component_id,
+    start_at)` index."""
+    earliest: datetime | None = await db.fetchval(EARLIEST_IMPACT_SQL, status_page_id, component_id)
+    return created_at if earliest is None else min(created_at, earliest)
+
+
 def downtime(intervals: Iterable[Interval], start_at: datetime, end_at: datetime) -> timedelta:
     """The length of the union of the intervals clipped to [start_at, end_at); open ones run to the end."""
     clipped = sorted(
@@ -128,15 +145,17 @@ def downtime(intervals: Iterable[Interval], start_at: datetime, end_at: datetime
 
 
 def availability_percent(covered: timedelta, down: timedelta) -> str | None:
-    """Up time over covered time as a percentage, floored to at most 4 decimals ("99.94", "100");
-    None when nothing of the window is covered (availability unknown, not assumed)."""
+    """Up time over covered time as a percentage, floored (never rounded up) to at most 4 decimals
+    ("99.94", "100"; 99.99995% is "99.9999", not "100"); None when nothing of the window is covered
+    (availability unknown, not assumed). Exact: integer microseconds, no floating point."""
     if covered <= timedelta():
         return None
-    micros = Decimal(covered // timedelta(microseconds=1))
-    down_micros = Decimal(down // timedelta(microseconds=1))
-    percent = ((micros - down_micros) * 100 / micros).quantize(Decimal("0.0001"), rounding=ROUND_FLOOR)
-    text = format(percent, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    covered_micros = covered // timedelta(microseconds=1)
+    up_micros = covered_micros - min(down, covered) // timedelta(microseconds=1)
+    # Percent in units of 0.0001 (100 * 10_000 per whole), floored by integer division.
+    ten_thousandths = up_micros * 100 * 10_000 // covered_micros
+    whole, fraction = divmod(ten_thousandths, 10_000)
+    return f"{whole}.{fraction:04d}".rstrip("0").rstrip(".")
 
 
 async def component_availability(
@@ -149,8 +168,8 @@ async def component_availability(
     end_at: datetime,
     now: datetime,
 ) -> str | None:
-    """`availability_percent` over [start_at, end_at): only the part after the component existed and
-    before now counts (the future has no data yet)."""
+    """`availability_percent` over [start_at, end_at): only the part after the component's data begins
+    (`data_available_since`) and before now counts (the future has no data yet)."""
     covered_start = max(start_at, data_available_since)
     covered_end = min(end_at, now)
     if covered_end <= covered_start:

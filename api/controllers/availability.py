@@ -1,5 +1,5 @@
 """ShowStatusPageComponentAvailability (SDK 2.29): a component's availability over a window, from the
-`component_availability` read model (SPEC §4)."""
+`component_availability` read model (docs/architecture.md#availability)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from api.wire import not_found
 from domain.status_page import component_ids
 from infra.clock import format_timestamp
 from projections import status_page_catalog as catalog
-from projections.component_availability import MAX_WINDOW, component_availability
+from projections.component_availability import MAX_WINDOW, component_availability, data_available_since
 
 
 class StatusPageComponentAvailability(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -61,11 +61,12 @@ class ComponentAvailabilityController(Controller):
         component = await catalog.get_component(services.pool, component_id)
         if component is None or component.archived or component_id not in component_ids(structure.items):
             raise not_found("status page component", component_id)
+        since = await data_available_since(services.pool, status_page_id, component_id, component.created_at)
         percent = await component_availability(
             services.pool,
             status_page_id,
             component_id,
-            data_available_since=component.created_at,
+            data_available_since=since,
             start_at=start_at,
             end_at=end_at,
             now=services.clock.now(),
@@ -76,7 +77,7 @@ class ComponentAvailabilityController(Controller):
                 component_id=component_id,
                 start_at=format_timestamp(start_at),
                 end_at=format_timestamp(end_at),
-                data_available_since=format_timestamp(component.created_at),
+                data_available_since=format_timestamp(since),
                 availability_percent=percent,
             )
         )

@@ -360,12 +360,13 @@ async def test_a_retrospective_incident_is_recorded_resolved(client: Client, key
     assert_envelope(bad, 422, "validation_error")
 
 
-async def test_availability_counts_outages_once_and_only_while_the_component_existed(
+async def test_availability_counts_outages_once_and_only_once_the_components_data_begins(
     client: Client, keys: Keys
 ) -> None:
     page = await setup_page(client, keys)
     # Two overlapping retrospective outages of `api`: 10:00–11:00 and 10:30–12:00, i.e. 2 h of downtime.
-    # The component was created just now, so a window in the past has no data: no percentage.
+    # The component was created just now, but backfilled history counts: its data begins at the first
+    # impact, 10:00, so the day covers 14 h of which 2 down: 12/14 = 85.714285…%, floored.
     for key, start, end in (("a", "10:00", "11:00"), ("b", "10:30", "12:00")):
         response = await client.post(
             "/v2/status_page_retrospective_incidents",
@@ -394,8 +395,16 @@ async def test_availability_counts_outages_once_and_only_while_the_component_exi
     )
     assert response.status_code == 200, response.text
     availability = StatusPagesShowStatusPageComponentAvailabilityResultV2.from_dict(response.json()).availability
-    assert availability.availability_percent is UNSET  # before the component existed: unknown, not 100%
+    assert availability.availability_percent == "85.7142"
+    assert availability.data_available_since == datetime(2024, 1, 1, 10, tzinfo=UTC)
     assert (availability.component_id, availability.status_page_id) == (page.api, page.id)
+    earlier = await client.get(
+        url,
+        params={"start_at": "2023-12-31T00:00:00Z", "end_at": "2024-01-01T10:00:00Z"},
+        headers=Keys.header(keys.read),
+    )
+    assert earlier.status_code == 200, earlier.text
+    assert "availability_percent" not in earlier.json()["availability"]  # before any data: unknown, not 100%
 
     too_long = await client.get(
         url,
