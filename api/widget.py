@@ -1,5 +1,6 @@
-"""Serving the public widget (SPEC §5, DESIGN D5): every process keeps every document in memory and
-answers `GET`/`HEAD /{page}/api/v1/summary` and `/{page}/{sub_page}/api/v1/summary` from a raw ASGI
+"""Serving the public widget (docs/architecture.md#widget and #5-the-widget-is-bytes): every process
+keeps every document in memory and answers `GET`/`HEAD /{page}/api/v1/summary` and
+`/{page}/{sub_page}/api/v1/summary` from a raw ASGI
 fast path in front of Litestar's router — no I/O, no routing, no serialisation on the request path
 (docs/adr/0001-widget-route.md has the measurements behind that choice). The same path answers CORS
 preflights (`OPTIONS`) on those URLs and a 405 envelope for any other method.
@@ -17,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -24,9 +26,11 @@ import msgspec
 from litestar import Litestar
 
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
+from api.metrics import WIDGET
 from api.request_id import ensure_request_id
 from api.shutdown import bounded
 from infra.db import database_url
+from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, wait_set
 from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
 
 log = logging.getLogger("beacon.widget")
@@ -96,16 +100,17 @@ class WidgetCache:
     def __init__(self, pool: asyncpg.Pool, *, dsn: str | None = None, poll_interval: float = 0.5) -> None:
         self.pool = pool
         self.dsn = dsn
-        """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps one
-        pooled connection per projection, and a long-held listener must not starve request handlers."""
+        """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps
+        pooled connections for its passes, and a long-held listener must not starve request handlers."""
         self.poll_interval = poll_interval
         self.documents: dict[tuple[str, str], CachedDocument] = {}
         self.by_page_id: dict[str, CachedDocument] = {}
         """Each page's own document by the page's ULID, for `GET /v2/status_pages/{id}/widget`."""
         self.position = 0
-        self._pending: asyncio.Queue[str | None] = asyncio.Queue()
-        self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
+        self._pending: list[str] = []
+        # Replaced on every move: a waiter holds the event current when it checked, so no move is missed.
+        self._changed = asyncio.Event()
+        self._follower: Follower | None = None
 
     def get(self, page_slug: str, sub_page_slug: str = "") -> CachedDocument | None:
         return self.documents.get((page_slug, sub_page_slug))
@@ -113,27 +118,34 @@ class WidgetCache:
     async def start(self) -> None:
         """Load everything once (the process is not ready without it), then follow the projection."""
         await self.refresh(full=True)
-        self._task = asyncio.create_task(self._follow(), name="widget-cache")
+        connect = partial(dedicated, self.dsn, timeout=ACQUIRE_TIMEOUT) if self.dsn is not None else self.pool.acquire
+        self._follower = Follower(
+            "widget-cache",
+            connect,
+            channels=[WIDGET_CHANNEL],
+            on_notify=self._on_notify,
+            poll_interval=self.poll_interval,
+            retry_interval=self.poll_interval,
+            # Any database error only delays freshness: keep serving the last documents and follow again.
+            retry_on=(*CONNECTION_ERRORS, asyncpg.PostgresError),
+        )
+        await self._follower.start(self._step)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
 
     async def wait_for(self, position: int, timeout: float) -> bool:
-        """True once this process serves documents reflecting `position` (read-your-writes, D6)."""
+        """True once this process serves documents reflecting `position` (read-your-writes,
+        docs/architecture.md#6-read-your-writes)."""
         deadline = time.monotonic() + timeout
-        async with self._changed:
-            while self.position < position:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.warning("widget cache did not reach position %s within %.1fs", position, timeout)
-                    return False
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):  # not wait_for (projections/scheduler.py says why)
-                        await self._changed.wait()
+        while self.position < position:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("widget cache did not reach position %s within %.1fs", position, timeout)
+                return False
+            await wait_set(self._changed, remaining)
         return True
 
     async def refresh(self, *, full: bool) -> None:
@@ -146,78 +158,38 @@ class WidgetCache:
             documents[(item.page_slug, item.sub_page_slug)] = CachedDocument.of(item)
         self.documents = documents  # one assignment: requests see the old set or the new one
         self.by_page_id = {doc.status_page_id: doc for (_, sub), doc in documents.items() if not sub}
-        await self._advance(checkpoint)
+        self._advance(checkpoint)
 
-    async def _advance(self, position: int) -> None:
+    def _advance(self, position: int) -> None:
         if position > self.position:
             self.position = position
-            async with self._changed:
-                self._changed.notify_all()
+            self._changed.set()
+            self._changed = asyncio.Event()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._pending.put_nowait(payload)
+    def _on_notify(self, _channel: str, payload: str) -> bool:
+        self._pending.append(payload)
+        return True
 
-    async def _follow(self) -> None:
-        """Listen for the projection's notifications; reconnect and reload in full after any gap."""
-        while True:
-            try:
-                async with self._listener() as conn:
-                    await conn.add_listener(WIDGET_CHANNEL, self._on_notify)
-                    try:
-                        await self.refresh(full=True)  # covers whatever happened while not listening
-                        await self._consume(conn)
-                    finally:
-                        if not conn.is_closed():
-                            with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
-                                await conn.remove_listener(WIDGET_CHANNEL, self._on_notify)
-            except (
-                asyncpg.PostgresError,
-                OSError,
-                ConnectionError,
-                asyncpg.InterfaceError,
-                asyncpg.exceptions.InternalClientError,  # a terminated connection (see projections.runner)
-                TimeoutError,
-            ) as error:
-                log.warning("widget cache lost the database (%r); serving the last documents", error)
-            await asyncio.sleep(self.poll_interval)
-
-    @contextlib.asynccontextmanager
-    async def _listener(self) -> AsyncIterator[asyncpg.Connection]:
-        if self.dsn is None:
-            async with self.pool.acquire() as conn:
-                yield conn
+    async def _step(self, session: Session) -> None:
+        """Apply what the notifications say changed; reload in full after any gap in listening."""
+        payloads, self._pending = self._pending, []
+        if session.fresh:
+            await self.refresh(full=True)  # covers whatever happened while not listening
             return
-        conn = await asyncpg.connect(self.dsn, timeout=ACQUIRE_TIMEOUT)
-        try:
-            yield conn
-        finally:
-            await conn.close(timeout=ACQUIRE_TIMEOUT)
-
-    async def _consume(self, conn: asyncpg.Connection) -> None:
-        while not conn.is_closed():
-            try:
-                async with asyncio.timeout(self.poll_interval):  # not wait_for: see projections/scheduler.py
-                    first = await self._pending.get()
-            except TimeoutError:
-                # Safety net: a notification can only be lost with its connection, but check anyway.
-                async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as poll:
-                    if await widget_position(poll) > self.position:
-                        await self.refresh(full=True)
-                continue
-            payloads = [first]
-            while not self._pending.empty():
-                payloads.append(self._pending.get_nowait())
-            position, changed, deleted = 0, 0, 0
-            for payload in payloads:
-                if payload is None:
-                    continue
-                p, c, d = (int(part) for part in payload.split(":"))
-                position, changed, deleted = max(position, p), changed + c, deleted + d
-            if deleted:
+        if not payloads:
+            # Safety net: a notification can only be lost with its connection, but check anyway.
+            if await widget_position(session.conn) > self.position:
                 await self.refresh(full=True)
-            elif changed:
-                await self.refresh(full=False)
-            await self._advance(position)
+            return
+        position, changed, deleted = 0, 0, 0
+        for payload in payloads:
+            p, c, d = (int(part) for part in payload.split(":"))
+            position, changed, deleted = max(position, p), changed + c, deleted + d
+        if deleted:
+            await self.refresh(full=True)
+        elif changed:
+            await self.refresh(full=False)
+        self._advance(position)
 
 
 def _error_body(status: int, code: str, request_id: str, message: str) -> bytes:
@@ -279,10 +251,12 @@ class WidgetFrontend:
         if_none_match = _header(scope, b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, document.etag):
             headers = [*document.not_modified_headers, (b"x-request-id", request_id.encode())]
+            WIDGET.not_modified += 1  # a plain integer: /metrics collects it (api/metrics.py)
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return True
         headers = [*document.headers, (b"x-request-id", request_id.encode())]
+        WIDGET.ok += 1
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else document.body})
         return True
@@ -310,7 +284,8 @@ async def _send_error(
     head: bool = False,
     extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
-    """The SPEC §1 envelope, built here because widget requests never reach Litestar's exception handlers."""
+    """The error envelope (docs/architecture.md#error-envelope), built here because widget requests never reach
+    Litestar's exception handlers."""
     body = _error_body(status, code, request_id, message)
     headers = [
         (b"content-type", b"application/json"),

@@ -1,5 +1,5 @@
 """The maintenance scheduler: a process manager that starts and completes maintenance windows on time
-(DESIGN D7).
+(docs/architecture.md#7-time-and-automation).
 
 Every `interval`, and whenever the `maintenance_schedule` projection moves, it reads the windows due
 at the injected clock's `now` and issues the ordinary automation command for each, as `system`. One
@@ -12,12 +12,9 @@ pass catches up: a window whose start passed is started and, if its end passed t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from uuid import UUID
 
 import asyncpg
@@ -26,7 +23,7 @@ from domain.base import SYSTEM, CommandContext
 from domain.maintenance import advance_maintenance_automatically
 from infra.clock import Clock
 from infra.event_store import PostgresEventStore
-from infra.follow import CONNECTION_ERRORS
+from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, lock_key
 from infra.ids import new_ulid
 from projections.maintenance_schedule import MaintenanceSchedule, due
 from projections.runner import PROJECTIONS_CHANNEL
@@ -34,7 +31,7 @@ from projections.runner import PROJECTIONS_CHANNEL
 log = logging.getLogger("beacon.scheduler")
 
 SCHEDULE = MaintenanceSchedule.name
-LOCK_KEY = int.from_bytes(hashlib.sha256(b"beacon.scheduler:maintenance").digest()[:8], "big") >> 1
+LOCK_KEY = lock_key("beacon.scheduler:maintenance")
 """The advisory lock that makes one scheduler active across processes."""
 
 
@@ -67,24 +64,33 @@ class MaintenanceScheduler:
     already holds one pool connection per projection; the scheduler's would starve the requests of a
     small pool, so servers pass the database URL. None borrows a pool connection (tests)."""
     status: SchedulerStatus = field(default_factory=SchedulerStatus)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
+    _follower: Follower | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="maintenance-scheduler")
+        connect = partial(dedicated, self.dsn) if self.dsn is not None else self.pool.acquire
+        self._follower = Follower(
+            "maintenance-scheduler",
+            connect,
+            # The lock's connection is idle between passes, so it also carries the wake-ups: the schedule
+            # projection notifies each time it commits, e.g. a window created already due.
+            channels=[PROJECTIONS_CHANNEL],
+            on_notify=self._on_projection,
+            poll_interval=self.interval,
+            retry_interval=self.interval,
+            on_disconnect=self._inactive,
+        )
+        await self._follower.start(self._step)
 
     async def stop(self) -> None:
-        """Cancel the loop (a command in flight either committed or did not) and release the lock."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        """Stop (a command in flight either committed or did not) and release the lock."""
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
 
     def wake(self) -> None:
         """Run a pass now rather than at the next interval (tests that move a fake clock call this)."""
-        self._wake.set()
+        if self._follower is not None:
+            self._follower.wake()
 
     async def run_once(self, db: asyncpg.Pool | asyncpg.Connection | None = None) -> int:
         """One pass: every window due now, each advanced as far as it is due. Returns the steps recorded.
@@ -120,57 +126,25 @@ class MaintenanceScheduler:
             log.info("maintenance window %s: %d automatic step(s) recorded", maintenance_id, steps)
         return steps
 
-    def _on_projection(self, _conn: object, _pid: object, _channel: object, payload: object) -> None:
-        if isinstance(payload, str) and payload.startswith(SCHEDULE + ":"):
-            self._wake.set()
+    def _on_projection(self, _channel: str, payload: str) -> bool:
+        return payload.startswith(SCHEDULE + ":")
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._run_while_locked()
-            except CONNECTION_ERRORS as error:
-                log.warning("maintenance scheduler lost its connection: %r; retrying", error)
-            except Exception as error:
-                # Windows must still start on time after whatever this was, so log it loudly and retry.
-                self.status.last_error = f"maintenance scheduler pass failed: {error!r}"
-                log.exception("maintenance scheduler pass failed; retrying")
-            await asyncio.sleep(self.interval)
+    def _inactive(self) -> None:
+        self.status.active = False  # a lost connection took the lock with it
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        if self.dsn is None:
-            async with self.pool.acquire() as conn:
-                yield conn
+    async def _step(self, session: Session) -> None:
+        """One pass if this process holds the scheduler's lock; otherwise stand by and try again later."""
+        if not await session.lock(LOCK_KEY):
+            self.status.standby_checks += 1
             return
-        conn = await asyncpg.connect(self.dsn)
+        self.status.active = True
         try:
-            yield conn
-        finally:
-            await conn.close()  # closing also releases the lock
-
-    async def _run_while_locked(self) -> None:
-        async with self._connection() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                self.status.standby_checks += 1
-                return  # another process schedules; stand by and try again later
-            try:
-                self.status.active = True
-                # The lock's connection is idle between passes, so it also carries the wake-ups: the
-                # schedule projection notifies each time it commits, e.g. a window created already due.
-                await conn.add_listener(PROJECTIONS_CHANNEL, self._on_projection)
-                while True:
-                    self._wake.clear()
-                    await self.run_once(conn)
-                    self.status.passes += 1
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
-                    # arrives as the event is set (gh-86296), and `stop` then waited out the whole interval.
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.interval):
-                            await self._wake.wait()
-            finally:
-                self.status.active = False
-                # Returning the connection to the pool also unlocks and unlistens (asyncpg's reset);
-                # a dead connection holds no lock. This is the prompt path.
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    await conn.remove_listener(PROJECTIONS_CHANNEL, self._on_projection)
-                    await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+            await self.run_once(session.conn)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as error:
+            # Windows must still start on time after whatever this was, so log it loudly and retry next pass.
+            self.status.last_error = f"maintenance scheduler pass failed: {error!r}"
+            log.exception("maintenance scheduler pass failed; retrying")
+            return
+        self.status.passes += 1
