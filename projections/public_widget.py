@@ -648,29 +648,44 @@ async def documents_as_of(
     The log is read a page at a time, so memory holds one page of events plus the fold's state. Streams
     that cannot change this page's documents are dropped from the state and skipped (other pages, notices
     of other pages, notices that already left the widget); `evolve` never reads them for this page."""
-    page_stream = ulid_to_uuid(status_page_id)
     state = WidgetState()
     skipped: set[UUID] = set()
     after = 0
     while batch := await log.read_all(after, page_size, through=as_of):
         after = batch[-1].position
         for record in batch:
-            if record.stream_id in skipped:
-                continue
-            if record.stream_type == StatusPage.STREAM_TYPE and record.stream_id != page_stream:
-                continue
-            event = record.decode()
-            evolve(state, event)
-            if isinstance(event, Incident.Event | Maintenance.Event):
-                notice_id = uuid_to_ulid(record.stream_id)
-                notice = state.notices.get(notice_id)
-                if notice is None or notice.status_page_id != status_page_id:
-                    state.notices.pop(notice_id, None)
-                    skipped.add(record.stream_id)
+            fold_record(state, record, status_page_id, skipped)
         if len(batch) < page_size:
             break
+    return documents_of(state, status_page_id)
+
+
+def fold_record(state: WidgetState, record: RecordedEvent, status_page_id: str, skipped: set[UUID]) -> None:
+    """One step of an `as_of` fold of one page: evolve `state` with `record` unless it cannot change the
+    page's documents. Notices of other pages, and notices that left the widget, are dropped from the state
+    and their streams added to `skipped`; `evolve` never reads them for this page. The per-page history
+    (projections/widget_history.py) folds with this same step, so both paths agree by construction."""
+    if record.stream_id in skipped:
+        return
+    if record.stream_type == StatusPage.STREAM_TYPE and record.stream_id != ulid_to_uuid(status_page_id):
+        return
+    event = record.decode()
+    evolve(state, event)
+    if isinstance(event, Incident.Event | Maintenance.Event):
+        notice_id = uuid_to_ulid(record.stream_id)
+        notice = state.notices.get(notice_id)
+        if notice is None or notice.status_page_id != status_page_id:
+            state.notices.pop(notice_id, None)
+            skipped.add(record.stream_id)
+
+
+def documents_of(
+    state: WidgetState, status_page_id: str, component_names: Mapping[str, str] | None = None
+) -> dict[str, bytes] | None:
+    """The page's documents from a folded state (None when the page does not exist in it). `component_names`
+    replaces the state's names when the caller read them otherwise (as of the same instant)."""
     page = state.pages.get(status_page_id)
     if page is None:
         return None
     notices = [notice for notice in state.notices.values() if notice is not None]
-    return render_documents(page, notices, state.component_names)
+    return render_documents(page, notices, state.component_names if component_names is None else component_names)

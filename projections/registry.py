@@ -9,6 +9,7 @@ from projections.maintenance_schedule import MaintenanceSchedule
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
+from projections.widget_history import WidgetHistory
 
 
 def all_projections() -> list[Projection]:
@@ -19,4 +20,5 @@ def all_projections() -> list[Projection]:
         incident_list(),
         maintenance_list(),
         ComponentAvailability(),
+        WidgetHistory(),
     ]

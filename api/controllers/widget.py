@@ -16,7 +16,8 @@ from api.errors import ApiError
 from api.services import services_of
 from api.widget import WidgetCache, etag_matches
 from api.wire import not_found, path_id
-from projections.public_widget import WidgetDocument, documents_as_of, etag_of, page_exists
+from projections.public_widget import WidgetDocument, etag_of, page_exists
+from projections.widget_history import documents_as_of
 
 
 def _disabled(status_page_id: str) -> ApiError:
@@ -58,10 +59,13 @@ class StatusPageWidgetController(Controller):
 
 async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Response[bytes]:  # type: ignore[type-arg]
     """The page's document as of `as_of`, folded from the log by the projection's own functions, so it is
-    byte for byte (and ETag for ETag) what the live route served right after the last event until then."""
+    byte for byte (and ETag for ETag) what the live route served right after the last event until then.
+    It starts from the page's latest snapshot before the instant and reads only that page's events
+    (docs/adr/0004-time-travel-index-and-snapshots.md)."""
     if as_of.tzinfo is None:  # RFC 3339 requires an offset; guessing one would move the instant
         raise ApiError(422, "as_of must carry a time zone (e.g. a trailing Z)", field="as_of")
-    documents = await documents_as_of(services_of(request).store, status_page_id, as_of)
+    async with services_of(request).pool.acquire() as conn:
+        documents, _ = await documents_as_of(conn, status_page_id, as_of)
     if documents is None:
         raise not_found("status page", status_page_id)
     body = documents.get("")
