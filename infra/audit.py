@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, Any, Protocol
@@ -300,32 +300,68 @@ class Selection:
     until: datetime | None = None
 
 
+async def position_bounds(source: Fetcher, selection: Selection) -> tuple[int, int | None]:
+    """The selection's `since` and `until` as positions: (after, through), through None when unbounded.
+
+    recorded_at never goes backwards in log order (`beacon_append` refuses it), so a time range is a
+    position range, found with one probe each of `beacon_events_recorded_position_idx`; the pages are
+    then keyset ranges of positions, and their cost does not depend on where in the log they are."""
+    last_before = (
+        "SELECT notification_id FROM beacon_events WHERE recorded_at < $1"
+        " ORDER BY recorded_at DESC, notification_id DESC LIMIT 1"
+    )
+    after, through = selection.after, None
+    if selection.since is not None:
+        after = max(after, int(await source.fetchval(last_before, selection.since) or 0))
+    if selection.until is not None:
+        through = int(await source.fetchval(last_before, selection.until) or 0)
+    return after, through
+
+
+def audit_query(selection: Selection, through: int | None, limit: int) -> tuple[str, list[Any]]:
+    """The SQL of one keyset page and its arguments, with only the filters the selection uses, so each
+    combination is planned on its own index: `stream_id` walks `beacon_events_stream_position_idx` in
+    position order, the others the position index. The time filters stay as conditions too, so a
+    position bound can only narrow the scan, never change what matches."""
+    conditions, args = ["notification_id > $1"], [selection.after]
+
+    def condition(sql: str, value: Any) -> None:
+        args.append(value)
+        conditions.append(sql.replace("?", f"${len(args)}"))
+
+    if selection.stream_id is not None:
+        condition("originator_id = ?", selection.stream_id)
+    if through is not None:
+        condition("notification_id <= ?", through)
+    if selection.since is not None:
+        condition("recorded_at >= ?", selection.since)
+    if selection.until is not None:
+        condition("recorded_at < ?", selection.until)
+    args.append(limit)
+    where = " AND ".join(conditions)
+    query = f"SELECT {_COLUMNS} FROM beacon_events WHERE {where} ORDER BY notification_id LIMIT ${len(args)}"
+    return query, args
+
+
 async def read_audit_page(source: Fetcher, selection: Selection, limit: int) -> list[AuditEvent]:
     """Up to `limit` events of the selection in position (= commit) order."""
-    rows = await source.fetch(
-        f"SELECT {_COLUMNS} FROM beacon_events WHERE notification_id > $1"
-        " AND ($2::uuid IS NULL OR originator_id = $2)"
-        " AND ($3::timestamptz IS NULL OR recorded_at >= $3)"
-        " AND ($4::timestamptz IS NULL OR recorded_at < $4)"
-        " ORDER BY notification_id LIMIT $5",
-        selection.after,
-        selection.stream_id,
-        selection.since,
-        selection.until,
-        limit,
-    )
-    return [audit_event(LogRow.from_record(row)) for row in rows]
+    after, through = await position_bounds(source, selection)
+    return await _read_page(source, replace(selection, after=after), through, limit)
+
+
+async def _read_page(source: Fetcher, selection: Selection, through: int | None, limit: int) -> list[AuditEvent]:
+    query, args = audit_query(selection, through, limit)
+    return [audit_event(LogRow.from_record(row)) for row in await source.fetch(query, *args)]
 
 
 async def iter_audit_pages(
     source: Fetcher, selection: Selection, *, page_size: int = PAGE_SIZE
 ) -> AsyncIterator[list[AuditEvent]]:
-    """The whole selection, a page at a time, so exports of any size run in constant memory."""
-    after = selection.after
+    """The whole selection, a page at a time (keyset on the position, never OFFSET), so exports of any
+    size run in constant memory and at the same rate from the first event to the last."""
+    after, through = await position_bounds(source, selection)
     while True:
-        page = await read_audit_page(
-            source, Selection(after, selection.stream_id, selection.since, selection.until), page_size
-        )
+        page = await _read_page(source, replace(selection, after=after), through, page_size)
         if page:
             yield page
         if len(page) < page_size:
