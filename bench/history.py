@@ -1,0 +1,184 @@
+"""History at any scale (issue 13, docs/adr/0004-time-travel-index-and-snapshots.md): does an `as_of`
+widget read cost what the page's history costs, whatever the size of the log?
+
+    .venv/bin/python -m bench.history                       # logs of 10,000 and 1,000,000 events
+    .venv/bin/python -m bench.history --events 5000 50000   # a quick run
+
+For each size: a log of the realistic mix of `bench/replay.py` (generated in memory, loaded with one
+COPY), every projection rebuilt from zero into the live tables (the rebuild rate), then `as_of` widget
+reads at 50 random instants, each of a page that existed then, through the per-page index and snapshots
+(p50, p99) and, as the baseline, through the old full fold (every instant on the first log, a few on
+the others: it reads the whole log up to the instant), and `stream_id` audit queries. Prints the growth
+ratios last / first: p50 goal <= 1.5, rebuild rate goal >= 0.8, audit goal <= 1.5. Uses DATABASE_URL,
+or the embedded server when unset; works in its own scratch databases, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from bench.replay import _with_database, copy_mixed_log
+from infra.audit import Selection, read_audit_page
+from infra.db import create_pool, database_url
+from infra.event_store import PostgresEventStore
+from infra.ids import uuid_to_ulid
+from infra.migrate import migrate
+from infra.settings import Settings
+from projections.public_widget import documents_as_of as full_fold
+from projections.rebuild import rebuild_live_many
+from projections.registry import all_projections
+from projections.widget_history import documents_as_of
+
+INSTANTS = 50
+BASELINE_INSTANTS_LARGE = 3
+AUDIT_QUERIES = 50
+
+
+@dataclass
+class Result:
+    events: int
+    build_seconds: float
+    rebuild_rate: float
+    as_of: list[float] = field(default_factory=list)
+    full_fold: list[float] = field(default_factory=list)
+    audit: list[float] = field(default_factory=list)
+    folded: list[int] = field(default_factory=list)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+async def measure(pool: asyncpg.Pool, events: int, *, baseline_instants: int, rng: random.Random) -> Result:
+    started = time.perf_counter()
+    written = await copy_mixed_log(pool, events)
+    build_seconds = time.perf_counter() - started
+    print(f"  wrote {written:,} events in {build_seconds:.1f}s", file=sys.stderr)
+    projections = all_projections()
+    stats = await rebuild_live_many(pool, [p.name for p in projections], projections)
+    print(f"  rebuilt every projection in {stats.seconds:.1f}s", file=sys.stderr)
+    result = Result(written, build_seconds, stats.events_per_second)
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE")
+        pages = await conn.fetch(
+            "SELECT originator_id, notification_id FROM beacon_events WHERE stream_type = 'status_page'"
+            " AND originator_version = 1"
+        )
+        positions = [int(row["notification_id"]) for row in pages]
+        picks: list[tuple[str, datetime]] = []
+        for _ in range(INSTANTS):
+            position = rng.randint(max(positions[:2]), written)
+            instant = await conn.fetchval("SELECT recorded_at FROM beacon_events WHERE notification_id = $1", position)
+            page = rng.choice([row["originator_id"] for row in pages if row["notification_id"] <= position])
+            picks.append((uuid_to_ulid(page), instant))
+        for page_id, instant in picks:
+            folded: list[int] = []
+
+            async def read(page_id: str = page_id, instant: datetime = instant, folded: list[int] = folded) -> None:
+                _, cost = await documents_as_of(conn, page_id, instant)
+                folded.append(cost.indexed + cost.tail)
+
+            result.as_of.append(await timed(read))
+            result.folded += folded
+        store = PostgresEventStore(pool)
+        for page_id, instant in picks[:baseline_instants]:
+            result.full_fold.append(await timed(lambda p=page_id, i=instant: full_fold(store, p, i)))  # type: ignore[misc]
+            new, _ = await documents_as_of(conn, page_id, instant)
+            assert new == await full_fold(store, page_id, instant), (page_id, instant)
+        streams = await conn.fetch(
+            "SELECT originator_id FROM beacon_events WHERE originator_version = 1"
+            " AND stream_type = 'status_page_incident' ORDER BY random() LIMIT $1",
+            AUDIT_QUERIES,
+        )
+    for row in streams:
+        selection = Selection(stream_id=row["originator_id"])
+        result.audit.append(await timed(lambda s=selection: read_audit_page(pool, s, 100)))  # type: ignore[misc]
+    return result
+
+
+async def with_scratch_database(
+    server: str, settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Result]]
+) -> Result:
+    name = f"beacon_bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        pool = await create_pool(_with_database(server, name), settings)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            return await work(pool)
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def report(results: list[Result]) -> None:
+    ms = 1000.0
+    for r in results:
+        print(f"log of {r.events:,} events (built in {r.build_seconds:.0f}s):")
+        print(
+            f"  as_of widget, index + snapshots: p50 {percentile(r.as_of, 0.5) * ms:7.2f} ms"
+            f"  p99 {percentile(r.as_of, 0.99) * ms:7.2f} ms  ({len(r.as_of)} instants,"
+            f" events folded p50 {statistics.median(r.folded):.0f}, max {max(r.folded)})"
+        )
+        if r.full_fold:
+            n = len(r.full_fold)  # the baseline reads the first n instants
+            print(
+                f"  as_of widget, old full fold:     p50 {percentile(r.full_fold, 0.5) * ms:7.2f} ms"
+                f"  p99 {percentile(r.full_fold, 0.99) * ms:7.2f} ms  ({len(r.full_fold)} instants)"
+                f"  -> {statistics.median(r.full_fold) / statistics.median(r.as_of[:n]):,.0f}x faster now"
+            )
+        print(f"  rebuild of every projection:     {r.rebuild_rate:,.0f} events/s")
+        print(f"  audit stream_id page:            p50 {percentile(r.audit, 0.5) * ms:7.2f} ms")
+    first, last = results[0], results[-1]
+    growth = percentile(last.as_of, 0.5) / percentile(first.as_of, 0.5)
+    rebuild = last.rebuild_rate / first.rebuild_rate
+    audit = percentile(last.audit, 0.5) / percentile(first.audit, 0.5)
+    print(f"as_of p50 growth {last.events:,} / {first.events:,}: {growth:.2f}  (goal <= 1.5)")
+    print(f"rebuild rate ratio:  {rebuild:.2f}  (goal >= 0.8)")
+    print(f"audit stream_id p50 growth: {audit:.2f}  (goal <= 1.5)")
+
+
+async def main(sizes: list[int]) -> None:
+    settings = Settings.from_env()
+    server = await asyncio.to_thread(database_url, settings)
+    rng = random.Random(13)
+    results: list[Result] = []
+    started = time.perf_counter()
+    for index, events in enumerate(sizes):
+        print(f"building a log of {events:,} events", file=sys.stderr)
+        baseline = INSTANTS if index == 0 else BASELINE_INSTANTS_LARGE
+
+        async def work(pool: asyncpg.Pool, events: int = events, baseline: int = baseline) -> Result:
+            return await measure(pool, events, baseline_instants=baseline, rng=rng)
+
+        results.append(await with_scratch_database(server, settings, work))
+    report(results)
+    print(f"ran {time.perf_counter() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, nargs="+", default=[10_000, 1_000_000], help="log sizes, smallest first")
+    asyncio.run(main(parser.parse_args().events))
