@@ -32,15 +32,16 @@ from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
 from api.controllers.widget import StatusPageWidgetController
 from api.errors import EXCEPTION_HANDLERS
+from api.metrics import MeasuredEventStore, metrics_endpoint, metrics_lifespan
 from api.openapi import BeaconOpenAPIJson, correct_allow_header
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
+from api.request_log import RequestObserver
 from api.services import Services
 from api.shutdown import bounded, close_pool
 from api.widget import WidgetLitestar, widget_lifespan
 from infra.clock import Clock, SystemClock
 from infra.db import create_pool, database_url, worker_pool_size
-from infra.event_store import PostgresEventStore
 from infra.migrate import migrate
 from infra.settings import Settings
 from projections.maintenance_schedule import MaintenanceSchedule
@@ -88,7 +89,7 @@ def create_app(
             async with pool.acquire() as conn:
                 await migrate(conn)
                 await ensure_tables(conn, chosen)
-            store = PostgresEventStore(pool)
+            store = MeasuredEventStore(pool)
             watermarks = Watermarks(
                 pool,
                 {p.name for p in chosen if p.writes_wait},
@@ -116,7 +117,7 @@ def create_app(
             scheduler: MaintenanceScheduler | None = None
             if run_worker:
                 worker_pool = await create_pool(url, settings, max_size=worker_pool_size(len(chosen)))
-                worker_store = PostgresEventStore(worker_pool)
+                worker_store = MeasuredEventStore(worker_pool)
                 services.runner = ProjectionRunner(
                     worker_pool,
                     worker_store,
@@ -146,9 +147,12 @@ def create_app(
             await close_pool(pool)
 
     v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=check_json_body)
-    return WidgetLitestar(
-        route_handlers=[v2, *health_handlers],
-        lifespan=[lifespan, widget_lifespan],
+    # /metrics is on the HTTP port unless BEACON_METRICS_PORT names another (README "Operations").
+    metrics = [metrics_endpoint] if settings.metrics_on_http_port else []
+    app = WidgetLitestar(
+        route_handlers=[v2, *health_handlers, *metrics],
+        lifespan=[lifespan, widget_lifespan, metrics_lifespan],
+        logging_config=None,  # records go to the root logger, which infra.logs configures
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id_header, correct_allow_header],
         request_max_body_size=MAX_BODY_BYTES,
@@ -160,3 +164,6 @@ def create_app(
         ),
         debug=False,
     )
+    # Behind the widget fast path (whose answers only /metrics counts) and around everything Litestar does.
+    app.asgi_handler = RequestObserver(app.asgi_handler)
+    return app

@@ -10,9 +10,11 @@ import errno
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover
 from infra.api_keys import ADMIN, SCOPES, create_key, has_any_key, list_keys, revoke_key
 from infra.clock import SystemClock
 from infra.db import create_pool, database_url, worker_pool_size
-from infra.event_store import PostgresEventStore
+from infra.logs import configure_logging, logging_config, resolve_log_format
 from infra.migrate import migrate
 from infra.settings import Settings
 from projections.registry import all_projections
@@ -115,8 +117,9 @@ async def bootstrap_admin_key(settings: Settings) -> None:
     print(f"(A copy is in {path}, readable only by you.)")
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Projections and the maintenance scheduler until `stop` is set."""
+async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: int | None = None) -> None:
+    """Projections and the maintenance scheduler until `stop` is set; `/metrics` on `metrics_port` if given."""
+    from api.metrics import MeasuredEventStore, Sampler, serve_metrics
     from projections.scheduler import MaintenanceScheduler
 
     url = await asyncio.to_thread(database_url, settings)
@@ -125,7 +128,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-        store = PostgresEventStore(pool)
+        store = MeasuredEventStore(pool)
         runner = ProjectionRunner(
             pool,
             store,
@@ -138,9 +141,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             pool, store, SystemClock(), interval=settings.projection_poll_interval, dsn=url
         )
         await scheduler.start()
+        sampler = Sampler({"worker": pool}, store, projections)
+        await sampler.start()
+        metrics = serve_metrics(settings.host, metrics_port) if metrics_port is not None else None
         try:
             await stop.wait()
         finally:
+            if metrics is not None:
+                metrics.shutdown()
+            await sampler.stop()
             await scheduler.stop()
             await runner.stop()
     finally:
@@ -153,13 +162,32 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     print("beacon worker: projections running; Ctrl-C to stop", flush=True)
-    await run_worker(settings, stop)
+    await run_worker(settings, stop, metrics_port=args.metrics_port)
     return 0
 
 
 def _worker_process(env: dict[str, str]) -> None:
     os.environ.update(env)
-    sys.exit(run_async(cmd_worker(argparse.Namespace(), Settings.from_env())))
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    # Its metrics reach /metrics through the directory `beacon serve` shares, not a port of its own.
+    sys.exit(run_async(cmd_worker(argparse.Namespace(metrics_port=None), settings)))
+
+
+def share_metrics(host: str, port: int, metrics_port: int | None) -> tuple[str, Any]:
+    """Before any worker starts: a fresh directory where every process of this `beacon serve` keeps its
+    metrics (api/metrics.py), so one scrape covers them all; and, when `metrics_port` is not the HTTP
+    port, `/metrics` served there by this process. Returns the directory and that server (or None)."""
+    directory = tempfile.mkdtemp(prefix="beacon-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # read when prometheus-client is imported: not before here
+    os.environ["BEACON_PORT"] = str(port)  # the HTTP workers compare it with BEACON_METRICS_PORT
+    if metrics_port is None or metrics_port == port:
+        os.environ.pop("BEACON_METRICS_PORT", None)
+        return directory, None
+    os.environ["BEACON_METRICS_PORT"] = str(metrics_port)
+    from api.metrics import serve_metrics
+
+    return directory, serve_metrics(host, metrics_port)
 
 
 def hold_port(host: str, port: int) -> socket.socket:
@@ -206,6 +234,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))
+    try:
+        metrics_dir, metrics = share_metrics(args.host, args.port, args.metrics_port)
+    except OSError as error:
+        print(f"beacon serve: cannot serve metrics on port {args.metrics_port}: {error.strerror}", file=sys.stderr)
+        return 1
     worker: multiprocessing.process.BaseProcess | None = None
     if not args.no_worker:
         worker = multiprocessing.get_context("spawn").Process(target=_worker_process, args=({"DATABASE_URL": url},))
@@ -219,12 +252,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             workers=args.workers,
             interface=Interfaces.ASGI,
-            log_access=False,
+            log_access=False,  # Beacon writes one line per request itself (api/request_log.py)
+            log_dictconfig=logging_config(resolve_log_format(settings.log_format)),
         ).serve()
     finally:
         if worker is not None:
             worker.terminate()
             worker.join(10)
+        if metrics is not None:
+            metrics.shutdown()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -394,6 +431,11 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
+def _metrics_port() -> int | None:
+    """`BEACON_METRICS_PORT`, the default of `--metrics-port`."""
+    return Settings.from_env().metrics_port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beacon", description="Beacon status page backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -403,9 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("BEACON_PORT", "8000")))
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--no-worker", action="store_true", help="API only; run `beacon worker` elsewhere")
+    serve.add_argument(
+        "--metrics-port", type=int, default=_metrics_port(), help="serve /metrics here, not on the HTTP port"
+    )
     serve.set_defaults(sync_handler=cmd_serve)
 
-    sub.add_parser("worker", help="run only the projections and the scheduler").set_defaults(handler=cmd_worker)
+    worker = sub.add_parser("worker", help="run only the projections and the scheduler")
+    worker.add_argument("--metrics-port", type=int, default=_metrics_port(), help="serve /metrics on this port")
+    worker.set_defaults(handler=cmd_worker)
     sub.add_parser("migrate", help="apply schema migrations").set_defaults(handler=cmd_migrate)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
@@ -441,10 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its first-start chatter buries the admin key
-    args = build_parser().parse_args(argv)
     settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    args = build_parser().parse_args(argv)
     if hasattr(args, "sync_handler"):
         return int(args.sync_handler(args, settings))
     with contextlib.suppress(KeyboardInterrupt):

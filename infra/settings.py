@@ -35,6 +35,17 @@ class Settings:
     """`BEACON_STATEMENT_TIMEOUT_MS`: server-side statement timeout on every connection."""
     pool_size: int = 10
     """`BEACON_POOL_SIZE`: asyncpg pool size per process."""
+    metrics_port: int | None = None
+    """`BEACON_METRICS_PORT`: where `GET /metrics` is served. Unset (or the HTTP port): on the HTTP port, behind
+    `metrics_token` if one is set; another port: there, with no token (README "Operations")."""
+    metrics_token: str | None = None
+    """`BEACON_METRICS_TOKEN`: when set, `/metrics` on the HTTP port needs `Authorization: Bearer <token>`."""
+    log_format: str | None = None
+    """`BEACON_LOG_FORMAT`: `json` or `text`. Unset: `text` when stderr is a terminal, `json` otherwise."""
+
+    @property
+    def metrics_on_http_port(self) -> bool:
+        return self.metrics_port is None or self.metrics_port == self.port
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -59,4 +70,15 @@ class Settings:
             projection_batch_size=int(env.get("BEACON_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)),
             statement_timeout_ms=int(env.get("BEACON_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
+            metrics_port=int(env["BEACON_METRICS_PORT"]) if env.get("BEACON_METRICS_PORT") else None,
+            metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
+            log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
         )
+
+
+def _log_format(value: str | None) -> str | None:
+    if not value:
+        return None
+    if value not in ("json", "text"):
+        raise ValueError(f"BEACON_LOG_FORMAT must be json or text, not {value!r}")
+    return value
