@@ -165,7 +165,8 @@ async def _schedule(world: _World) -> None:
         id=uuid.uuid4(), status_page_id=page.ulid, page_components=frozenset(page.components),
         name=f"Maintenance {world.events}", message="Planned database upgrade.", status="maintenance_scheduled",
         affected_component_ids=rng.sample(page.components, 2), start_at=start,
-        end_at=start + timedelta(minutes=rng.randint(15, 120)), notify_subscribers=False,
+        end_at=start + timedelta(minutes=rng.randint(15, 120)), automate_maintenance_status=True,
+        notify_subscribers=False,
         update_id=new_ulid(world.now), at=world.now, by=OPERATORS[2],
     )
     await world.save(window, OPERATORS[2])

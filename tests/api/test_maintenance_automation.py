@@ -72,6 +72,7 @@ async def test_get_shows_the_window_in_progress_then_complete_after_the_schedule
             "end_at": format_timestamp(END),
             "affected_component_ids": [component_id],
             "notify_subscribers": False,
+            "automate_maintenance_status": True,  # off by default, as incident.io's SDK documents
         },
         headers=Keys.header(keys.publish),
     )

@@ -63,6 +63,7 @@ async def schedule(
         affected_component_ids=[COMPONENT],
         start_at=start,
         end_at=end,
+        automate_maintenance_status=True,
         notify_subscribers=False,
         idempotency_key=str(maintenance_id),
         update_id=new_ulid(clock.now()),
@@ -153,6 +154,7 @@ async def test_a_window_starts_at_start_at_and_completes_at_end_at_as_system_wit
         COMPLETED_MESSAGE,
     ]
     assert await automatic_events(store, maintenance_id) == [(STARTED, START), (COMPLETED, END + timedelta(seconds=3))]
+    assert completed.last_update.published_at == END  # recorded 3 s late, published at the instant it was due
 
     await project(pool)
     assert await due(pool, END + timedelta(days=365)) == []  # nothing left for automation
@@ -310,6 +312,10 @@ async def test_after_downtime_a_window_is_started_then_completed_once_on_start(p
     assert maintenance.maintenance_status is MaintenanceStatus.COMPLETE
     assert [update.message for update in maintenance.updates][1:] == [STARTED_MESSAGE, COMPLETED_MESSAGE]
     assert maintenance.component_statuses == {COMPONENT: "operational"}
+    # Recorded at the restart, but the public history says when it happened: the window lasted an hour.
+    assert [update.published_at for update in maintenance.updates][1:] == [START, END]
+    [period] = maintenance.component_maintenance_periods
+    assert (period.start_at, period.end_at) == (START, END)
 
 
 async def test_a_window_created_already_due_starts_without_waiting_for_the_interval(pool: asyncpg.Pool) -> None:
@@ -325,6 +331,34 @@ async def test_a_window_created_already_due_starts_without_waiting_for_the_inter
 
         await wait_until(started, timeout=20)
     assert await automatic_events(store, maintenance_id) == [(STARTED, clock.now())]
+
+
+async def test_a_window_moved_while_the_scheduler_was_down_starts_when_it_was_moved(pool: asyncpg.Pool) -> None:
+    store = PostgresEventStore(pool)
+    clock = FakeClock(T0)
+    scheduler = MaintenanceScheduler(pool, store, clock)
+    maintenance_id = await schedule(store, clock)
+    await project(pool)
+
+    # The scheduler is down through START; 30 minutes later an operator moves the window to start at
+    # START + 10 min, already past. It cannot have started before the PUT that said so.
+    moved_at = START + timedelta(minutes=30)
+    clock.set(moved_at)
+    await edit_maintenance(
+        store,
+        maintenance_id=maintenance_id,
+        name="Database upgrade",
+        start_at=START + timedelta(minutes=10),
+        end_at=END,
+        context=by_operator(clock),
+    )
+    await project(pool)
+    clock.set(END + timedelta(hours=1))
+    assert await scheduler.run_once() == 2
+
+    maintenance = await load(store, Maintenance, maintenance_id)
+    assert [update.published_at for update in maintenance.updates][1:] == [moved_at, END]
+    assert await automatic_events(store, maintenance_id) == [(STARTED, clock.now()), (COMPLETED, clock.now())]
 
 
 async def _in_schedule(pool: asyncpg.Pool, maintenance_id: UUID) -> bool:

@@ -117,6 +117,7 @@ def schedule(h: History, n: int, name: str, minute: int, start: int, end: int, c
             affected_component_ids=components,
             start_at=at(start),
             end_at=at(end),
+            automate_maintenance_status=True,
             notify_subscribers=True,
             update_id=ulid(n + 500),
             at=at(minute),
