@@ -1,4 +1,4 @@
-"""Authentication and authorisation for every `/v2` route (SPEC §1).
+"""Authentication and authorisation for every `/v2` route (docs/architecture.md#scopes).
 
 One router-level guard: it resolves the bearer token to an API key (a short in-process cache keeps
 this off the database for hot keys; revocation through this process takes effect at once, through
@@ -67,9 +67,9 @@ async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], handle
     connection.state.api_key = key
     connection.state.actor = Actor(type="api_key", id=key.id, name=key.name)
     now = services.clock.now()
-    services.rate_limits.check(key.id, now)
+    services.rate_limits.check(key.id, now, name="api_key")
     if handler.opt.get("rate_limit") == "retrospective":
-        services.retrospective_limits.check(key.id, now)
+        services.retrospective_limits.check(key.id, now, name="retrospective_incidents")
     scope = handler.opt.get("scope")
     if not key.grants(scope):
         raise ApiError(403, f"This API key lacks the `{scope}` scope", code="forbidden")

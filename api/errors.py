@@ -1,10 +1,13 @@
-"""The one exception → HTTP map, and the SPEC §1 error envelope every non-2xx response uses,
-framework errors (unknown route, 405, 413, 415, malformed JSON) and crashes included."""
+"""The one exception → HTTP map, and the error envelope every non-2xx `/v2` response uses (see
+docs/architecture.md), framework errors (unknown route, 405, 413, 415, malformed JSON) and crashes
+included. Its shape is the one incident.io's SDK parses: every `source` has `field` and `pointer`, a 429
+has a complete `rate_limit`, and `type` is one of the SDK's `ErrorResponseType` values."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -26,7 +29,7 @@ ERROR_TYPES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
-    415: "validation_error",
+    415: "invalid_request_error",
     422: "validation_error",
     429: "too_many_requests",
 }
@@ -39,8 +42,32 @@ def register_status(error: type[DomainError], status: int) -> None:
     DOMAIN_STATUS[error] = status
 
 
-class ErrorSource(msgspec.Struct, omit_defaults=True):
-    field: str | None = None
+class ErrorSource(msgspec.Struct):
+    """Where the error is, twice: `field` as a JSON path (`component_statuses[0].component_id`) or a query
+    parameter's name, and `pointer` as RFC 6901 (`/component_statuses/0/component_id`) or `?name`.
+    incident.io's SDK reads both and raises `KeyError` on a source without `pointer`."""
+
+    field: str
+    pointer: str
+
+    @classmethod
+    def at(cls, path: Sequence[str | int]) -> ErrorSource:
+        """The body location given as its keys and list indexes, outermost first."""
+        field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).removeprefix(".")
+        pointer = "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+        return cls(field=field, pointer=pointer)
+
+    @classmethod
+    def body(cls, field: str) -> ErrorSource:
+        """The body location named by a JSON path such as `updates[1].component_statuses[0].component_id`."""
+        return cls.at([int(index) if index else key for index, key in _PATH_PART.findall(field)])
+
+    @classmethod
+    def parameter(cls, name: str) -> ErrorSource:
+        return cls(field=name, pointer=f"?{name}")
+
+
+_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
@@ -50,7 +77,11 @@ class ErrorDetail(msgspec.Struct, omit_defaults=True):
 
 
 class RateLimit(msgspec.Struct):
+    """A 429's `rate_limit`, as incident.io's SDK reads it (every field required): `name` says which limit
+    (`api_key`, `retrospective_incidents` or `client_address`), `retry_after` is RFC 3339 UTC."""
+
     limit: int
+    name: str
     remaining: int
     retry_after: str
 
@@ -73,12 +104,20 @@ class ApiError(Exception):
         *,
         code: str = "invalid_value",
         field: str | None = None,
+        parameter: str | None = None,
+        source: ErrorSource | None = None,
         headers: dict[str, str] | None = None,
         rate_limit: RateLimit | None = None,
     ) -> None:
+        """`field` names a body field by its JSON path, `parameter` a query parameter; `source` is for a
+        location those cannot spell (a field name holding a dot)."""
         super().__init__(message)
         self.status = status
-        self.detail = ErrorDetail(code=code, message=message, source=ErrorSource(field) if field else None)
+        if source is None and field:
+            source = ErrorSource.body(field)
+        elif source is None and parameter:
+            source = ErrorSource.parameter(parameter)
+        self.detail = ErrorDetail(code=code, message=message, source=source)
         self.headers = headers or {}
         self.rate_limit = rate_limit
 
@@ -117,24 +156,34 @@ def _validation_details(error: ValidationException) -> tuple[int, list[ErrorDeta
     status = 422
     for item in error.extra if isinstance(error.extra, list) else []:
         message = str(item.get("message", error.detail)) if isinstance(item, dict) else str(item)
-        key = item.get("key") if isinstance(item, dict) else None
+        key = str(item.get("key") or "") if isinstance(item, dict) else ""
         if "malformed" in message.lower() or "invalid json" in message.lower():
             status = 400
             details.append(ErrorDetail(code="invalid_json", message=message))
             continue
+        if isinstance(item, dict) and item.get("source") == "query":
+            details.append(ErrorDetail(code="invalid_value", message=message, source=ErrorSource.parameter(key)))
+            continue
+        # msgspec names a body location `$.updates[0]` (Litestar says `data` for the top level); a missing
+        # field is named in the message.
+        field = "" if key == "data" else key.removeprefix("$").removeprefix(".")
         missing = _MISSING_FIELD.search(message)
-        field = missing.group(1) if missing else (str(key) if key else None)
-        if field and field.startswith("$."):
-            field = field[2:]
-        code = "is_required" if missing else "invalid_value"
-        text = f"{field} is required" if missing else message
-        details.append(ErrorDetail(code=code, message=text, source=ErrorSource(field) if field else None))
+        if missing:
+            field = f"{field}.{missing.group(1)}" if field else missing.group(1)
+            details.append(ErrorDetail(code="is_required", message=f"{field} is required", source=_body(field)))
+        else:
+            code = "invalid_enum" if message.startswith("Invalid enum value") else "invalid_value"
+            details.append(ErrorDetail(code=code, message=message, source=_body(field)))
     if not details:
         message = str(error.detail)
         if "json" in message.lower():
             status = 400
         details.append(ErrorDetail(code="invalid_value", message=message))
     return status, details
+
+
+def _body(field: str | None) -> ErrorSource | None:
+    return ErrorSource.body(field) if field else None
 
 
 def handle_http(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
@@ -157,8 +206,8 @@ def handle_api_error(request: Request[Any, Any, Any], error: ApiError) -> Respon
 
 def handle_domain(request: Request[Any, Any, Any], error: DomainError) -> Response[bytes]:
     status = next((DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 422)
-    source = ErrorSource(error.field) if error.field else None
-    return envelope_response(request, status, [ErrorDetail(code=error.code, message=error.message, source=source)])
+    detail = ErrorDetail(code=error.code, message=error.message, source=_body(error.field))
+    return envelope_response(request, status, [detail])
 
 
 def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
@@ -176,7 +225,8 @@ def handle_recursion(request: Request[Any, Any, Any], error: RecursionError) -> 
 
 
 def handle_bad_utf8(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[bytes]:
-    """A body that is not UTF-8 (SPEC §1) fails inside the JSON decoder; the client sent it, so 400."""
+    """A body that is not UTF-8 (docs/architecture.md#error-envelope) fails inside the JSON decoder; the client sent
+    it, so 400."""
     detail = ErrorDetail(code="invalid_json", message="The request body is not valid UTF-8")
     return envelope_response(request, 400, [detail])
 

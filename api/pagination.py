@@ -1,4 +1,4 @@
-"""Cursor pagination for every list endpoint (SPEC §2), shared so all lists behave alike.
+"""Cursor pagination for every list endpoint (docs/architecture.md#pagination), shared so all lists behave alike.
 
 `page_size` (default 25, at most 250) and `after` (the last id of the previous page) come in;
 `pagination_meta: {page_size, after?}` goes out, with `after` absent on the last page. A query fetches
@@ -39,7 +39,7 @@ def page_params(page_size: int | None, after: str | None) -> PageParams:
     """Validate the query parameters: a size out of range or a cursor that is not an id is a 422."""
     size = DEFAULT_PAGE_SIZE if page_size is None else page_size
     if not 1 <= size <= MAX_PAGE_SIZE:
-        raise ApiError(422, f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
+        raise ApiError(422, f"page_size must be between 1 and {MAX_PAGE_SIZE}", parameter="page_size")
     cursor = after or None
     if cursor is not None and not is_ulid(cursor):
         raise invalid_cursor(cursor)
@@ -47,7 +47,7 @@ def page_params(page_size: int | None, after: str | None) -> PageParams:
 
 
 def invalid_cursor(after: str) -> ApiError:
-    return ApiError(422, f"after {after!r} is not the id of a record in this list", field="after")
+    return ApiError(422, f"after {after!r} is not the id of a record in this list", parameter="after")
 
 
 async def paginate(

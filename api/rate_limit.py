@@ -1,13 +1,13 @@
-"""Per-key token buckets (SPEC §1): 1,200 requests/minute by default, and retrospective incidents at
-5/s with a burst of 300. Buckets live in process memory, so with N API processes a key can get up to
-N times the limit; the README says so."""
+"""Per-key token buckets: 1,200 requests/minute by default, and retrospective incidents at 5/s with a
+burst of 300 (see the README). Buckets live in process memory, so with N API processes a key can get up
+to N times the limit; the README says so."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 from api.errors import ApiError, RateLimit
 
@@ -43,17 +43,21 @@ class TokenBuckets:
         bucket = self._buckets.get(key)
         return self.burst if bucket is None else int(bucket.tokens)
 
-    def check(self, key: str, wall_now: datetime) -> None:
-        """Raise the 429 envelope when `key` is over its limit."""
+    def check(self, key: str, wall_now: datetime, *, name: str) -> None:
+        """Raise the 429 envelope when `key` is over its limit; `name` says which limit it is
+        (`api_key`, `retrospective_incidents`), as incident.io's SDK expects in `rate_limit.name`."""
         wait = self.take(key)
         if wait <= 0:
             return
-        retry_at = (wall_now + timedelta(seconds=wait)).astimezone(UTC)
-        http_date = format_datetime(retry_at.replace(microsecond=0), usegmt=True)
+        # Whole seconds, rounded up: `Retry-After` carries a number of seconds, and `retry_after` names
+        # the same instant, so a client honouring either never retries too early.
+        seconds = max(1, math.ceil(wait))
+        retry_at = (wall_now.astimezone(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+        retry_after = retry_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         raise ApiError(
             429,
-            f"Rate limit exceeded: {self.burst} requests, refilled at {self.rate:g}/s; retry after {http_date}",
+            f"Rate limit exceeded: {self.burst} requests, refilled at {self.rate:g}/s; retry after {retry_after}",
             code="rate_limited",
-            headers={"Retry-After": http_date},
-            rate_limit=RateLimit(limit=self.burst, remaining=0, retry_after=http_date),
+            headers={"Retry-After": str(seconds)},
+            rate_limit=RateLimit(limit=self.burst, name=name, remaining=0, retry_after=retry_after),
         )

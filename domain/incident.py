@@ -1,5 +1,5 @@
 """Status page incidents: declared with a first update, moved on by further updates until resolved,
-renamed at any time; or recorded after the fact as a retrospective incident (SPEC §3, §4).
+renamed at any time; or recorded after the fact as a retrospective incident (docs/architecture.md#notice-rules).
 
 Events (explicit topics; fields are the storage format, see `domain.notice` for the shared shapes):
 
@@ -63,7 +63,7 @@ class IncidentStatus(StrEnum):
 
 
 class IncidentComponentStatus(StrEnum):
-    """A component's status during an incident, in severity order (SPEC §3)."""
+    """A component's status during an incident, in severity order."""
 
     OPERATIONAL = "operational"
     DEGRADED_PERFORMANCE = "degraded_performance"

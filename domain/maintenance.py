@@ -325,8 +325,8 @@ class Maintenance(Notice):
             )
         if past and start_update_id is None:
             raise ValueError("a past maintenance window needs start_update_id for the update marking its start")
-        for component_id in affected_component_ids:
-            check_component_on_page(component_id, page_components, field="affected_component_ids")
+        for index, component_id in enumerate(affected_component_ids):
+            check_component_on_page(component_id, page_components, field=f"affected_component_ids[{index}]")
         under = maintenance_status is MaintenanceStatus.IN_PROGRESS
         statuses = dict.fromkeys(
             affected_component_ids,  # dict.fromkeys drops repeats and keeps the order

@@ -1,6 +1,7 @@
 """What incidents and maintenance windows share: a named notice on one status page that publishes
 updates, each moving the notice's status and (partially) its components' statuses, until a closing
-update (resolved / maintenance complete) returns every affected component to operational (SPEC §4).
+update (resolved / maintenance complete) returns every affected component to operational
+(docs/architecture.md#notice-rules).
 
 The time ranges a component spent in a non-operational status (an incident's component impacts, a
 window's maintenance periods) are derived from the updates here, once, for both aggregates.
@@ -191,12 +192,12 @@ def check_message(message: str, *, field: str = "message") -> None:
 
 
 def parse_enum(enum: type[E], value: str, *, field: str) -> E:
-    """An enum member from its wire value, or a 422 naming the allowed values (SPEC §1)."""
+    """An enum member from its wire value, or a 422 naming the allowed values (docs/architecture.md#error-envelope)."""
     try:
         return enum(value)
     except ValueError:
         allowed = ", ".join(member.value for member in enum)
-        raise InvalidValue(f"{field} must be one of {allowed}", field=field) from None
+        raise InvalidEnum(f"{field} must be one of {allowed}", field=field) from None
 
 
 def check_aware(value: datetime, *, field: str) -> None:
@@ -212,16 +213,20 @@ def check_component_statuses(
     field: str = "component_statuses",
 ) -> dict[str, str]:
     """The requested statuses as a dict, after checking each component belongs to the page (and is not
-    archived), is named once, and has a status of the right kind."""
+    archived), is named once, and has a status of the right kind. An error names the item at fault
+    (`component_statuses[1].component_id`), not the whole list."""
     pairs: Iterable[tuple[str, str]] = (
         statuses.items() if isinstance(statuses, Mapping) else (statuses or ())
     )
     result: dict[str, str] = {}
-    for component_id, status in pairs:
+    for index, (component_id, status) in enumerate(pairs):
+        item = f"{field}[{index}]"
         if component_id in result:
-            raise DuplicateComponent(f"component {component_id} is listed twice in {field}", field=field)
-        check_component_on_page(component_id, page_components, field=field)
-        result[component_id] = parse_enum(enum, status, field=field).value
+            raise DuplicateComponent(
+                f"component {component_id} is listed twice in {field}", field=f"{item}.component_id"
+            )
+        check_component_on_page(component_id, page_components, field=f"{item}.component_id")
+        result[component_id] = parse_enum(enum, status, field=f"{item}.component_status").value
     return result
 
 
@@ -234,8 +239,8 @@ def check_component_on_page(component_id: str, page_components: PageComponents, 
 
 
 def derive_intervals(updates: Iterable[Update]) -> list[ComponentInterval]:
-    """Component impacts / maintenance periods from the updates (SPEC §4): a range opens when a
-    component enters a non-operational status, and a change of status closes it (and opens the next
+    """Component impacts / maintenance periods from the updates (docs/architecture.md#notice-rules): a range opens
+    when a component enters a non-operational status, and a change of status closes it (and opens the next
     unless the new status is operational). Repeating the current status extends the range. Ordered by
     start, then by the order the update named the components."""
     intervals: list[ComponentInterval] = []
@@ -298,8 +303,8 @@ async def create_idempotently(
     create: Callable[[], N],
     context: CommandContext,
 ) -> tuple[N, bool]:
-    """Create a notice once per idempotency key (SPEC §4): a used key returns what it created, in its
-    current state, whatever the new request says; a lost race does the same.
+    """Create a notice once per idempotency key (docs/architecture.md#notice-rules): a used key returns what it
+    created, in its current state, whatever the new request says; a lost race does the same.
 
     The append itself checks the key, so a valid request costs no extra query. Only a request the rules
     refuse asks whether its key was used before, since a replay must not be refused for what it says."""
@@ -375,6 +380,12 @@ class InvalidValue(DomainError):
     """Raised when a field holds a value the rules do not allow (an unknown status, a bad time)."""
 
     code = "invalid_value"
+
+
+class InvalidEnum(InvalidValue):
+    """Raised when a field holds a value outside its documented set (an unknown status)."""
+
+    code = "invalid_enum"
 
 
 class TooManyUpdates(InvalidValue):

@@ -10,11 +10,12 @@ from litestar.params import FromPath, JSONBody
 
 from api.errors import ApiError
 from api.services import services_of
+from api.wire import Payload
 from infra.api_keys import ADMIN, SCOPES, ApiKey, create_key, list_keys, revoke_key
 from infra.clock import format_timestamp
 
 
-class CreateApiKeyPayload(msgspec.Struct):
+class CreateApiKeyPayload(Payload):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     scopes: list[str]
 
@@ -53,9 +54,12 @@ class ApiKeyController(Controller):
 
     @post("/", status_code=201)
     async def create(self, request: Request, data: JSONBody[CreateApiKeyPayload]) -> ApiKeyResult:  # type: ignore[type-arg]
-        unknown = [scope for scope in data.scopes if scope not in SCOPES]
-        if unknown:
-            raise ApiError(422, f"Unknown scope {unknown[0]!r}; use one of {', '.join(SCOPES)}", field="scopes")
+        for index, scope in enumerate(data.scopes):
+            if scope not in SCOPES:
+                raise ApiError(
+                    422, f"Unknown scope {scope!r}; use one of {', '.join(SCOPES)}", code="invalid_enum",
+                    field=f"scopes[{index}]",
+                )
         services = services_of(request)
         async with services.pool.acquire() as conn:
             key, token = await create_key(

@@ -1,5 +1,5 @@
-"""The log as evidence over HTTP (SPEC §6): the audit feed (admin) as JSON pages or streamed NDJSON, and
-each incident's and maintenance window's own history (any key)."""
+"""The log as evidence over HTTP (docs/architecture.md#audit): the audit feed (admin) as JSON pages or streamed
+NDJSON, and each incident's and maintenance window's own history (any key)."""
 
 from __future__ import annotations
 
@@ -45,10 +45,10 @@ def _int(value: str | None, field: str, *, default: int, minimum: int, maximum: 
     try:
         number = int(value)
     except ValueError:
-        raise ApiError(422, f"{field} must be an integer", field=field) from None
+        raise ApiError(422, f"{field} must be an integer", parameter=field) from None
     if number < minimum or (maximum is not None and number > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ApiError(422, f"{field} must be {bound}", field=field)
+        raise ApiError(422, f"{field} must be {bound}", parameter=field)
     return number
 
 
@@ -58,9 +58,9 @@ def _instant(value: str | None, field: str) -> datetime | None:
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(422, f"{field} must be an RFC 3339 timestamp", field=field) from None
+        raise ApiError(422, f"{field} must be an RFC 3339 timestamp", parameter=field) from None
     if instant.tzinfo is None:
-        raise ApiError(422, f"{field} must carry a time zone (e.g. a trailing Z)", field=field)
+        raise ApiError(422, f"{field} must carry a time zone (e.g. a trailing Z)", parameter=field)
     return instant
 
 
@@ -70,7 +70,7 @@ def _stream_filter(value: str | None) -> Any:
     try:
         return ulid_to_uuid(value)
     except ValueError:
-        raise ApiError(422, "stream_id must be an ID Beacon issued", field="stream_id") from None
+        raise ApiError(422, "stream_id must be an ID Beacon issued", parameter="stream_id") from None
 
 
 def _wants_ndjson(request: Request[Any, Any, Any]) -> bool:

@@ -34,11 +34,11 @@ class ShowStatusPageComponentAvailabilityResult(msgspec.Struct):
 def _check_window(start_at: datetime, end_at: datetime) -> None:
     for field, value in (("start_at", start_at), ("end_at", end_at)):
         if value.tzinfo is None:
-            raise ApiError(422, f"{field} must carry a time zone", field=field)
+            raise ApiError(422, f"{field} must carry a time zone", parameter=field)
     if start_at >= end_at:
-        raise ApiError(422, "start_at must be before end_at", field="end_at")
+        raise ApiError(422, "start_at must be before end_at", parameter="end_at")
     if end_at - start_at > MAX_WINDOW:
-        raise ApiError(422, f"the window can be at most {MAX_WINDOW.days} days long", field="end_at")
+        raise ApiError(422, f"the window can be at most {MAX_WINDOW.days} days long", parameter="end_at")
 
 
 class ComponentAvailabilityController(Controller):

@@ -1,6 +1,7 @@
-"""Status page incidents (SPEC §3): create, update (rename), show and list incidents, publish an update,
-record a retrospective incident. Writes go through the domain and answer from the aggregate with the
-same mapping the `incident_list` read model stores, after the read models reached the write (D6)."""
+"""Status page incidents (docs/architecture.md#notice-rules): create, update (rename), show and list incidents,
+publish an update, record a retrospective incident. Writes go through the domain and answer from the aggregate with the
+same mapping the `incident_list` read model stores, after the read models reached the write
+(docs/architecture.md#6-read-your-writes)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,21 @@ from api.notices import (
     LIST_QUERY,
     ComponentStatusPayload,
     ListQuery,
+    ReadOnlyList,
+    UpdateNoticePayload,
+    check_echoed,
     created,
     existing_page_components,
     list_notices,
     page_components,
+    read_only_fields,
     show_notice,
     statuses_input,
     wire_not_found,
 )
 from api.pagination import PaginationMeta
 from api.services import services_of
-from api.wire import path_id
+from api.wire import Payload, path_id
 from domain.base import load
 from domain.incident import (
     Incident,
@@ -41,10 +46,10 @@ from projections.incident_list import TABLE, StatusPageIncident, StatusPageIncid
 
 WHAT = "status page incident"
 
-# Requests: incident.io's payloads, field for field.
+# Requests: incident.io's payloads, field for field; any other field is a 422 (`api.wire.Payload`).
 
 
-class CreateStatusPageIncidentPayload(msgspec.Struct):
+class CreateStatusPageIncidentPayload(Payload):
     idempotency_key: str
     status_page_id: str
     name: str
@@ -54,11 +59,20 @@ class CreateStatusPageIncidentPayload(msgspec.Struct):
     component_statuses: list[ComponentStatusPayload] | None = None
 
 
-class UpdateStatusPageIncidentPayload(msgspec.Struct):
+class UpdateStatusPageIncidentPayload(UpdateNoticePayload, kw_only=True):
+    """The name is the only field this changes. The rest of Show's `status_page_incident` may come back
+    (an edited Show body), but only as shown: `incident_status: resolved` here would otherwise answer 200
+    and resolve nothing."""
+
     name: str
+    incident_status: str | msgspec.UnsetType = msgspec.UNSET
+    component_impacts: ReadOnlyList = msgspec.UNSET
 
 
-class CreateStatusPageIncidentUpdatePayload(msgspec.Struct):
+READ_ONLY = read_only_fields("/v2/status_page_incident_updates", "incident_status", "component_impacts")
+
+
+class CreateStatusPageIncidentUpdatePayload(Payload):
     status_page_incident_id: str
     message: str
     notify_subscribers: bool
@@ -66,14 +80,14 @@ class CreateStatusPageIncidentUpdatePayload(msgspec.Struct):
     component_statuses: list[ComponentStatusPayload] | None = None
 
 
-class StatusPageRetrospectiveIncidentUpdate(msgspec.Struct):
+class StatusPageRetrospectiveIncidentUpdate(Payload):
     published_at: datetime
     message: str
     incident_status: str
     component_statuses: list[ComponentStatusPayload] | None = None
 
 
-class CreateStatusPageRetrospectiveIncidentPayload(msgspec.Struct):
+class CreateStatusPageRetrospectiveIncidentPayload(Payload):
     idempotency_key: str
     status_page_id: str
     name: str
@@ -122,7 +136,7 @@ class StatusPageIncidentController(Controller):
         as_of: FromQuery[datetime | None] = None,
     ) -> StatusPageIncidentResult:
         services = services_of(request)
-        if as_of is not None:  # SPEC §6: rebuilt from the log as it was then
+        if as_of is not None:  # docs/architecture.md#time-travel: rebuilt from the log as it was then
             with wire_not_found(WHAT, status_page_incident_id):
                 incident = await load(
                     services.store, Incident, path_id(status_page_incident_id, WHAT), as_of=as_of
@@ -163,6 +177,10 @@ class StatusPageIncidentController(Controller):
     ) -> StatusPageIncidentResult:
         services = services_of(request)
         context = services.context(request)
+        await check_echoed(
+            services, data, table=TABLE, what=WHAT, notice_id=status_page_incident_id,
+            item_type=StatusPageIncident, read_only=READ_ONLY,
+        )
         with wire_not_found(WHAT, status_page_incident_id):
             incident = await rename_incident(
                 services.store,

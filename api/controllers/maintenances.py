@@ -1,6 +1,8 @@
-"""Status page maintenance windows (SPEC §3): create, update (name and window), delete, show and list
+"""Status page maintenance windows (docs/architecture.md#maintenance-windows): create, update (name and window),
+delete, show and list
 windows, and publish an update. Writes go through the domain and answer from the aggregate with the
-same mapping the `maintenance_list` read model stores, after the read models reached the write (D6)."""
+same mapping the `maintenance_list` read model stores, after the read models reached the write
+(docs/architecture.md#6-read-your-writes)."""
 
 from __future__ import annotations
 
@@ -15,17 +17,21 @@ from api.notices import (
     LIST_QUERY,
     ComponentStatusPayload,
     ListQuery,
+    ReadOnlyList,
+    UpdateNoticePayload,
+    check_echoed,
     created,
     existing_page_components,
     list_notices,
     page_components,
+    read_only_fields,
     show_notice,
     statuses_input,
     wire_not_found,
 )
 from api.pagination import PaginationMeta
 from api.services import services_of
-from api.wire import path_id
+from api.wire import Payload, path_id
 from domain.base import load
 from domain.maintenance import (
     Maintenance,
@@ -46,10 +52,10 @@ from projections.maintenance_list import (
 
 WHAT = "status page maintenance window"
 
-# Requests: incident.io's payloads, field for field.
+# Requests: incident.io's payloads, field for field; any other field is a 422 (`api.wire.Payload`).
 
 
-class CreateStatusPageMaintenancePayload(msgspec.Struct):
+class CreateStatusPageMaintenancePayload(Payload):
     idempotency_key: str
     status_page_id: str
     name: str
@@ -62,13 +68,24 @@ class CreateStatusPageMaintenancePayload(msgspec.Struct):
     automate_maintenance_status: bool = False  # as incident.io's SDK documents
 
 
-class UpdateStatusPageMaintenancePayload(msgspec.Struct):
+class UpdateStatusPageMaintenancePayload(UpdateNoticePayload, kw_only=True):
+    """The name and the window are what this changes. The rest of Show's `status_page_maintenance` may
+    come back (an edited Show body), but only as shown: a status sent here would otherwise be dropped."""
+
     name: str
     start_at: datetime
     end_at: datetime
+    maintenance_status: str | msgspec.UnsetType = msgspec.UNSET
+    automate_maintenance_status: bool | msgspec.UnsetType = msgspec.UNSET
+    component_maintenance_periods: ReadOnlyList = msgspec.UNSET
 
 
-class CreateStatusPageMaintenanceUpdatePayload(msgspec.Struct):
+READ_ONLY = read_only_fields(
+    "/v2/status_page_maintenance_updates", "maintenance_status", "component_maintenance_periods"
+) | {"automate_maintenance_status": "; it is chosen when the window is created"}
+
+
+class CreateStatusPageMaintenanceUpdatePayload(Payload):
     status_page_maintenance_id: str
     message: str
     notify_subscribers: bool
@@ -116,7 +133,7 @@ class StatusPageMaintenanceController(Controller):
         as_of: FromQuery[datetime | None] = None,
     ) -> StatusPageMaintenanceResult:
         services = services_of(request)
-        if as_of is not None:  # SPEC §6: rebuilt from the log as it was then
+        if as_of is not None:  # docs/architecture.md#time-travel: rebuilt from the log as it was then
             with wire_not_found(WHAT, status_page_maintenance_id):
                 maintenance = await load(
                     services.store, Maintenance, path_id(status_page_maintenance_id, WHAT), as_of=as_of
@@ -163,6 +180,10 @@ class StatusPageMaintenanceController(Controller):
     ) -> StatusPageMaintenanceResult:
         services = services_of(request)
         context = services.context(request)
+        await check_echoed(
+            services, data, table=TABLE, what=WHAT, notice_id=status_page_maintenance_id,
+            item_type=StatusPageMaintenance, read_only=READ_ONLY,
+        )
         with wire_not_found(WHAT, status_page_maintenance_id):
             maintenance = await edit_maintenance(
                 services.store,

@@ -1,7 +1,7 @@
 """`GET /v2/status_pages/{id}/widget` (any key): the page's public widget document, the same bytes and
 ETag as `/{slug}/api/v1/summary`, found by id. Served from this process's widget cache; with `as_of`
-(SPEC §6) rebuilt from the log as the projection rendered it then. `If-None-Match` with the ETag is a 304,
-as on the public URL."""
+(docs/architecture.md#time-travel) rebuilt from the log as the projection rendered it then. `If-None-Match` with the
+ETag is a 304, as on the public URL."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class StatusPageWidgetController(Controller):
         summary="ShowStatusPageWidget",
         # The body is the stored bytes; the document says what they hold (it said "string").
         responses={
-            200: ResponseSpec(WidgetDocument, description="The page's widget document (SPEC §5)"),
+            200: ResponseSpec(WidgetDocument, description="The page's widget document"),
             304: ResponseSpec(None, description="`If-None-Match` holds the document's ETag: no body"),
         },
     )
@@ -63,7 +63,7 @@ async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Resp
     It starts from the page's latest snapshot before the instant and reads only that page's events
     (docs/adr/0004-time-travel-index-and-snapshots.md)."""
     if as_of.tzinfo is None:  # RFC 3339 requires an offset; guessing one would move the instant
-        raise ApiError(422, "as_of must carry a time zone (e.g. a trailing Z)", field="as_of")
+        raise ApiError(422, "as_of must carry a time zone (e.g. a trailing Z)", parameter="as_of")
     async with services_of(request).pool.acquire() as conn:
         documents, _ = await documents_as_of(conn, status_page_id, as_of)
     if documents is None:

@@ -1,5 +1,5 @@
-"""The audit API through HTTP (SPEC §6): the log in commit order as JSON pages and as streamed NDJSON,
-its filters, admin-only access, and each incident's and maintenance window's history."""
+"""The audit API through HTTP (docs/architecture.md#audit): the log in commit order as JSON pages and as streamed
+NDJSON, its filters, admin-only access, and each incident's and maintenance window's history."""
 
 from __future__ import annotations
 
@@ -119,7 +119,8 @@ async def test_bad_parameters_are_422_with_the_field_named(client: Client, keys:
     ):
         response = await client.get(f"/v2/audit/events?{query}", headers=Keys.header(keys.admin))
         body = assert_envelope(response, 422, "validation_error")
-        assert body["errors"][0]["source"] == {"field": field}, query  # type: ignore[index]
+        # A query parameter's pointer is `?name` (RFC 6901 points into the body only).
+        assert body["errors"][0]["source"] == {"field": field, "pointer": f"?{field}"}, query  # type: ignore[index]
     accepted = await client.get("/v2/audit/events?limit=1000", headers=Keys.header(keys.admin))
     assert accepted.status_code == 200 and accepted.json() == {"events": [], "pagination_meta": {"limit": 1000}}
 

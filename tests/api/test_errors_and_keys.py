@@ -1,13 +1,18 @@
-"""Every error path returns the SPEC §1 envelope with the request id; API keys work end to end."""
+"""Every error path returns the error envelope (docs/architecture.md#error-envelope) with the request id; API keys
+work end to end."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.app import create_app
+from infra.settings import Settings
 from tests.api.conftest import Keys
 
 Client = AsyncTestClient[Litestar]
@@ -37,7 +42,7 @@ def assert_envelope(response: object, status: int, error_type: str) -> dict[str,
         ("POST", "/v2/api_keys", "admin", {"content": b"{" + b" " * 70_000 + b"}",
                                            "headers": {"content-type": "application/json"}}, 413, "payload_too_large"),
         ("POST", "/v2/api_keys", "admin", {"content": b"name=x", "headers": {"content-type": "text/plain"}},
-         415, "validation_error"),
+         415, "invalid_request_error"),
         ("POST", "/v2/api_keys", "admin", {"json": {"scopes": []}}, 422, "validation_error"),
         ("POST", "/v2/api_keys", "admin", {"json": {"name": "x", "scopes": ["root"]}}, 422, "validation_error"),
         ("POST", "/v2/api_keys", "admin", {"content": b'{"name": ', "headers": {"content-type": "application/json"}},
@@ -61,7 +66,9 @@ async def test_every_error_path_returns_the_envelope(
 async def test_a_missing_field_names_the_field(client: Client, keys: Keys) -> None:
     response = await client.post("/v2/api_keys", json={"scopes": []}, headers=Keys.header(keys.admin))
     body = assert_envelope(response, 422, "validation_error")
-    assert body["errors"] == [{"code": "is_required", "message": "name is required", "source": {"field": "name"}}]
+    assert body["errors"] == [
+        {"code": "is_required", "message": "name is required", "source": {"field": "name", "pointer": "/name"}}
+    ]
 
 
 async def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(client: Client, keys: Keys) -> None:
@@ -74,13 +81,18 @@ async def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(client: Cli
         f"/v2/status_pages/{page}", json={"name": "Acme", "widget_api_enabled": 0}, headers=admin
     )
     body = assert_envelope(as_number, 422, "validation_error")
-    assert [error["source"] for error in body["errors"]] == [{"field": "widget_api_enabled"}]  # type: ignore[attr-defined]
-    assert "Expected `bool`, got `int`" in body["errors"][0]["message"]  # type: ignore[index]
+    assert [error["source"] for error in body["errors"]] == [  # type: ignore[attr-defined]
+        {"field": "widget_api_enabled", "pointer": "/widget_api_enabled"}
+    ]
+    assert "Expected `bool | null`, got `int`" in body["errors"][0]["message"]  # type: ignore[index]
 
     nested = {"items": [{"group": {"name": "G", "components": [{"component_id": page, "display_uptime": 0}]}}]}
     in_a_structure = await client.put(f"/v2/status_page_structures/{page}", json=nested, headers=admin)
     body = assert_envelope(in_a_structure, 422, "validation_error")
-    assert body["errors"][0]["source"] == {"field": "items[0].group.components[0].display_uptime"}  # type: ignore[index]
+    assert body["errors"][0]["source"] == {  # type: ignore[index]
+        "field": "items[0].group.components[0].display_uptime",
+        "pointer": "/items/0/group/components/0/display_uptime",
+    }
 
     shown = await client.get(f"/v2/status_pages/{page}", headers=admin)
     assert shown.json()["status_page"]["widget_api_enabled"] is True  # nothing was changed
@@ -107,3 +119,29 @@ async def test_health_and_readiness(client: Client) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+async def test_a_key_over_a_limit_gets_a_429_naming_the_limit_and_when_to_retry(settings: Settings, keys: Keys) -> None:
+    """incident.io's SDK reads every field of `rate_limit` (`name` included) and `retry_after` as RFC 3339;
+    `Retry-After` is a number of seconds (docs/architecture.md#rate-limits)."""
+    limited = replace(settings, rate_limit_per_minute=2, retrospective_rate_per_second=0.01, retrospective_burst=1)
+    retrospective = {"idempotency_key": "k", "status_page_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "name": "n", "updates": []}
+    before = datetime.now(UTC).replace(microsecond=0)
+    async with AsyncTestClient(app=create_app(limited)) as client:
+        reads = [await client.get("/v2/status_pages", headers=Keys.header(keys.read)) for _ in range(3)]
+        posts = [
+            await client.post(
+                "/v2/status_page_retrospective_incidents", json=retrospective, headers=Keys.header(keys.publish)
+            )
+            for _ in range(2)
+        ]
+
+    assert [response.status_code for response in reads[:2]] == [200, 200]
+    assert posts[0].status_code == 422  # let through to the rules (the page does not exist)
+    for response, name, limit in ((reads[2], "api_key", 2), (posts[1], "retrospective_incidents", 1)):
+        body = assert_envelope(response, 429, "too_many_requests")
+        rate_limit: dict[str, object] = body["rate_limit"]  # type: ignore[assignment]
+        assert (rate_limit["name"], rate_limit["limit"], rate_limit["remaining"]) == (name, limit, 0), body
+        retry_at = datetime.strptime(str(rate_limit["retry_after"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        seconds = int(response.headers["retry-after"])
+        assert seconds >= 1 and retry_at > before, (seconds, rate_limit)

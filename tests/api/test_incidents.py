@@ -205,12 +205,21 @@ async def test_rules_are_422_naming_the_field(client: Client, keys: Keys) -> Non
     page = await setup_page(client, keys)
     stranger = await create_component(client, keys, "Not on the page")
     cases: list[tuple[dict[str, Any], str, str]] = [
-        ({"incident_status": "on_fire"}, "incident_status", "invalid_value"),
-        ({"component_statuses": statuses((page.api, "meltdown"))}, "component_statuses", "invalid_value"),
-        ({"component_statuses": statuses((stranger, "full_outage"))}, "component_statuses", "invalid_value"),
-        ({"name": "x" * 201}, "name", "invalid_value"),
+        ({"incident_status": "on_fire"}, "incident_status", "invalid_enum"),
+        (
+            {"component_statuses": statuses((page.api, "meltdown"))},
+            "component_statuses[0].component_status",
+            "invalid_enum",
+        ),
+        (
+            {"component_statuses": statuses((stranger, "full_outage"))},
+            "component_statuses[0].component_id",
+            "invalid_value",
+        ),
+        ({"name": "x" * 201}, "name", "too_long"),
         ({"message": "x" * 4097}, "message", "too_long"),
         (
+            # The whole list is at fault: resolving declares every component operational.
             {"incident_status": "resolved", "component_statuses": statuses((page.api, "full_outage"))},
             "component_statuses",
             "invalid_value",
@@ -220,9 +229,9 @@ async def test_rules_are_422_naming_the_field(client: Client, keys: Keys) -> Non
         response = await create_incident(client, keys, page, f"bad-{index}", **fields)
         body = assert_envelope(response, 422, "validation_error")
         error = body["errors"][0]  # type: ignore[index]
-        assert error["source"] == {"field": field}, (fields, body)
-        if code != "invalid_value":
-            assert error["code"] == code
+        pointer = "/" + field.replace("[", "/").replace("].", "/")
+        assert error["source"] == {"field": field, "pointer": pointer.replace(".", "/")}, (fields, body)
+        assert error["code"] == code, (fields, body)
     for missing in ("idempotency_key", "name", "message", "incident_status", "notify_subscribers", "status_page_id"):
         body_json = {
             "idempotency_key": "m",
@@ -235,12 +244,13 @@ async def test_rules_are_422_naming_the_field(client: Client, keys: Keys) -> Non
         del body_json[missing]
         response = await client.post("/v2/status_page_incidents", json=body_json, headers=Keys.header(keys.publish))
         error = assert_envelope(response, 422, "validation_error")["errors"][0]  # type: ignore[index]
-        assert (error["code"], error["source"]) == ("is_required", {"field": missing})
+        assert (error["code"], error["source"]) == ("is_required", {"field": missing, "pointer": f"/{missing}"})
     assert await list_ids(client, keys, status_page_id=page.id) == []
 
     unknown_page = await create_incident(client, keys, page, "p", status_page_id="01ARZ3NDEKTSV4RRFFQ69G5FAV")
     assert assert_envelope(unknown_page, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
-        "field": "status_page_id"
+        "field": "status_page_id",
+        "pointer": "/status_page_id",
     }
     missing_incident = await post_update(client, keys, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
     assert_envelope(missing_incident, 404, "not_found")
@@ -312,9 +322,15 @@ async def test_lists_filter_by_component_group_sub_page_and_time_and_paginate(cl
         params={"status_page_id": page.id, "group_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
         headers=Keys.header(keys.read),
     )
-    assert assert_envelope(bad, 422, "validation_error")["errors"][0]["source"] == {"field": "group_id"}  # type: ignore[index]
+    assert assert_envelope(bad, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
+        "field": "group_id",
+        "pointer": "?group_id",
+    }
     missing = await client.get("/v2/status_page_incidents", headers=Keys.header(keys.read))
-    assert assert_envelope(missing, 422, "validation_error")["errors"][0]["source"] == {"field": "status_page_id"}  # type: ignore[index]
+    assert assert_envelope(missing, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
+        "field": "status_page_id",
+        "pointer": "?status_page_id",
+    }
 
 
 async def test_a_retrospective_incident_is_recorded_resolved(client: Client, keys: Keys) -> None:

@@ -295,7 +295,8 @@ async def test_widget_as_of_rejects_what_is_not_an_instant_and_unknown_pages(cli
     page = await create_page(client, keys, "acme")
     for bad in ("yesterday", "2026-13-01T00:00:00Z", "2026-01-28T10:00:00"):
         body = assert_envelope(await widget(client, keys, page["id"], as_of=bad), 422, "validation_error")
-        assert body["errors"] == [{"code": "invalid_value", "message": ANY, "source": {"field": "as_of"}}], bad
+        source = {"field": "as_of", "pointer": "?as_of"}
+        assert body["errors"] == [{"code": "invalid_value", "message": ANY, "source": source}], bad
     unknown = await widget(client, keys, "01ARZ3NDEKTSV4RRFFQ69G5FAV", as_of="2999-01-01T00:00:00Z")
     assert_envelope(unknown, 404, "not_found")
     unauthenticated = await client.get(

@@ -303,15 +303,16 @@ def test_components_must_belong_to_the_page_and_not_be_archived(component_id: st
         publish(incident, 1, component_statuses={component_id: "full_outage"})
     with pytest.raises(UnknownComponent):
         declare(component_statuses={component_id: "full_outage"})
-    assert error.value.field == "component_statuses"
+    assert error.value.field == "component_statuses[0].component_id"  # the item at fault, not the list
     assert component_id in error.value.message
 
 
 def test_a_component_named_twice_in_one_update_is_refused() -> None:
     incident = given()
 
-    with pytest.raises(DuplicateComponent):
+    with pytest.raises(DuplicateComponent) as error:
         publish(incident, 1, component_statuses=[(LOGIN, "full_outage"), (LOGIN, "operational")])
+    assert error.value.field == "component_statuses[1].component_id"
 
 
 def test_unknown_status_values_are_invalid_values_on_their_field() -> None:
@@ -321,8 +322,11 @@ def test_unknown_status_values_are_invalid_values_on_their_field() -> None:
         publish(incident, 1, status="on_fire")
     with pytest.raises(InvalidValue) as component_error:
         publish(incident, 1, component_statuses={LOGIN: "under_maintenance"})
-    assert status_error.value.field == "incident_status"
-    assert component_error.value.field == "component_statuses"
+    assert (status_error.value.field, status_error.value.code) == ("incident_status", "invalid_enum")
+    assert (component_error.value.field, component_error.value.code) == (
+        "component_statuses[0].component_status",
+        "invalid_enum",
+    )
 
 
 # Derived component impacts
@@ -455,7 +459,7 @@ def test_a_retrospective_incident_needs_updates_at_most_100_and_components_of_th
     with pytest.raises(UnknownComponent) as unknown:
         retrospective([past(0, "investigating", {ELSEWHERE: "full_outage"}), past(10, "resolved")])
     assert (empty.value.field, empty.value.code) == ("updates", "is_required")
-    assert unknown.value.field == "updates[0].component_statuses"
+    assert unknown.value.field == "updates[0].component_statuses[0].component_id"
 
 
 def test_a_retrospective_incident_takes_no_updates_but_can_be_renamed() -> None:

@@ -179,7 +179,7 @@ def test_a_window_must_start_before_it_ends(end_at: datetime) -> None:
 def test_affected_components_must_belong_to_the_page() -> None:
     with pytest.raises(UnknownComponent) as error:
         schedule(affected=[DATABASE, ELSEWHERE])
-    assert error.value.field == "affected_component_ids"
+    assert error.value.field == "affected_component_ids[1]"
 
 
 def test_name_and_message_limits_apply_to_maintenance_windows_too() -> None:
@@ -263,7 +263,7 @@ def test_an_update_naming_a_component_of_another_page_is_refused() -> None:
 
     with pytest.raises(UnknownComponent) as error:
         publish(maintenance, 0, component_statuses={ELSEWHERE: "under_maintenance"})
-    assert error.value.field == "component_statuses"
+    assert error.value.field == "component_statuses[0].component_id"
 
 
 def test_a_maintenance_component_status_must_be_a_maintenance_status() -> None:
@@ -271,7 +271,7 @@ def test_a_maintenance_component_status_must_be_a_maintenance_status() -> None:
 
     with pytest.raises(InvalidValue) as error:
         publish(maintenance, 0, component_statuses={DATABASE: "full_outage"})
-    assert error.value.field == "component_statuses"
+    assert (error.value.field, error.value.code) == ("component_statuses[0].component_status", "invalid_enum")
 
 
 def test_updates_automation_still_owes_are_reserved_within_the_100_limit() -> None:
