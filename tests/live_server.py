@@ -3,14 +3,16 @@ the installed CLI, granian, real sockets, on a fresh test database."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,26 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    request_id: str
+
+
+def request(method: str, url: str, token: str | None = None, body: object = None) -> Answer:
+    """One request on a new connection, as a client sends it: a JSON body, a bearer token; errors are answers."""
+    sent = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method=method)
+    sent.add_header("Content-Type", "application/json")
+    if token:
+        sent.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(sent, timeout=10) as response:
+            return Answer(response.status, response.read(), response.headers["X-Request-Id"])
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, error.read(), error.headers["X-Request-Id"])
+
+
 def create_key(database_url: str, name: str, *scopes: str) -> str:
     """A key made with the CLI, as an operator would; the token is the last line of stdout."""
     args = [BEACON, "keys", "create", "--name", name]
@@ -49,11 +71,16 @@ def _env(database_url: str, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def live_server(
-    database_url: str, tmp_path: Path, *, worker: bool = True, extra_env: dict[str, str] | None = None
+    database_url: str,
+    tmp_path: Path,
+    *,
+    worker: bool = True,
+    extra_env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[LiveServer]:
     port = free_port()
     log_path = tmp_path / f"beacon-{port}.log"
-    args = [BEACON, "serve", "--port", str(port)] + ([] if worker else ["--no-worker"])
+    args = [BEACON, "serve", "--port", str(port), *extra_args] + ([] if worker else ["--no-worker"])
     env = _env(database_url, BEACON_DATA_DIR=str(tmp_path / "data"), **(extra_env or {}))
     with log_path.open("wb") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

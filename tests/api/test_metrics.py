@@ -5,8 +5,12 @@ and, through real `beacon serve` processes, every HTTP worker and the background
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
-from collections.abc import AsyncIterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
@@ -16,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from infra.settings import Settings
 from tests.api.conftest import Keys
+from tests.live_server import BEACON, create_key, free_port, live_server, request
 
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
@@ -135,3 +140,98 @@ async def test_with_a_metrics_port_of_its_own_the_http_port_has_no_metrics(setti
     app = create_app(dataclasses.replace(settings, metrics_port=settings.port + 1))
     async with AsyncTestClient(app=app) as client:
         assert (await client.get("/metrics")).status_code == 404
+
+
+# --- through real processes -----------------------------------------------------------------------------------------
+
+
+def scrape_until(url: str, done: Callable[[str], bool], timeout: float = 15.0) -> str:
+    """Scrape until `done` holds: other processes move their widget counts in about once a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = request("GET", url).body.decode()
+        except OSError:  # a standalone worker still starting
+            text = ""
+        if done(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
+def test_one_scrape_covers_both_http_workers_and_the_background_worker(database_url: str, tmp_path: Path) -> None:
+    admin = create_key(database_url, "admin", "admin")
+    metrics_port = free_port()
+    with live_server(
+        database_url,
+        tmp_path,
+        extra_args=["--workers", "2", "--metrics-port", str(metrics_port)],
+        extra_env={"BEACON_METRICS_TOKEN": "only-for-the-http-port"},
+    ) as server:
+        created = request("POST", f"{server.url}/v2/status_pages", admin, {"name": "Acme", "slug": "acme"})
+        assert created.status == 201
+        # The creating request waited for its own process's widget; the other follows within a second.
+        deadline = time.monotonic() + 10
+        while {request("GET", f"{server.url}/acme/api/v1/summary").status for _ in range(20)} != {200}:
+            assert time.monotonic() < deadline, "the widget reached every HTTP worker"
+            time.sleep(0.1)
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        before = scrape_until(metrics_url, lambda text: "beacon_public_document_responses_total" in text)
+        hits, lists = 200, 100
+        served_by = set()
+        for _ in range(hits):
+            answer = request("GET", f"{server.url}/acme/api/v1/summary")
+            assert answer.status == 200
+            served_by.add(answer.request_id.rsplit("-", 1)[0])  # the id's prefix is drawn once per process
+        for _ in range(lists):
+            answer = request("GET", f"{server.url}/v2/status_pages", admin)
+            assert answer.status == 200
+            served_by.add(answer.request_id.rsplit("-", 1)[0])
+        assert len(served_by) == 2, "both HTTP workers answered"
+
+        def widget_hits(text: str) -> float:
+            return value(text, "beacon_public_document_responses_total", document="widget", status="200")
+
+        def list_requests(text: str) -> float:
+            return value(text, "beacon_http_requests_total", route="/v2/status_pages", method="GET", status="200")
+
+        def position(text: str) -> float:
+            return value(text, "beacon_projection_position", projection="public_widget")
+
+        # Processes read the projections' lag every few seconds; this scrape is answered by none of them.
+        def settled(text: str) -> bool:
+            return widget_hits(text) - widget_hits(before) >= hits and position(text) > 0
+
+        after = scrape_until(metrics_url, settled)
+        assert widget_hits(after) - widget_hits(before) == hits
+        assert list_requests(after) - list_requests(before) == lists
+        timed = "beacon_http_request_duration_seconds_count"
+        assert value(after, timed, route="/v2/status_pages", method="GET") >= lists
+        # The background worker's pool is there too, and the projections caught up with the page.
+        assert value(after, "beacon_db_pool_max_connections", pool="worker") > 0
+        assert value(after, "beacon_db_pool_max_connections", pool="api") > 0
+        assert position(after) >= 1
+        assert value(after, "beacon_appends_total", outcome="appended") >= 1
+        # With a metrics port of its own, the HTTP port has no /metrics, token or not.
+        assert request("GET", f"{server.url}/metrics", "only-for-the-http-port").status == 404
+
+
+def test_a_standalone_worker_serves_its_metrics_on_its_port(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "BEACON_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [BEACON, "worker", "--metrics-port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        text = scrape_until(
+            f"http://127.0.0.1:{port}/metrics",
+            lambda text: 'beacon_projection_position{projection="public_widget"}' in text,
+            timeout=60,
+        )
+        assert value(text, "beacon_db_pool_max_connections", pool="worker") > 0, (tmp_path / "worker.log").read_text()
+        assert value(text, "beacon_projection_stopped", projection="public_widget") == 0
+        assert 'beacon_projection_lag_seconds{projection="public_widget"}' in text
+    finally:
+        worker.terminate()
+        worker.wait(15)
