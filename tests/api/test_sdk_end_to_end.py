@@ -1,6 +1,7 @@
 """The official `incident-io` SDK against a running Beacon (a real `beacon serve` process): a client
 written for incident.io works by changing only the base URL and the key, and every response parses
-with the SDK's own result models."""
+with the SDK's own result models — its errors included (SDK 2.29 raises `KeyError` on an error
+`source` without `pointer` or a `rate_limit` without `name`)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ from incident_io.api.status_pages_v2 import (
 )
 from incident_io.client import AuthenticatedClient
 from incident_io.models.error_response import ErrorResponse
+from incident_io.models.error_response_type import ErrorResponseType
+from incident_io.models.error_source import ErrorSource
 from incident_io.models.status_page_incident_affected_component_v2 import StatusPageIncidentAffectedComponentV2
 from incident_io.models.status_page_incident_affected_component_v2_component_status import (
     StatusPageIncidentAffectedComponentV2ComponentStatus as ComponentStatus,
@@ -379,3 +382,118 @@ def test_an_incident_io_client_drives_beacon_end_to_end(database_url: str, tmp_p
         assert (availability.status_page_id, availability.component_id) == (page_id, db)
         percent = present(availability.availability_percent)
         assert 0 <= float(percent) < 100 and len(percent.partition(".")[2]) <= 4
+
+
+def error(response: Response[Any], status: HTTPStatus, error_type: ErrorResponseType) -> ErrorResponse:
+    """The SDK's parsed `ErrorResponse` (`sync_detailed` raises instead if the body lacks what it reads)."""
+    result = parsed(response, status, ErrorResponse)
+    assert (result.status, result.type_) == (status, error_type)
+    assert result.request_id == response.headers["X-Request-Id"] and result.errors
+    return result
+
+
+def source(result: ErrorResponse) -> tuple[str, str, str]:
+    """The first error's code and the SDK's `ErrorSource` of it, as (code, field, pointer)."""
+    first = result.errors[0]
+    assert isinstance(first.source, ErrorSource), first
+    return first.code, first.source.field, first.source.pointer
+
+
+def test_the_sdk_parses_every_error_beacon_answers(database_url: str, tmp_path: Path) -> None:
+    admin = create_key(database_url, "admin", ADMIN)
+    publisher = create_key(database_url, "automation", PUBLISH)
+    limited = create_key(database_url, "busy script")
+    # A low limit so a loop reaches it; the other keys stay far below it.
+    with live_server(database_url, tmp_path, extra_env={"BEACON_RATE_LIMIT_PER_MINUTE": "60"}) as server:
+        page_id, api, _, _ = setup_page(server.url, admin)
+        client = AuthenticatedClient(base_url=server.url, token=publisher)
+        incident = present(
+            parsed(
+                create_incident.sync_detailed(
+                    client=client,
+                    body=StatusPagesCreateStatusPageIncidentPayloadV2(
+                        idempotency_key="alert-1",
+                        status_page_id=page_id,
+                        name="Login failing",
+                        message="Investigating.",
+                        incident_status=CreateStatus.INVESTIGATING,
+                        notify_subscribers=False,
+                    ),
+                ),
+                HTTPStatus.CREATED,
+                StatusPagesCreateStatusPageIncidentResultV2,
+            ).status_page_incident
+        )
+
+        # 422: a misspelt body field, sent as a client with a typo would (the SDK passes unknown keys on).
+        typo = StatusPagesCreateStatusPageIncidentPayloadV2(
+            idempotency_key="alert-2",
+            status_page_id=page_id,
+            name="API down",
+            message="Down.",
+            incident_status=CreateStatus.INVESTIGATING,
+            notify_subscribers=False,
+        )
+        typo.additional_properties["componnet_statuses"] = [{"component_id": api, "component_status": "full_outage"}]
+        unknown_field = error(
+            create_incident.sync_detailed(client=client, body=typo),
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponseType.VALIDATION_ERROR,
+        )
+        assert source(unknown_field) == ("unknown_field", "componnet_statuses", "/componnet_statuses")
+        assert "did you mean 'component_statuses'?" in unknown_field.errors[0].message
+
+        # 422: a query parameter the list does not take (merged into the SDK's own parameters by httpx).
+        with_stray = AuthenticatedClient(
+            base_url=server.url, token=publisher, httpx_args={"params": {"componnet_id": api}}
+        )
+        unknown_parameter = error(
+            list_incidents.sync_detailed(client=with_stray, status_page_id=page_id),
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponseType.VALIDATION_ERROR,
+        )
+        assert source(unknown_parameter) == ("unknown_parameter", "componnet_id", "?componnet_id")
+
+        # 422: a status this SDK does not know (as a newer or older client might send).
+        update = StatusPagesCreateStatusPageIncidentUpdatePayloadV2(
+            status_page_incident_id=incident.id, message="Worse.", notify_subscribers=False
+        )
+        update.additional_properties["incident_status"] = "on_fire"
+        bad_enum = error(
+            create_incident_update.sync_detailed(client=client, body=update),
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorResponseType.VALIDATION_ERROR,
+        )
+        assert source(bad_enum) == ("invalid_enum", "incident_status", "/incident_status")
+
+        # 404: no such incident.
+        missing = error(
+            show_incident.sync_detailed("01ARZ3NDEKTSV4RRFFQ69G5FAV", client=client),
+            HTTPStatus.NOT_FOUND,
+            ErrorResponseType.NOT_FOUND,
+        )
+        assert missing.errors[0].code == "not_found"
+
+        # 409: no SDK operation reaches a Beacon route that conflicts on demand, so a page with a taken
+        # slug (Beacon's own route) is read with the model every SDK operation parses a 409 with.
+        taken = AuthenticatedClient(base_url=server.url, token=admin).get_httpx_client().post(
+            "/v2/status_pages", json={"name": "Acme again", "slug": "acme"}
+        )
+        assert taken.status_code == HTTPStatus.CONFLICT, taken.text
+        conflict = ErrorResponse.from_dict(taken.json())
+        assert (conflict.status, conflict.type_) == (HTTPStatus.CONFLICT, ErrorResponseType.CONFLICT)
+        assert source(conflict)[1:] == ("slug", "/slug")
+
+        # 429: a key over its limit, with which limit, when to retry and `Retry-After` in seconds.
+        busy = AuthenticatedClient(base_url=server.url, token=limited)
+        for _ in range(200):  # the limit is 60 at once, refilled at one a second
+            answer = list_incidents.sync_detailed(client=busy, status_page_id=page_id)
+            if answer.status_code != HTTPStatus.OK:
+                break
+        too_many = error(answer, HTTPStatus.TOO_MANY_REQUESTS, ErrorResponseType.TOO_MANY_REQUESTS)
+        rate_limit = too_many.rate_limit
+        assert not isinstance(rate_limit, Unset)
+        assert (rate_limit.name, rate_limit.limit, rate_limit.remaining) == ("api_key", 60, 0)
+        retry_at = datetime.fromisoformat(rate_limit.retry_after)
+        assert retry_at.tzinfo is not None and rate_limit.retry_after.endswith("Z")
+        assert int(answer.headers["Retry-After"]) >= 1
