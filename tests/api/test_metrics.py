@@ -5,14 +5,17 @@ and, through real `beacon serve` processes, every HTTP worker and the background
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -235,3 +238,50 @@ def test_a_standalone_worker_serves_its_metrics_on_its_port(database_url: str, t
     finally:
         worker.terminate()
         worker.wait(15)
+
+
+# --- the example alert rules and dashboard --------------------------------------------------------------------------
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations"
+
+
+def promql(alerts: dict[str, Any], dashboard: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of the alert rules and of the dashboard's panels."""
+    rules = [rule for group in alerts["groups"] for rule in group["rules"]]
+    for rule in rules:
+        assert {"alert", "expr", "for", "labels", "annotations"} <= set(rule), rule
+        assert rule["labels"]["severity"] in ("page", "warning") and rule["annotations"]["summary"]
+    targets = [target for panel in dashboard["panels"] for target in panel["targets"]]
+    assert targets and all(target["refId"] and target["expr"] for target in targets)
+    return [rule["expr"] for rule in rules] + [target["expr"] for target in targets]
+
+
+async def test_the_example_alerts_and_dashboard_use_only_what_metrics_exports(
+    client: AsyncTestClient[Litestar], keys: Keys
+) -> None:
+    created = await client.post(
+        "/v2/status_pages", json={"name": "Acme", "slug": "acme"}, headers=Keys.header(keys.admin)
+    )
+    assert created.status_code == 201
+    assert (await client.get("/acme/api/v1/summary")).status_code == 200  # every labelled family has a child
+    exported: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(await scrape(client)):
+        for sample in family.samples:
+            exported.setdefault(sample.name, set()).update(sample.labels)
+
+    alerts = yaml.safe_load((OPERATIONS / "alerts.yml").read_text())
+    dashboard = json.loads((OPERATIONS / "grafana-dashboard.json").read_text())
+    expressions = promql(alerts, dashboard)
+    for expr in expressions:
+        names = re.findall(r"\bbeacon_\w+", expr)
+        assert names, expr
+        assert set(names) <= set(exported), f"{expr}: {set(names) - set(exported)} is not exported"
+        for name, matchers in re.findall(r"\b(beacon_\w+)\{([^}]*)\}", expr):
+            assert set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers)) <= exported[name], expr
+        labels = set().union(*(exported[name] for name in names))
+        for grouping in re.findall(r"\bby \(([^)]*)\)", expr):
+            assert {label.strip() for label in grouping.split(",")} <= labels, expr
+    # What an operator must be paged on has a rule.
+    rules = " ".join(rule["expr"] for group in alerts["groups"] for rule in group["rules"])
+    for needed in ("beacon_projection_stopped", "beacon_projection_lag_seconds", '"5.."', "beacon_db_pool_connections"):
+        assert needed in rules, needed
