@@ -141,9 +141,17 @@ WIDGET = DocumentCounts()
 """This process's widget answers (api/widget.py adds to it)."""
 
 
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+"""Each (route, method, status)'s counter and histogram, looked up once: `labels()` takes a lock every call."""
+
+
 def record_request(route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_DURATION.labels(route, method).observe(seconds)
+    children = _request_children.get((route, method, status))
+    if children is None:
+        children = HTTP_REQUESTS.labels(route, method, str(status)), HTTP_DURATION.labels(route, method)
+        _request_children[(route, method, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 class MeasuredEventStore(PostgresEventStore):
