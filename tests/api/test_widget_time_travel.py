@@ -250,7 +250,9 @@ async def test_widget_as_of_each_write_is_the_document_served_then_byte_for_byte
         {"name": "Acme Corp", "public_url": BASE, "widget_api_enabled": False},
     )
     await keep("widget disabled", page_id)
-    await timeline.write("PUT", f"/v2/status_pages/{page_id}", keys.admin, {"name": "Acme", "public_url": BASE})
+    # A page PUT is partial (an absent field keeps its value), so enabling the widget says so.
+    enable = {"name": "Acme", "public_url": BASE, "widget_api_enabled": True}
+    await timeline.write("PUT", f"/v2/status_pages/{page_id}", keys.admin, enable)
     await keep("widget enabled again", page_id)
 
     # The story changed the live document at every step but two (components show only through notices).
