@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from api.auth import KeyCache, require_api_key
@@ -160,7 +159,7 @@ def create_app(
             title="Beacon",
             version="2.0.0",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), BeaconOpenAPIJson()],  # the UI loads the finished JSON
+            render_plugins=[BeaconOpenAPIJson()],  # the JSON itself at /schema too: no UI, no CDN
         ),
         debug=False,
     )

@@ -1,21 +1,29 @@
-"""Beacon's OpenAPI document tells the truth about errors (issue 6 §5): Litestar documents only the happy
-status and its own `{status_code, detail}` 400 body, while every non-2xx Beacon answers is the SPEC §1
-envelope. The document is finished once, when first served, from the app's own route table (the scope a
-handler declares decides whether it can answer 403); and `OPTIONS` answers list every method of a path.
+"""Beacon's OpenAPI document, served whole at `/schema` and `/schema/openapi.json` (README, "The API
+document"): JSON only, so nothing is loaded from elsewhere and an offline install reads it as well.
+
+It tells the truth about errors (issue 6 §5): Litestar documents only the happy status and its own
+`{status_code, detail}` 400 body, while every non-2xx Beacon answers is the envelope. It tells the truth
+about access (docs/architecture.md#scopes): the bearer scheme, the scope each `/v2` operation needs, and
+the public routes Litestar never sees (the widget's fast path) or keeps out of the document (health) as
+operations without security. The document is finished once, when first served, from the app's own route
+table (the guards and scope a handler declares); and `OPTIONS` answers list every method of a path.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request
+from litestar import Litestar, MediaType, Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
+from api.auth import require_api_key
 from api.errors import ErrorEnvelope
+from infra.api_keys import ADMIN
 
 ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 RETRY_AFTER = {
@@ -39,10 +47,81 @@ ERROR_DESCRIPTIONS = {
 }
 _WRITES = frozenset({"post", "put", "patch", "delete"})
 
+BEARER = "bearer"
+SECURITY_SCHEMES = {
+    BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "An API key (`bk_…`) in `Authorization: Bearer <key>`: the bootstrap key printed on the first start, "
+            "or one made with `beacon keys create` or `POST /v2/api_keys`. A key grants its scopes; `admin` "
+            "grants every scope."
+        ),
+    }
+}
+SCOPE_EXTENSION = "x-required-scope"
+"""Each authenticated operation's scope (`null`: any valid key), also listed in its `security` requirement
+(OpenAPI 3.1 allows role names there for non-OAuth schemes) and said in its description."""
 
-def error_statuses(method: str, *, has_body: bool, scoped: bool) -> list[int]:
+WIDGET_RESPONSES: dict[str, Any] = {
+    "200": {
+        "description": "The page's (or sub-page's) widget document, with a strong `ETag`.",
+        "headers": {"ETag": {"schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WidgetDocument"}}},
+    },
+    "304": {"description": "`If-None-Match` holds the document's ETag: no body."},
+    "404": {
+        "description": "No such page or sub-page, or its widget API is disabled.",
+        "content": {"application/json": {"schema": ENVELOPE_REF}},
+    },
+}
+_SLUG = {"type": "string", "pattern": "^[a-z0-9-]{1,63}$"}
+_HEALTH_SCHEMA = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+PUBLIC_OPERATIONS: dict[str, dict[str, Any]] = {
+    "/{page_slug}/api/v1/summary": {
+        "summary": "PublicWidget",
+        "operationId": "PublicWidget",
+        "description": "The public widget document of a status page, by its slug.",
+        "parameters": [{"name": "page_slug", "in": "path", "required": True, "schema": _SLUG}],
+        "responses": WIDGET_RESPONSES,
+    },
+    "/{page_slug}/{sub_page_slug}/api/v1/summary": {
+        "summary": "PublicSubPageWidget",
+        "operationId": "PublicSubPageWidget",
+        "description": "The public widget document of a sub-page: only notices touching its visible components.",
+        "parameters": [
+            {"name": "page_slug", "in": "path", "required": True, "schema": _SLUG},
+            {"name": "sub_page_slug", "in": "path", "required": True, "schema": _SLUG},
+        ],
+        "responses": WIDGET_RESPONSES,
+    },
+    "/healthz": {
+        "summary": "Healthz",
+        "operationId": "Healthz",
+        "description": "The process answers (never asks the database): for liveness probes.",
+        "responses": {
+            "200": {"description": "`ok`", "content": {"application/json": {"schema": _HEALTH_SCHEMA}}},
+        },
+    },
+    "/readyz": {
+        "summary": "Readyz",
+        "operationId": "Readyz",
+        "description": "The database answers and its migrations are applied: for readiness probes.",
+        "responses": {
+            "200": {"description": "`ready`", "content": {"application/json": {"schema": _HEALTH_SCHEMA}}},
+        },
+    },
+}
+"""Routes anyone may call, which Litestar does not document: the widget is answered in front of Litestar
+(api/widget.py), and the health handlers are kept out of its document. Added only where the document has
+no such path yet, so a handler that documents itself wins."""
+
+
+def error_statuses(method: str, *, has_body: bool, scoped: bool, authenticated: bool = True) -> list[int]:
     """Every error status an operation can answer, in the envelope."""
-    statuses = [400, 401, 404, 422, 429, 500, 503]
+    statuses = [400, 404, 422, 500, 503]
+    if authenticated:
+        statuses += [401, 429]
     if scoped:
         statuses.append(403)
     if method in _WRITES:
@@ -52,15 +131,46 @@ def error_statuses(method: str, *, has_body: bool, scoped: bool) -> list[int]:
     return sorted(statuses)
 
 
-def _scoped_operations(app: Litestar) -> set[tuple[str, str]]:
-    """(path, method) of every operation whose handler demands a scope (`api.auth`), i.e. can answer 403."""
-    scoped = set()
+def operation_scopes(app: Litestar) -> dict[tuple[str, str], str | None]:
+    """(path, method) of every operation behind `require_api_key` with the scope its handler demands
+    (`None`: any valid key, `api.auth`); operations missing here need no key."""
+    scopes: dict[tuple[str, str], str | None] = {}
     for route in app.routes:
         if isinstance(route, HTTPRoute):
             for handler in route.route_handlers:
-                if handler.opt.get("scope"):
-                    scoped |= {(route.path_format, method.lower()) for method in handler.http_methods}
-    return scoped
+                if require_api_key in handler.resolve_guards():
+                    scope = handler.opt.get("scope")
+                    scopes |= {(route.path_format, method.lower()): scope for method in handler.http_methods}
+    return scopes
+
+
+def document_access(document: dict[str, Any], app: Litestar) -> None:
+    """Declare the bearer scheme, each authenticated operation's scope, and every other operation (the
+    public routes included) as needing no key (in place, idempotent)."""
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    document["security"] = [{BEARER: []}]
+    paths = document.setdefault("paths", {})
+    for path, operation in PUBLIC_OPERATIONS.items():
+        paths.setdefault(path, {"get": copy.deepcopy(operation)})  # finishing changes it
+    scopes = operation_scopes(app)
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            if (path, method) not in scopes:
+                operation["security"] = []
+                operation.pop(SCOPE_EXTENSION, None)
+                continue
+            scope = scopes[path, method]
+            operation["security"] = [{BEARER: [scope] if scope else []}]
+            operation[SCOPE_EXTENSION] = scope
+            needs = f"Needs an API key with the `{scope}` scope" if scope else "Needs any valid API key"
+            if scope and scope != ADMIN:
+                needs += " (or `admin`)"
+            sentence = needs + "."
+            description = operation.get("description", "")
+            if sentence not in description:
+                operation["description"] = f"{description}\n\n{sentence}" if description else sentence
 
 
 def document_errors(document: dict[str, Any], app: Litestar) -> None:
@@ -71,27 +181,45 @@ def document_errors(document: dict[str, Any], app: Litestar) -> None:
         return
     _, components = msgspec.json.schema_components([ErrorEnvelope], ref_template="#/components/schemas/{name}")
     schemas.update(components)
-    scoped = _scoped_operations(app)
+    scopes = operation_scopes(app)
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            for status in error_statuses(method, has_body="requestBody" in operation, scoped=(path, method) in scoped):
+            statuses = error_statuses(
+                method,
+                has_body="requestBody" in operation,
+                scoped=scopes.get((path, method)) is not None,
+                authenticated=(path, method) in scopes,
+            )
+            for status in statuses:
                 response: dict[str, Any] = {
                     "description": ERROR_DESCRIPTIONS[status],
                     "content": {"application/json": {"schema": ENVELOPE_REF}},
                 }
                 if status in (429, 503):
                     response["headers"] = RETRY_AFTER
+                if _answers_envelope(responses.get(str(status))):
+                    continue  # already documented as the envelope, with a more precise description
                 responses[str(status)] = response
 
 
+def _answers_envelope(response: dict[str, Any] | None) -> bool:
+    schema = (response or {}).get("content", {}).get("application/json", {}).get("schema")
+    return bool(schema == ENVELOPE_REF)
+
+
 class BeaconOpenAPIJson(JsonRenderPlugin):
-    """`/schema/openapi.json` (and the UI that loads it) with the error responses documented."""
+    """The finished document as JSON, at `/schema` and `/schema/openapi.json`: no documentation UI, whose
+    scripts would come from a CDN (a blank page on an offline install)."""
+
+    def __init__(self) -> None:
+        super().__init__(path=["/", "/openapi.json"], media_type=MediaType.JSON)
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         # `openapi_schema` is Litestar's cached document: finishing it once serves every later request.
+        document_access(openapi_schema, request.app)
         document_errors(openapi_schema, request.app)
         return super().render(request, openapi_schema)
 
