@@ -4,9 +4,18 @@ the URL differs."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-import pgserver
+with warnings.catch_warnings():
+    # pgserver asks platformdirs for a user runtime directory when it is imported (for its inter-process
+    # lock and, when the data path is too long for a socket, the socket). Without XDG_RUNTIME_DIR, as for
+    # root in a container, under cron or over a plain ssh session, platformdirs falls back to
+    # /tmp/runtime-<uid> (made 0700, owned by this user) and says so with a RuntimeDirWarning on every
+    # `beacon` command: noise about a directory that only pgserver uses and that works. Only that case
+    # is silenced; an XDG_RUNTIME_DIR that is set but unsafe (wrong owner or mode) still warns.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set", category=UserWarning)
+    import pgserver
 
 
 def start_embedded_postgres(data_dir: Path) -> str:

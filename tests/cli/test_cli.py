@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
@@ -162,3 +164,15 @@ async def test_projections_rebuild_all_one_and_unknown(database_url: str, tmp_pa
 
     # The rebuilt read models still agree with the log.
     assert beacon(database_url, tmp_path, "audit", "replay-check").code == 0
+
+
+def test_no_runtime_dir_warning_on_the_embedded_postgres(tmp_path: Path) -> None:
+    """Without `DATABASE_URL` and `XDG_RUNTIME_DIR` (root in a container, cron), every command used to print
+    platformdirs' RuntimeDirWarning, asked for by pgserver on import (infra/embedded.py)."""
+    env = {"PATH": "/usr/bin:/bin", "BEACON_DATA_DIR": str(tmp_path / "data")}
+    bare = subprocess.run([sys.executable, "-c", "import pgserver"], env=env, capture_output=True, text=True)
+    if "RuntimeDirWarning" not in bare.stderr:
+        pytest.skip("this platformdirs does not warn without XDG_RUNTIME_DIR, so there is nothing to silence")
+    done = subprocess.run([BEACON, "keys", "list"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # an empty key list, nothing else
+    assert (tmp_path / "data" / "pgdata").is_dir()  # the embedded server was used
