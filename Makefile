@@ -1,26 +1,38 @@
-# The two commands a user needs: `make run` and `make test`. Both create .venv when it is missing.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# The two commands a user needs: `make run` and `make test`. Both create .venv when it is missing; each
+# installs what it needs once (a stamp file per set, redone when pyproject.toml changes): `make run` only
+# Beacon and what it runs on, `make test` also the test toolchain (the `test` extra).
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck unit install clean
+.PHONY: run test lint typecheck install install-run clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+# The test extra includes everything running needs, so it satisfies `make run` too.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(TEST_STAMP) $(RUN_STAMP)
 
-install: $(STAMP)
+install-run: $(RUN_STAMP)
 
-run: $(STAMP)
+install: $(TEST_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/beacon serve
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(wildcard domain infra projections api tests bench)
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
