@@ -431,6 +431,41 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
+async def cmd_projections_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Where each projection is, as the database has it: the same report as `GET /readyz?detail=1`. A stopped
+    projection is reported, not an error of this command (exit 0)."""
+    import msgspec
+
+    from infra.event_store import PostgresEventStore
+    from projections.runner import lag
+
+    url = await asyncio.to_thread(database_url, settings)
+    pool = await create_pool(url, settings, max_size=2)
+    try:
+        report = await lag(pool, PostgresEventStore(pool), all_projections())
+    finally:
+        await pool.close()
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return 0
+    rows = [("projection", "checkpoint", "head", "lag", "lag s", "writes wait", "state")]
+    for item in report:
+        state = "STOPPED" if item.stopped else "running"
+        if item.failed_position is not None:
+            state += f" at {item.failed_position}"
+        waits = "yes" if item.writes_wait else "no"
+        rows.append(
+            (item.name, str(item.checkpoint), str(item.head), str(item.lag), f"{item.lag_seconds:.1f}", waits, state)
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for item in report:
+        if item.error is not None:
+            print(f"{item.name}: {item.error}")
+    return 0
+
+
 def _metrics_port() -> int | None:
     """`BEACON_METRICS_PORT`, the default of `--metrics-port`."""
     return Settings.from_env().metrics_port
@@ -484,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = projections.add_parser("rebuild", help="rebuild live projections from zero (all, or NAME)")
     rebuild.add_argument("name", nargs="?")
     rebuild.set_defaults(handler=cmd_projections_rebuild)
+    status = projections.add_parser("status", help="checkpoint, lag and stop of every projection")
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
+    status.set_defaults(handler=cmd_projections_status)
     return parser
 
 

@@ -20,7 +20,7 @@ from infra.clock import Clock
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
 from projections.public_widget import PublicWidget
-from projections.runner import Projection, ProjectionRunner
+from projections.runner import Projection, ProjectionLag, ProjectionRunner, lag
 from projections.watermark import Watermarks
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class Services:
     retrospective_limits: TokenBuckets
     runner: ProjectionRunner | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    migrated: bool = False
+    """Set once `/readyz` has found the migrations applied (they are never taken back)."""
 
     def context(self, request: Any) -> CommandContext:
         """The command context of an authenticated request: now, the key as actor, the request id."""
@@ -68,6 +70,10 @@ class Services:
                 # if it stopped (or is late), waiting for `position` would only wait out the timeout again.
                 reached = self.watermarks.reached_by(PublicWidget.name, position)
                 await widget_cache.wait_for(reached, self.settings.read_your_writes_timeout)
+
+    async def projections_lag(self) -> list[ProjectionLag]:
+        """Every projection this process knows, as the database has it, and whether this process runs it."""
+        return await lag(self.pool, self.store, self.projections, self.runner.statuses if self.runner else {})
 
     async def settle_command(self, context: CommandContext) -> None:
         """Read-your-writes after a domain handler (docs/architecture.md#6-read-your-writes): wait for the

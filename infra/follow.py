@@ -138,6 +138,9 @@ class Follower:
         self.on_disconnect = on_disconnect
         self.connections = 0
         """Connections this follower has listened on so far (tests and operators: it reconnected)."""
+        self.connected = False
+        """True while it follows on a live connection (its listeners are registered): the database answered
+        then, and its loss would have ended the connection at once (the termination callback)."""
         self._wake = asyncio.Event()
         self._first_attempt = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -194,6 +197,7 @@ class Follower:
         lost = asyncio.Event()
 
         def on_lost(_conn: object) -> None:
+            self.connected = False
             lost.set()
             self._wake.set()
 
@@ -203,6 +207,7 @@ class Follower:
             for channel in self.channels:
                 await conn.add_listener(channel, self._notified)
             self.connections += 1
+            self.connected = True
             while not lost.is_set():
                 self._wake.clear()
                 if step is not None:
@@ -211,6 +216,7 @@ class Follower:
                 self._first_attempt.set()
                 await wait_set(self._wake, self.poll_interval)
         finally:
+            self.connected = False
             if not lost.is_set():  # the connection goes back to its pool, or is closed
                 conn.remove_termination_listener(on_lost)
                 with contextlib.suppress(*CONNECTION_ERRORS):

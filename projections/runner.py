@@ -415,7 +415,8 @@ async def lag(
     statuses: Mapping[str, ProjectionStatus] | None = None,
 ) -> list[ProjectionLag]:
     """Checkpoint, head position, lag and stop of each projection, read from the database (so any process
-    can ask, runner or not); with `statuses`, also whether this process runs it."""
+    can ask, runner or not); with `statuses` (this process's runner's, or empty without one), also whether
+    this process runs it."""
     # Checkpoints first, head second: a commit in between overstates the lag, never hides it.
     async with pool.acquire() as conn:
         tables = await conn.fetchrow(
@@ -449,7 +450,7 @@ async def lag(
                 checkpoint=checkpoint,
                 head=head,
                 lag=max(0, head - checkpoint),
-                active=status.active if status is not None else None,
+                active=status.active if status is not None else (None if statuses is None else False),
                 error=error or (stop.error if stop is not None else None),
                 stopped=error is not None or stop is not None,
                 failed_position=stop.position if stop is not None else None,

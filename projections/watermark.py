@@ -50,6 +50,11 @@ class Watermarks:
     async def stop(self) -> None:
         await self._follower.stop()
 
+    @property
+    def listening(self) -> bool:
+        """True while the notifications' connection is alive: the database answers (as of its last word)."""
+        return self._follower.connected
+
     async def _on_listening(self, session: Session) -> None:
         if session.fresh:  # what moved while nobody listened
             try:

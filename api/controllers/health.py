@@ -1,17 +1,34 @@
-"""`/healthz` (the process answers) and `/readyz` (the database answers and is migrated)."""
+"""`/healthz` (the process answers) and `/readyz` (this process can serve: the database answers and is
+migrated). A stopped projection never makes a process unready: every replica would leave the load balancer
+and take the public page down with it, during the very incident it reports
+(docs/architecture.md#4-projections-and-checkpoints). `/readyz?detail=1` reports the projections instead."""
 
 from __future__ import annotations
 
 import msgspec
 from litestar import Request, get
+from litestar.params import FromQuery
 
-from api.errors import ApiError
-from api.services import services_of
+from api.errors import DATABASE_UNAVAILABLE, ApiError
+from api.services import Services, services_of
 from infra.migrate import is_migrated
+from projections.runner import ProjectionLag
 
 
 class Health(msgspec.Struct):
     status: str
+
+
+class Readiness(msgspec.Struct, omit_defaults=True):
+    """`/readyz?detail=1`: whether this process can serve, and where every projection is."""
+
+    status: str
+    """`ready`, or `not_ready` when plain `/readyz` would answer 503."""
+    projections: list[ProjectionLag]
+    """Each projection's checkpoint, head, lag (events and seconds), stop and whether this process runs it;
+    empty when the database cannot be read."""
+    reason: str | None = None
+    """Why not ready, or why `projections` is empty (the database cannot be read, or is not migrated)."""
 
 
 @get("/healthz", include_in_schema=False)
@@ -20,12 +37,36 @@ async def healthz() -> Health:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(request: Request) -> Health:  # type: ignore[type-arg]
+async def readyz(request: Request, detail: FromQuery[bool] = False) -> Health | Readiness:  # type: ignore[type-arg]
     services = services_of(request)
-    async with services.pool.acquire(timeout=2) as conn:
-        if not await is_migrated(conn):
-            raise ApiError(503, "Migrations are not applied", code="not_ready")
+    if detail:
+        return await _readiness(services)
+    if not await _ready(services):
+        raise ApiError(503, "Migrations are not applied", code="not_ready")
     return Health(status="ready")
+
+
+async def _ready(services: Services) -> bool:
+    """Whether the database answers and is migrated. Without asking it while the watermarks' connection is
+    alive, once the migrations were seen applied: a probe every few seconds per replica costs no query."""
+    if services.migrated and services.watermarks.listening:
+        return True
+    async with services.pool.acquire(timeout=2) as conn:
+        services.migrated = await is_migrated(conn)
+    return services.migrated
+
+
+async def _readiness(services: Services) -> Readiness:
+    """Always answered (200): a probe of the details must not fail where the answer matters most."""
+    try:
+        if not await _ready(services):
+            return Readiness(status="not_ready", projections=[], reason="migrations are not applied")
+    except DATABASE_UNAVAILABLE as error:
+        return Readiness(status="not_ready", projections=[], reason=f"the database cannot be read: {error!r}")
+    try:
+        return Readiness(status="ready", projections=await services.projections_lag())
+    except DATABASE_UNAVAILABLE as error:
+        return Readiness(status="ready", projections=[], reason=f"the projections cannot be read: {error!r}")
 
 
 health_handlers = [healthz, readyz]

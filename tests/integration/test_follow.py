@@ -122,6 +122,7 @@ async def test_a_terminated_backend_is_replaced_and_the_next_turn_is_fresh(pool:
     step = Turns()
     follower = Follower("test", pool.acquire, channels=[CHANNEL], retry_interval=0.05)
     async with following(follower, step):
+        assert follower.connected
         first_pid = step.turns[0][0]
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", first_pid)
         # No poll interval: only the termination callback can end the wait and bring the new connection.
@@ -133,6 +134,8 @@ async def test_a_terminated_backend_is_replaced_and_the_next_turn_is_fresh(pool:
         await pool.execute("SELECT pg_notify($1, 'x')", CHANNEL)
         await wait_until(lambda: step.count() >= 3)
         assert step.turns[2] == (second_pid, False)
+        assert follower.connected
+    assert not follower.connected
 
 
 async def test_stopping_as_a_wake_up_arrives_still_stops(pool: asyncpg.Pool) -> None:
