@@ -62,7 +62,6 @@ from api.notices import created, statuses_input
 from api.rate_limit import TokenBuckets
 from api.request_id import add_request_id_header
 from api.wire import management_meta, not_found
-from domain.component import check_name
 from domain.incident import IncidentComponentStatus, IncidentStatus
 from domain.notice import (
     MAX_UPDATES,
@@ -71,21 +70,10 @@ from domain.notice import (
     NoticeClosed,
     TooManyUpdates,
     check_component_statuses,
-    check_message,
-    parse_enum,
 )
-from domain.status_page import (
-    DEFAULT_UPTIME_MODE,
-    UPTIME_MODES,
-    ComponentItem,
-    DuplicateComponent,
-    InvalidDisplayUptimeMode,
-    InvalidStructureItem,
-    SlugTaken,
-    UnknownComponent,
-    check_public_url,
-    check_slug,
-)
+from domain.rules import check_message, check_name, check_slug, parse_enum
+from domain.status_page import DEFAULT_UPTIME_MODE, UPTIME_MODES, InvalidDisplayUptimeMode, SlugTaken, check_public_url
+from domain.structure import ComponentItem, DuplicateComponent, InvalidStructureItem, UnknownComponent
 from infra.api_keys import ADMIN, PUBLISH, ApiKey, find_by_token
 from infra.clock import SystemClock, format_timestamp
 from infra.db import create_pool, database_url

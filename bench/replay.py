@@ -33,7 +33,8 @@ from domain.base import SYSTEM, Actor, BeaconAggregate, CommandContext, EventSto
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident
 from domain.maintenance import Maintenance
-from domain.status_page import ComponentItem, GroupItem, StatusPage, StructureItem
+from domain.status_page import StatusPage
+from domain.structure import ComponentItem, GroupItem, StructureItem
 from infra.db import create_pool, database_url
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import new_ulid, uuid_to_ulid

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, cast
+from enum import Enum
+from typing import Any, Final, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -34,6 +35,16 @@ class Actor:
 
 
 SYSTEM = Actor(type="system", name="system")
+
+
+class Unchanged(Enum):
+    """The type of `KEEP`: a command argument the caller left out, as opposed to `None` (cleared).
+    Partial updates (a component's or a page's `PUT`) merge on the aggregate, never in the API."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Unchanged.KEEP
 
 
 @dataclass(frozen=True)

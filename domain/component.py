@@ -13,34 +13,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
-from typing import Final
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.base import (
+    KEEP,
     Actor,
     ActorData,
     BeaconAggregate,
     CommandContext,
-    DomainError,
     EventStore,
     NotFound,
+    Unchanged,
     execute,
     save,
 )
-
-MAX_NAME_LENGTH = 200
-
-
-class Unchanged(Enum):
-    """The type of `KEEP`: a command argument the caller left out, as opposed to `None` (cleared)."""
-
-    KEEP = "keep"
-
-
-KEEP: Final = Unchanged.KEEP
+from domain.rules import check_name
 
 
 class Component(BeaconAggregate):
@@ -126,47 +115,7 @@ class ComponentInfo:
     archived: bool = False
 
 
-# Rules
-
-
-def check_read_only(field: str, sent: object, stored: object) -> None:
-    """A read-only field may come back in a request (so a Show body can be edited and sent back), but only
-    as shown: a different value would otherwise be dropped in silence, and the caller would believe it
-    changed something."""
-    if sent != stored:
-        raise ReadOnlyField(f"{field} is read-only: send it as shown, or leave it out", field=field)
-
-
-def check_name(name: str, *, field: str = "name") -> None:
-    """Names are required and at most 200 characters (docs/architecture.md#limits); shared by every named thing."""
-    if not name or not name.strip():
-        raise NameRequired(f"{field} is required", field=field)
-    if len(name) > MAX_NAME_LENGTH:
-        raise NameTooLong(f"{field} must be at most {MAX_NAME_LENGTH} characters", field=field)
-
-
 # Errors
-
-
-class NameRequired(DomainError):
-    """Raised when a name is missing or blank."""
-
-    field = "name"
-    code = "is_required"
-
-
-class NameTooLong(DomainError):
-    """Raised when a name is longer than 200 characters."""
-
-    field = "name"
-    code = "too_long"
-
-
-class ReadOnlyField(DomainError):
-    """Raised when a request sends a read-only field (an id, a slug, a component's name in a structure,
-    `management_meta`) with a value other than the stored one."""
-
-    code = "read_only"
 
 
 class ComponentArchived(NotFound):

@@ -31,28 +31,24 @@ from domain.base import (
     IdempotencyKey,
     execute,
 )
-from domain.component import check_name
 from domain.notice import (
     MAX_UPDATES,
     OPERATIONAL,
     ClosingWithComponentStatuses,
     ComponentStatusData,
     ComponentStatusesInput,
-    InvalidValue,
     Notice,
     PageComponents,
     TooManyUpdates,
     Update,
-    check_aware,
     check_component_statuses,
-    check_message,
     create_idempotently,
-    parse_enum,
     statuses_from_data,
     statuses_to_data,
     update_from_data,
     update_to_data,
 )
+from domain.rules import InvalidValue, check_aware, check_message, check_name, parse_enum
 
 
 class IncidentStatus(StrEnum):

@@ -48,26 +48,22 @@ from domain.base import (
     IdempotencyKey,
     execute,
 )
-from domain.component import check_name
 from domain.notice import (
     ClosingWithComponentStatuses,
     ComponentStatusData,
     ComponentStatusesInput,
-    InvalidValue,
     Notice,
     NoticeClosed,
     NoticeNotFound,
     PageComponents,
     Update,
-    check_aware,
     check_component_on_page,
     check_component_statuses,
-    check_message,
     create_idempotently,
-    parse_enum,
     statuses_from_data,
     statuses_to_data,
 )
+from domain.rules import InvalidValue, check_aware, check_message, check_name, parse_enum
 
 STARTED_MESSAGE = "This scheduled maintenance is now in progress."
 COMPLETED_MESSAGE = "This scheduled maintenance has been completed."
@@ -506,8 +502,7 @@ class Maintenance(Notice):
         started: datetime | None = None
         previous: str | None = None
         for update in self.updates:
-            if update.status == MaintenanceStatus.IN_PROGRESS and previous != MaintenanceStatus.IN_PROGRESS:
-                started = update.published_at
+            started = started_at_after(started, previous, update.status, update.published_at)
             previous = update.status
         return started
 
@@ -533,6 +528,16 @@ MaintenanceDeleted = Maintenance.Deleted
 
 
 # Rules
+
+
+def started_at_after(started_at: datetime | None, previous: str | None, status: str, at: datetime) -> datetime | None:
+    """When a window last entered maintenance_in_progress, after an update at `at` that moved it from
+    `previous` (None for the first) to `status`: `at` if the update enters it, else `started_at`. The one
+    place this rule lives; `Maintenance.started_at` and the public widget (projections/widget_document.py)
+    both fold with it."""
+    if status == MaintenanceStatus.IN_PROGRESS and previous != MaintenanceStatus.IN_PROGRESS:
+        return at
+    return started_at
 
 
 def check_window(start_at: datetime, end_at: datetime) -> None:

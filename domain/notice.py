@@ -38,8 +38,8 @@ from domain.base import (
     load,
     save,
 )
+from domain.rules import InvalidValue, parse_enum
 
-MAX_MESSAGE_LENGTH = 4096
 MAX_UPDATES = 100
 OPERATIONAL = "operational"
 
@@ -55,7 +55,6 @@ ComponentStatusesInput = Mapping[str, str] | Sequence[tuple[str, str]]
 ComponentStatusData = list[dict[str, str]]
 """Component statuses as events store them: `[{"component_id": …, "component_status": …}]`."""
 
-E = TypeVar("E", bound=StrEnum)
 N = TypeVar("N", bound="Notice")
 
 
@@ -182,27 +181,6 @@ class Notice(BeaconAggregate):
 
 
 # Rules (pure functions, shared by both aggregates)
-
-
-def check_message(message: str, *, field: str = "message") -> None:
-    if not message or not message.strip():
-        raise MessageRequired(f"{field} is required", field=field)
-    if len(message) > MAX_MESSAGE_LENGTH:
-        raise MessageTooLong(f"{field} must be at most {MAX_MESSAGE_LENGTH} characters", field=field)
-
-
-def parse_enum(enum: type[E], value: str, *, field: str) -> E:
-    """An enum member from its wire value, or a 422 naming the allowed values (docs/architecture.md#error-envelope)."""
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise InvalidEnum(f"{field} must be one of {allowed}", field=field) from None
-
-
-def check_aware(value: datetime, *, field: str) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidValue(f"{field} must carry a time zone", field=field)
 
 
 def check_component_statuses(
@@ -360,32 +338,6 @@ async def publish_notice_update(
 
 
 # Errors
-
-
-class MessageRequired(DomainError):
-    """Raised when an update's message is missing or blank."""
-
-    field = "message"
-    code = "is_required"
-
-
-class MessageTooLong(DomainError):
-    """Raised when an update's message is longer than 4096 characters."""
-
-    field = "message"
-    code = "too_long"
-
-
-class InvalidValue(DomainError):
-    """Raised when a field holds a value the rules do not allow (an unknown status, a bad time)."""
-
-    code = "invalid_value"
-
-
-class InvalidEnum(InvalidValue):
-    """Raised when a field holds a value outside its documented set (an unknown status)."""
-
-    code = "invalid_enum"
 
 
 class TooManyUpdates(InvalidValue):

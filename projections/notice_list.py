@@ -24,7 +24,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.base import replay
 from domain.notice import Notice, Update
-from domain.status_page import GroupItem, SubPageItem, component_ids
+from domain.structure import GroupItem, SubPageItem, component_ids
 from infra.clock import format_timestamp
 from infra.event_store import MAPPER, RecordedEvent
 from infra.ids import is_ulid, uuid_to_ulid

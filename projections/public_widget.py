@@ -39,7 +39,8 @@ from eventsourcing.domain import Aggregate
 from domain.component import Component
 from domain.incident import Incident, IncidentComponentStatus, IncidentStatus
 from domain.maintenance import Maintenance, MaintenanceStatus
-from domain.status_page import StatusPage, component_ids, component_placements, parse_structure, sub_pages
+from domain.status_page import StatusPage
+from domain.structure import component_ids, component_placements, parse_structure, sub_pages
 from infra.clock import format_timestamp
 from infra.event_store import RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid

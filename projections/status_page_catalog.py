@@ -19,7 +19,8 @@ import asyncpg
 import msgspec
 
 from domain.component import Component
-from domain.status_page import StatusPage, StructureItem, component_ids, parse_structure
+from domain.status_page import StatusPage
+from domain.structure import StructureItem, component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import is_ulid, uuid_to_ulid
 

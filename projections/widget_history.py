@@ -36,7 +36,8 @@ import msgspec
 from domain.component import Component
 from domain.incident import Incident
 from domain.maintenance import Maintenance
-from domain.status_page import StatusPage, component_ids, parse_structure
+from domain.status_page import StatusPage
+from domain.structure import component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from projections import public_widget

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from api.errors import ApiError
 from api.services import services_of
 from api.wire import not_found
-from domain.status_page import component_ids
+from domain.structure import component_ids
 from infra.clock import format_timestamp
 from projections import status_page_catalog as catalog
 from projections.component_availability import MAX_WINDOW, component_availability, data_available_since

@@ -19,16 +19,9 @@ from litestar.params import FromPath, JSONBody
 
 from api.services import services_of
 from api.wire import ManagementMeta, Payload, management_meta, not_found, path_id
-from domain.base import NotFound
-from domain.component import (
-    KEEP,
-    Component,
-    Unchanged,
-    archive_component,
-    check_read_only,
-    create_component,
-    update_component,
-)
+from domain.base import KEEP, NotFound, Unchanged
+from domain.component import Component, archive_component, create_component, update_component
+from domain.rules import check_read_only
 from infra.api_keys import ADMIN
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog

@@ -22,7 +22,7 @@ from api.pagination import PaginationMeta, page_params, paginate
 from api.services import services_of
 from api.wire import Payload, not_found, path_id
 from domain.base import NotFound
-from domain.component import check_read_only
+from domain.rules import check_read_only
 from domain.status_page import (
     DEFAULT_WIDGET_API_ENABLED,
     SlugTaken,

@@ -9,7 +9,7 @@ shown and are a 422 naming the field (`read_only`) otherwise — a name comes fr
 The replacement is strict (an unknown field at any depth is a 422, so a misspelt `components` cannot
 empty a group) and keeps what it does not say: a component or group the page already shows keeps its
 stored `hidden`, `display_uptime`, `display_aggregated_uptime` and `description` when the item leaves
-them out (`domain/status_page.py`); new items get the defaults.
+them out (`domain/structure.py`); new items get the defaults.
 """
 
 from __future__ import annotations
@@ -28,15 +28,8 @@ from api.services import services_of
 from api.wire import ManagementMeta, Payload, management_meta, not_found, path_id
 from domain.base import EventStore, NotFound, load
 from domain.component import Component, ComponentInfo
-from domain.status_page import (
-    ComponentItem,
-    GroupItem,
-    StructureItem,
-    SubPageItem,
-    component_ids,
-    replace_structure,
-    structure_item,
-)
+from domain.status_page import replace_structure
+from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem, component_ids, structure_item
 from infra.api_keys import ADMIN
 from infra.ids import is_ulid, new_ulid, ulid_to_uuid
 from projections import status_page_catalog as catalog

@@ -24,14 +24,8 @@ from eventsourcing.persistence import (
 
 from domain.base import Actor, CommandContext, load
 from domain.component import ComponentInfo
-from domain.status_page import (
-    ComponentItem,
-    GroupItem,
-    StatusPage,
-    create_status_page,
-    replace_structure,
-    update_status_page,
-)
+from domain.status_page import StatusPage, create_status_page, replace_structure, update_status_page
+from domain.structure import ComponentItem, GroupItem
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid
 from infra.transcoder import MsgspecTranscoder

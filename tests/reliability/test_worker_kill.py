@@ -21,7 +21,8 @@ from domain.base import Actor, CommandContext
 from domain.component import ComponentInfo, create_component
 from domain.incident import Incident, declare_incident
 from domain.notice import publish_notice_update
-from domain.status_page import ComponentItem, GroupItem, create_status_page, replace_structure
+from domain.status_page import create_status_page, replace_structure
+from domain.structure import ComponentItem, GroupItem
 from infra.clock import SystemClock
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid

@@ -15,12 +15,11 @@ from domain.component import (
     Component,
     ComponentArchived,
     ComponentInfo,
-    NameRequired,
-    NameTooLong,
     archive_component,
     create_component,
     update_component,
 )
+from domain.rules import NameRequired, NameTooLong
 from infra.memory_store import InMemoryEventStore
 
 COMPONENT_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8057")

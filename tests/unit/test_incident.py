@@ -30,14 +30,12 @@ from domain.incident import (
 from domain.notice import (
     ClosingWithComponentStatuses,
     DuplicateComponent,
-    InvalidValue,
-    MessageRequired,
-    MessageTooLong,
     NoticeClosed,
     TooManyUpdates,
     UnknownComponent,
     publish_notice_update,
 )
+from domain.rules import InvalidValue, MessageRequired, MessageTooLong
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
 

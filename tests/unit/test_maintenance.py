@@ -33,13 +33,12 @@ from domain.maintenance import (
 )
 from domain.notice import (
     ClosingWithComponentStatuses,
-    InvalidValue,
-    MessageTooLong,
     NoticeClosed,
     TooManyUpdates,
     UnknownComponent,
     publish_notice_update,
 )
+from domain.rules import InvalidValue, MessageTooLong
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
 

@@ -14,7 +14,8 @@ from domain.base import Actor
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident, PastUpdate
 from domain.maintenance import Maintenance
-from domain.status_page import ComponentItem, GroupItem, StatusPage, StructureItem, SubPageItem
+from domain.status_page import StatusPage
+from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from projections.public_widget import WidgetState, etag_of, evolve, render_documents
 

@@ -12,32 +12,33 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from domain.base import Actor, CommandContext, DomainError, NotFound, load, replay
-from domain.component import ComponentInfo, NameRequired, NameTooLong, ReadOnlyField
+from domain.component import ComponentInfo
+from domain.rules import InvalidSlug, NameRequired, NameTooLong, ReadOnlyField, ReservedSlug
 from domain.status_page import (
+    InvalidDisplayUptimeMode,
+    InvalidPublicUrl,
+    SlugTaken,
+    StatusPage,
+    create_status_page,
+    replace_structure,
+    slug_reservation,
+    update_status_page,
+)
+from domain.structure import (
     ComponentItem,
     ComponentPlacement,
     DuplicateComponent,
     DuplicateSubPageSlug,
     GroupItem,
-    InvalidDisplayUptimeMode,
-    InvalidPublicUrl,
-    InvalidSlug,
     InvalidStructureItem,
-    ReservedSlug,
-    SlugTaken,
-    StatusPage,
     StructureItem,
     SubPageItem,
     UnknownComponent,
     component_ids,
     component_placements,
-    create_status_page,
     parse_structure,
-    replace_structure,
-    slug_reservation,
     slugify,
     structure_item,
-    update_status_page,
 )
 from infra.memory_store import InMemoryEventStore
 

@@ -12,14 +12,8 @@ import asyncpg
 
 from domain.base import Actor, CommandContext
 from domain.component import ComponentInfo, archive_component, create_component, update_component
-from domain.status_page import (
-    ComponentItem,
-    GroupItem,
-    SubPageItem,
-    create_status_page,
-    replace_structure,
-    update_status_page,
-)
+from domain.status_page import create_status_page, replace_structure, update_status_page
+from domain.structure import ComponentItem, GroupItem, SubPageItem
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
