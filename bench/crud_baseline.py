@@ -73,7 +73,7 @@ from domain.notice import (
 )
 from domain.rules import check_message, check_name, check_slug, parse_enum
 from domain.status_page import DEFAULT_UPTIME_MODE, UPTIME_MODES, InvalidDisplayUptimeMode, SlugTaken, check_public_url
-from domain.structure import ComponentItem, DuplicateComponent, InvalidStructureItem, UnknownComponent
+from domain.structure import ComponentItem, ComponentPlacedTwice, InvalidStructureItem, UnplaceableComponent
 from infra.api_keys import ADMIN, PUBLISH, ApiKey, find_by_token
 from infra.clock import SystemClock, format_timestamp
 from infra.db import create_pool, database_url
@@ -255,7 +255,7 @@ async def replace_structure(
                 "the CRUD baseline places components at the top level only", field=f"items[{index}]"
             )
         if any(other.component_id == item.component_id for other in placed):
-            raise DuplicateComponent(
+            raise ComponentPlacedTwice(
                 f"component {item.component_id} appears more than once on this page", field=f"items[{index}]"
             )
         placed.append(item)
@@ -266,7 +266,7 @@ async def replace_structure(
         names = dict(await conn.fetch("SELECT id, name FROM crud_components WHERE id = ANY($1::text[])", ids))
         for index, component_id in enumerate(ids):
             if component_id not in names:
-                raise UnknownComponent(
+                raise UnplaceableComponent(
                     f"component {component_id} does not exist", field=f"items[{index}].component_id"
                 )
         mode = await conn.fetchval(

@@ -200,7 +200,7 @@ def check_component_statuses(
     for index, (component_id, status) in enumerate(pairs):
         item = f"{field}[{index}]"
         if component_id in result:
-            raise DuplicateComponent(
+            raise ComponentListedTwice(
                 f"component {component_id} is listed twice in {field}", field=f"{item}.component_id"
             )
         check_component_on_page(component_id, page_components, field=f"{item}.component_id")
@@ -210,7 +210,7 @@ def check_component_statuses(
 
 def check_component_on_page(component_id: str, page_components: PageComponents, *, field: str) -> None:
     if component_id not in page_components:
-        raise UnknownComponent(
+        raise ComponentNotOnPage(
             f"component {component_id} is not a component of this status page (or has been deleted)",
             field=field,
         )
@@ -357,13 +357,13 @@ class ClosingWithComponentStatuses(InvalidValue):
     field = "component_statuses"
 
 
-class UnknownComponent(InvalidValue):
+class ComponentNotOnPage(InvalidValue):
     """Raised when an update names a component that is not on the status page or has been deleted."""
 
     field = "component_statuses"
 
 
-class DuplicateComponent(InvalidValue):
+class ComponentListedTwice(InvalidValue):
     """Raised when one update names the same component twice."""
 
     field = "component_statuses"

@@ -172,13 +172,15 @@ def check_structure(
         field = f"{path}.component_id"
         info = components.get(item.component_id)
         if info is None:
-            raise UnknownComponent(f"component {item.component_id} does not exist", field=field)
+            raise UnplaceableComponent(f"component {item.component_id} does not exist", field=field)
         if info.archived:
-            raise UnknownComponent(f"component {item.component_id} has been deleted", field=field)
+            raise UnplaceableComponent(f"component {item.component_id} has been deleted", field=field)
         if item.name is not None:
             check_read_only(f"{path}.name", item.name, info.name)
         if item.component_id in seen_components:
-            raise DuplicateComponent(f"component {item.component_id} appears more than once on this page", field=field)
+            raise ComponentPlacedTwice(
+                f"component {item.component_id} appears more than once on this page", field=field
+            )
         seen_components.add(item.component_id)
 
     def check_id(item_id: str, path: str) -> None:
@@ -374,11 +376,11 @@ class InvalidStructureItem(DomainError):
         self.code = code
 
 
-class UnknownComponent(DomainError):
+class UnplaceableComponent(DomainError):
     """Raised when a structure places a component that does not exist or has been deleted."""
 
 
-class DuplicateComponent(DomainError):
+class ComponentPlacedTwice(DomainError):
     """Raised when a structure places the same component twice on one page."""
 
 

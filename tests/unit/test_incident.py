@@ -29,10 +29,10 @@ from domain.incident import (
 )
 from domain.notice import (
     ClosingWithComponentStatuses,
-    DuplicateComponent,
+    ComponentListedTwice,
+    ComponentNotOnPage,
     NoticeClosed,
     TooManyUpdates,
-    UnknownComponent,
     publish_notice_update,
 )
 from domain.rules import InvalidValue, MessageRequired, MessageTooLong
@@ -297,9 +297,9 @@ def test_a_message_is_required_and_at_most_4096_characters() -> None:
 def test_components_must_belong_to_the_page_and_not_be_archived(component_id: str) -> None:
     incident = given()
 
-    with pytest.raises(UnknownComponent) as error:
+    with pytest.raises(ComponentNotOnPage) as error:
         publish(incident, 1, component_statuses={component_id: "full_outage"})
-    with pytest.raises(UnknownComponent):
+    with pytest.raises(ComponentNotOnPage):
         declare(component_statuses={component_id: "full_outage"})
     assert error.value.field == "component_statuses[0].component_id"  # the item at fault, not the list
     assert component_id in error.value.message
@@ -308,7 +308,7 @@ def test_components_must_belong_to_the_page_and_not_be_archived(component_id: st
 def test_a_component_named_twice_in_one_update_is_refused() -> None:
     incident = given()
 
-    with pytest.raises(DuplicateComponent) as error:
+    with pytest.raises(ComponentListedTwice) as error:
         publish(incident, 1, component_statuses=[(LOGIN, "full_outage"), (LOGIN, "operational")])
     assert error.value.field == "component_statuses[1].component_id"
 
@@ -454,7 +454,7 @@ def test_a_retrospective_incident_needs_updates_at_most_100_and_components_of_th
         retrospective([])
     with pytest.raises(TooManyUpdates):
         retrospective([past(n, "investigating") for n in range(100)] + [past(100, "resolved")])
-    with pytest.raises(UnknownComponent) as unknown:
+    with pytest.raises(ComponentNotOnPage) as unknown:
         retrospective([past(0, "investigating", {ELSEWHERE: "full_outage"}), past(10, "resolved")])
     assert (empty.value.field, empty.value.code) == ("updates", "is_required")
     assert unknown.value.field == "updates[0].component_statuses[0].component_id"

@@ -33,9 +33,9 @@ from domain.maintenance import (
 )
 from domain.notice import (
     ClosingWithComponentStatuses,
+    ComponentNotOnPage,
     NoticeClosed,
     TooManyUpdates,
-    UnknownComponent,
     publish_notice_update,
 )
 from domain.rules import InvalidValue, MessageTooLong
@@ -176,7 +176,7 @@ def test_a_window_must_start_before_it_ends(end_at: datetime) -> None:
 
 
 def test_affected_components_must_belong_to_the_page() -> None:
-    with pytest.raises(UnknownComponent) as error:
+    with pytest.raises(ComponentNotOnPage) as error:
         schedule(affected=[DATABASE, ELSEWHERE])
     assert error.value.field == "affected_component_ids[1]"
 
@@ -260,7 +260,7 @@ def test_a_completed_window_takes_no_more_updates() -> None:
 def test_an_update_naming_a_component_of_another_page_is_refused() -> None:
     maintenance = given()
 
-    with pytest.raises(UnknownComponent) as error:
+    with pytest.raises(ComponentNotOnPage) as error:
         publish(maintenance, 0, component_statuses={ELSEWHERE: "under_maintenance"})
     assert error.value.field == "component_statuses[0].component_id"
 

@@ -26,14 +26,14 @@ from domain.status_page import (
 )
 from domain.structure import (
     ComponentItem,
+    ComponentPlacedTwice,
     ComponentPlacement,
-    DuplicateComponent,
     DuplicateSubPageSlug,
     GroupItem,
     InvalidStructureItem,
     StructureItem,
     SubPageItem,
-    UnknownComponent,
+    UnplaceableComponent,
     component_ids,
     component_placements,
     parse_structure,
@@ -469,7 +469,7 @@ def test_an_unknown_display_uptime_mode_is_refused() -> None:
 
 def test_an_unknown_component_is_refused_with_its_path() -> None:
     page = given(created())
-    with pytest.raises(UnknownComponent) as raised:
+    with pytest.raises(UnplaceableComponent) as raised:
         replace(
             page,
             GroupItem(id=GROUP_ID, name="G", components=(ComponentItem(LOGIN), ComponentItem("01NOPE"))),
@@ -480,7 +480,7 @@ def test_an_unknown_component_is_refused_with_its_path() -> None:
 
 def test_an_archived_component_is_refused() -> None:
     page = given(created())
-    with pytest.raises(UnknownComponent) as raised:
+    with pytest.raises(UnplaceableComponent) as raised:
         replace(page, SubPageItem(id=SUB_UK, name="UK", items=(ComponentItem(OLD),)))
     assert raised.value.field == "items[0].sub_page.items[0].component.component_id"
     assert "deleted" in raised.value.message
@@ -513,7 +513,7 @@ def test_an_archived_component_is_refused() -> None:
 )
 def test_a_component_appears_at_most_once_in_the_whole_page(items: tuple[StructureItem, ...]) -> None:
     page = given(created())
-    with pytest.raises(DuplicateComponent):
+    with pytest.raises(ComponentPlacedTwice):
         replace(page, *items)
     assert then(page) == []
 
@@ -794,7 +794,7 @@ async def test_replace_structure_survives_the_store_round_trip() -> None:
 async def test_replace_structure_refuses_an_archived_component_and_appends_nothing() -> None:
     store = InMemoryEventStore()
     await create_status_page(store, page_id=PAGE_ID, name="Acme", slug="acme", context=context())
-    with pytest.raises(UnknownComponent):
+    with pytest.raises(UnplaceableComponent):
         await replace_structure(
             store, page_id=PAGE_ID, items=(ComponentItem(OLD),), components=COMPONENTS, context=context()
         )
