@@ -1,20 +1,15 @@
-"""The `beacon` command: serve, worker, migrate, keys. Every subcommand reads settings from the
-environment (infra.settings) and prints what an operator needs, with results on stdout."""
+"""The `beacon` command: serve, worker, migrate, keys, audit, projections. Every subcommand reads settings
+from the environment (infra.settings) and prints what an operator needs, with results on stdout. `serve`
+and `worker` only parse their arguments here: their processes are assembled in `api/processes.py`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import errno
 import logging
-import multiprocessing
 import os
-import shutil
-import signal
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -26,14 +21,13 @@ try:  # uvloop's event loop where it is installed (everywhere but Windows), as g
 except ImportError:  # pragma: no cover
     from asyncio import run as run_async  # type: ignore[assignment]
 
-from infra.api_keys import ADMIN, SCOPES, create_key, has_any_key, list_keys, revoke_key
+from infra.api_keys import ADMIN, SCOPES, create_key, list_keys, revoke_key
 from infra.clock import SystemClock
-from infra.db import create_pool, database_url, worker_pool_size
-from infra.logs import configure_logging, logging_config, resolve_log_format
+from infra.db import create_pool, database_url
+from infra.logs import configure_logging
 from infra.migrate import migrate
 from infra.settings import Settings
 from projections.registry import all_projections
-from projections.runner import ProjectionRunner
 
 log = logging.getLogger("beacon.cli")
 
@@ -93,176 +87,23 @@ async def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if revoked else 1
 
 
-_BOOTSTRAP_LOCK = 0x62656164  # "bead"
-
-
-async def bootstrap_admin_key(settings: Settings) -> None:
-    """First start with no key at all: make an admin key, print it once, keep a 0600 copy."""
-    conn = await _connect(settings)
-    try:
-        # Replicas starting together queue here, so exactly one of them makes the key.
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _BOOTSTRAP_LOCK)
-            if await has_any_key(conn):
-                return
-            key, token = await create_key(conn, name="bootstrap admin", scopes=(ADMIN,), now=SystemClock().now())
-    finally:
-        await conn.close()
-    path = settings.data_dir / "bootstrap-admin-key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-    print(f"No API key existed, so Beacon created an admin key ({key.id}). It is shown once:\n\n    {token}\n")
-    print(f"(A copy is in {path}, readable only by you.)")
-
-
-async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: int | None = None) -> None:
-    """Projections and the maintenance scheduler until `stop` is set; `/metrics` on `metrics_port` if given."""
-    from api.metrics import MeasuredEventStore, Sampler, serve_metrics
-    from projections.scheduler import MaintenanceScheduler
-
-    url = await asyncio.to_thread(database_url, settings)
-    projections = all_projections()
-    pool = await create_pool(url, settings, max_size=worker_pool_size(len(projections)))
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        store = MeasuredEventStore(pool)
-        runner = ProjectionRunner(
-            pool,
-            store,
-            projections,
-            poll_interval=settings.projection_poll_interval,
-            batch_size=settings.projection_batch_size,
-        )
-        await runner.start()  # creates the schedule table the scheduler reads
-        scheduler = MaintenanceScheduler(
-            pool, store, SystemClock(), interval=settings.projection_poll_interval, dsn=url
-        )
-        await scheduler.start()
-        sampler = Sampler({"worker": pool}, store, projections)
-        await sampler.start()
-        metrics = serve_metrics(settings.host, metrics_port) if metrics_port is not None else None
-        try:
-            await stop.wait()
-        finally:
-            if metrics is not None:
-                metrics.shutdown()
-            await sampler.stop()
-            await scheduler.stop()
-            await runner.stop()
-    finally:
-        await pool.close()
-
-
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    print("beacon worker: projections running; Ctrl-C to stop", flush=True)
-    await run_worker(settings, stop, metrics_port=args.metrics_port)
-    return 0
+    from api.processes import run_worker_until_signalled
 
-
-def _worker_process(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    settings = Settings.from_env()
-    configure_logging(settings.log_format)
-    # Its metrics reach /metrics through the directory `beacon serve` shares, not a port of its own.
-    sys.exit(run_async(cmd_worker(argparse.Namespace(metrics_port=None), settings)))
-
-
-def share_metrics(host: str, port: int, metrics_port: int | None) -> tuple[str, Any]:
-    """Before any worker starts: a fresh directory where every process of this `beacon serve` keeps its
-    metrics (api/metrics.py), so one scrape covers them all; and, when `metrics_port` is not the HTTP
-    port, `/metrics` served there by this process. Returns the directory and that server (or None)."""
-    directory = tempfile.mkdtemp(prefix="beacon-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # read when prometheus-client is imported: not before here
-    os.environ["BEACON_PORT"] = str(port)  # the HTTP workers compare it with BEACON_METRICS_PORT
-    if metrics_port is None or metrics_port == port:
-        os.environ.pop("BEACON_METRICS_PORT", None)
-        return directory, None
-    os.environ["BEACON_METRICS_PORT"] = str(metrics_port)
-    from api.metrics import serve_metrics
-
-    return directory, serve_metrics(host, metrics_port)
-
-
-def hold_port(host: str, port: int) -> socket.socket:
-    """Listen on host:port without `SO_REUSEPORT`, or raise OSError when something already listens there.
-
-    Granian's workers bind with `SO_REUSEPORT`, so a second Beacon on a taken port would start happily and
-    the kernel would split requests between two servers with different data, and a port held by another
-    program fails only after the database work, with a traceback. A socket without `SO_REUSEPORT` cannot
-    join either. `SO_REUSEADDR` is set so that connections of a Beacon that just stopped, still in
-    TIME_WAIT, do not count as a taken port. The socket listens (a bound-only socket would not stop
-    another one bound with `SO_REUSEADDR`) and is held until just before granian binds, so that two
-    Beacons started together, each spending seconds on the database, cannot both pass the check. A race
-    remains: a Beacon started in the instant between our close and granian's workers binding (about a
-    second while they spawn) can pass it too. Granian cannot be handed a bound socket on Linux, and only
-    a lock shared by every program that might listen there could close that gap."""
-    [(family, kind, proto, _, address), *_] = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen()
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return await run_worker_until_signalled(settings, metrics_port=args.metrics_port)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces
+    from api.processes import serve
 
-    try:
-        probe = hold_port(args.host, args.port)
-    except OSError as error:  # socket.gaierror (an unknown host) included
-        taken = error.errno == errno.EADDRINUSE
-        reason = "another program (or another Beacon) listens there" if taken else error.strerror or str(error)
-        print(f"beacon serve: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
-        return 1
-    with probe:
-        # Resolve the database once here, so workers share one embedded server (or the given URL).
-        url = database_url(settings)
-        os.environ["DATABASE_URL"] = url
-        settings = Settings.from_env()
-        asyncio.run(bootstrap_admin_key(settings))
-    try:
-        metrics_dir, metrics = share_metrics(args.host, args.port, args.metrics_port)
-    except OSError as error:
-        print(f"beacon serve: cannot serve metrics on port {args.metrics_port}: {error.strerror}", file=sys.stderr)
-        return 1
-    worker: multiprocessing.process.BaseProcess | None = None
-    if not args.no_worker:
-        worker = multiprocessing.get_context("spawn").Process(target=_worker_process, args=({"DATABASE_URL": url},))
-        worker.start()
-    print(f"Beacon is listening on http://{args.host}:{args.port}", flush=True)
-    try:
-        Granian(
-            "api.asgi:app_from_env",
-            factory=True,
-            address=args.host,
-            port=args.port,
-            workers=args.workers,
-            interface=Interfaces.ASGI,
-            log_access=False,  # Beacon writes one line per request itself (api/request_log.py)
-            log_dictconfig=logging_config(resolve_log_format(settings.log_format)),
-        ).serve()
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.join(10)
-        if metrics is not None:
-            metrics.shutdown()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        run_worker=not args.no_worker,
+        metrics_port=args.metrics_port,
+    )
 
 
 # --- audit and rebuilds (docs/architecture.md#audit) -----------------------------------------------------------------

@@ -18,11 +18,11 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from litestar import Litestar, Request, get
+from litestar import Request, get
 from litestar.response import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -288,20 +288,3 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
         await sampler.sample()
     # Litestar adds the charset of a text/ type itself.
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8"))
-
-
-@contextlib.asynccontextmanager
-async def metrics_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Runs after the main lifespan: samples this process's pools (the worker's too when it runs the
-    projections), its widget counts and the projections' lag."""
-    services = app.state.services
-    pools = {"api": services.pool}
-    if services.runner is not None:
-        pools["worker"] = services.runner.pool
-    sampler = Sampler(pools, services.store, services.projections)
-    await sampler.start()
-    services.extras["metrics_sampler"] = sampler
-    try:
-        yield
-    finally:
-        await sampler.stop()

@@ -25,6 +25,7 @@ from projections.watermark import Watermarks
 
 if TYPE_CHECKING:
     from api.auth import KeyCache
+    from projections.scheduler import MaintenanceScheduler
 
 
 log = logging.getLogger("beacon.api")
@@ -42,6 +43,9 @@ class Services:
     rate_limits: TokenBuckets
     retrospective_limits: TokenBuckets
     runner: ProjectionRunner | None = None
+    """This process's projection runner; None in an API-only replica."""
+    scheduler: MaintenanceScheduler | None = None
+    """This process's maintenance scheduler; None in an API-only replica."""
     extras: dict[str, Any] = field(default_factory=dict)
     migrated: bool = False
     """Set once `/readyz` has found the migrations applied (they are never taken back)."""

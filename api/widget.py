@@ -13,10 +13,9 @@ notifications. When Postgres is unreachable it keeps what it has, so the last do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,8 +27,6 @@ from litestar import Litestar
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
 from api.metrics import WIDGET
 from api.request_id import ensure_request_id
-from api.shutdown import bounded
-from infra.db import database_url
 from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, wait_set
 from projections.public_widget import WIDGET_CHANNEL, StoredDocument, read_documents, widget_position
 
@@ -318,20 +315,3 @@ class WidgetLitestar(Litestar):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if not await self.widget.try_serve(scope, send):
             await super().__call__(scope, receive, send)
-
-
-@contextlib.asynccontextmanager
-async def widget_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Runs after the main lifespan (which built `app.state.services`): load the documents, follow the
-    projection, let `Services.settle` wait for this process's cache too, and switch the fast path on."""
-    services = app.state.services
-    dsn = await asyncio.to_thread(database_url, services.settings)  # resolved once already: no new server
-    cache = WidgetCache(services.pool, dsn=dsn, poll_interval=min(0.5, services.settings.projection_poll_interval))
-    await cache.start()
-    services.extras["widget_cache"] = cache
-    if isinstance(app, WidgetLitestar):
-        app.widget.cache = cache
-    try:
-        yield
-    finally:
-        await bounded(cache.stop(), "widget cache")
