@@ -3,12 +3,13 @@ renamed at any time; or recorded after the fact as a retrospective incident (doc
 
 Events (explicit topics; fields are the storage format, see `domain.notice` for the shared shapes):
 
-- `IncidentDeclared` (`Incident.Created`, topic `beacon.Incident.Declared`) — the incident and its first
-  update, with `notify_subscribers`.
-- `IncidentUpdatePublished` — a later update; `incident_status` is always the status after it.
-- `IncidentRenamed` — PUT on an incident (its only editable field is the name).
-- `RetrospectiveIncidentRecorded` — a past incident with its whole timeline in one event; it never
+- `Incident.Declared` — the incident and its first update, with `notify_subscribers`.
+- `Incident.UpdatePublished` — a later update; `incident_status` is always the status after it.
+- `Incident.Renamed` — PUT on an incident (its only editable field is the name).
+- `Incident.RetrospectiveRecorded` — a past incident with its whole timeline in one event; it never
   notifies and is always resolved, so it is never ongoing.
+
+Each class is named as its topic is (`beacon.Incident.Declared` is `Incident.Declared`).
 """
 
 from __future__ import annotations
@@ -104,9 +105,7 @@ class Incident(Notice):
     # An incident comes into being in two ways (declared now, or recorded after the fact), so both
     # creation events apply themselves instead of going through one decorated `__init__`.
 
-    class Created(Aggregate.Created):
-        """IncidentDeclared."""
-
+    class Declared(Aggregate.Created):
         TOPIC = "beacon.Incident.Declared"
         class_version = 1
         status_page_id: str
@@ -227,7 +226,7 @@ class Incident(Notice):
         if incident_status is IncidentStatus.RESOLVED and statuses:
             raise ClosingWithComponentStatuses("a resolved incident must not set component_statuses")
         return cls._create(
-            cls.Created,
+            cls.Declared,
             id=id,
             status_page_id=status_page_id,
             name=name,
@@ -389,12 +388,6 @@ class Incident(Notice):
             IncidentComponentStatus(status) for status in self.component_statuses.values() if status != OPERATIONAL
         ]
         return max(impacted, key=lambda status: status.severity, default=None)
-
-
-IncidentDeclared = Incident.Created
-IncidentUpdatePublished = Incident.UpdatePublished
-IncidentRenamed = Incident.Renamed
-RetrospectiveIncidentRecorded = Incident.RetrospectiveRecorded
 
 
 # Errors

@@ -23,10 +23,11 @@ Decisions where incident.io is silent or its SDK's documentation decides:
   periods; the log's `recorded_at` says when the step was recorded. After downtime the catch-up
   therefore records a 15-minute window as 15 minutes, not as two steps at the restart instant.
 
-Events: `MaintenanceScheduled` (`Maintenance.Created`, topic `beacon.Maintenance.Scheduled`),
-`MaintenanceUpdatePublished`, `MaintenanceStarted` / `MaintenanceCompleted` (automatic, by `system`,
-each with its update), `MaintenanceEdited` (PUT), `MaintenanceDeleted`. `MaintenanceScheduled` gained
-`start_update_id` (default None: a window scheduled live, as every event written before it was).
+Events, each class named as its topic is (`beacon.Maintenance.Scheduled` is `Maintenance.Scheduled`):
+`Maintenance.Scheduled`, `Maintenance.UpdatePublished`, `Maintenance.Started` / `Maintenance.Completed`
+(automatic, by `system`, each with its update), `Maintenance.Edited` (PUT), `Maintenance.Deleted`.
+`Maintenance.Scheduled` gained `start_update_id` (default None: a window scheduled live, as every event
+written before it was).
 """
 
 from __future__ import annotations
@@ -106,9 +107,7 @@ class Maintenance(Notice):
     KIND = "maintenance window"
     class_version = 1
 
-    class Created(Aggregate.Created):
-        """MaintenanceScheduled."""
-
+    class Scheduled(Aggregate.Created):
         TOPIC = "beacon.Maintenance.Scheduled"
         class_version = 1
         status_page_id: str
@@ -125,7 +124,7 @@ class Maintenance(Notice):
         start_update_id: str | None = None
         """Set only on a window recorded after it ended: the id of the update marking its start."""
 
-    @event(Created)
+    @event(Scheduled)
     def __init__(
         self,
         *,
@@ -519,14 +518,6 @@ class Maintenance(Notice):
         ]
 
 
-MaintenanceScheduled = Maintenance.Created
-MaintenanceUpdatePublished = Maintenance.UpdatePublished
-MaintenanceStarted = Maintenance.Started
-MaintenanceCompleted = Maintenance.Completed
-MaintenanceEdited = Maintenance.Edited
-MaintenanceDeleted = Maintenance.Deleted
-
-
 # Rules
 
 
@@ -635,7 +626,7 @@ async def edit_maintenance(
 
 
 async def delete_maintenance(store: EventStore, *, maintenance_id: UUID, context: CommandContext) -> Maintenance:
-    """DeleteStatusPageMaintenance: one `MaintenanceDeleted` event; a second delete is NotFound."""
+    """DeleteStatusPageMaintenance: one `Maintenance.Deleted` event; a second delete is NotFound."""
 
     def decide(maintenance: Maintenance) -> None:
         maintenance.delete(at=context.now, by=context.actor)

@@ -22,7 +22,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 from uuid import UUID
 
 from domain.base import (
@@ -178,6 +178,25 @@ class Notice(BeaconAggregate):
     def _closing_statuses(self) -> dict[str, str]:
         """What a closing update applies: every affected component back to operational."""
         return dict.fromkeys(self.component_statuses, OPERATIONAL)
+
+
+
+class _NamedCreationEvents:
+    """Stands where the library's generic `Created` event class would be inherited by `Incident` and
+    `Maintenance`."""
+
+    def __get__(self, instance: object, owner: type) -> NoReturn:
+        raise AttributeError(
+            f"{owner.__name__} has no generic Created event: its creation events are named as their topics are"
+        )
+
+
+# The library re-declares a base's generic `Created` event class on each subclass, where Beacon's explicit
+# topics would then demand a topic for it. Incidents and maintenance windows name their creation events
+# as their topics do (`Incident.Declared`, `Incident.RetrospectiveRecorded`, `Maintenance.Scheduled`), so
+# the generic one is withheld: `Incident.Created` fails loudly instead of quietly being a base class that
+# matches no stored event.
+setattr(Notice, "Created", _NamedCreationEvents())  # noqa: B010 (mypy must not see a class replaced)
 
 
 # Rules (pure functions, shared by both aggregates)

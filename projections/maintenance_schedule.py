@@ -61,7 +61,7 @@ def evolve(row: ScheduleRow | None, event: Any, stream_id: UUID) -> ScheduleRow 
     """The schedule row after one Maintenance event (None: nothing left for automation). Pure, so the
     fold is the same live and in a rebuild. A window without a row stays without one: automation that
     was turned off, finished or deleted never comes back."""
-    if isinstance(event, Maintenance.Created):
+    if isinstance(event, Maintenance.Scheduled):
         created = ScheduleRow(stream_id, MaintenanceStatus(event.maintenance_status), event.start_at, event.end_at)
         return _pending(created, automate=event.automate_maintenance_status)
     if row is None:

@@ -223,7 +223,7 @@ def _evolve_page(state: WidgetState, page_id: str, event: Aggregate.Event) -> se
 
 
 def _evolve_notice(state: WidgetState, notice_id: str, event: Aggregate.Event) -> set[str]:
-    if isinstance(event, Incident.Created):
+    if isinstance(event, Incident.Declared):
         notice: NoticeState | None = NoticeState(
             id=notice_id,
             kind="incident",
@@ -236,7 +236,7 @@ def _evolve_notice(state: WidgetState, notice_id: str, event: Aggregate.Event) -
         )
         state.notices[notice_id] = None if event.incident_status == IncidentStatus.RESOLVED else notice
         return {event.status_page_id}
-    if isinstance(event, Maintenance.Created):
+    if isinstance(event, Maintenance.Scheduled):
         notice = NoticeState(
             id=notice_id,
             kind="maintenance",

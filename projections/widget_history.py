@@ -237,7 +237,7 @@ class WidgetHistory:
         if record.version == 1:
             event = record.decode()
             # A retrospective incident never shows on the widget (`evolve` ignores it), nor do its events.
-            return event.status_page_id if isinstance(event, Incident.Created | Maintenance.Created) else None
+            return event.status_page_id if isinstance(event, Incident.Declared | Maintenance.Scheduled) else None
         return owners.get(record.stream_id)
 
     @staticmethod

@@ -17,12 +17,8 @@ from domain.incident import (
     ComponentImpact,
     Incident,
     IncidentComponentStatus,
-    IncidentDeclared,
-    IncidentRenamed,
     IncidentStatus,
-    IncidentUpdatePublished,
     PastUpdate,
-    RetrospectiveIncidentRecorded,
     declare_incident,
     record_retrospective_incident,
     rename_incident,
@@ -129,7 +125,7 @@ def test_declaring_records_the_incident_its_first_update_and_the_notify_flag() -
     incident = declare(component_statuses=[(LOGIN, "partial_outage")], notify_subscribers=False)
 
     [declared] = then(incident)
-    assert isinstance(declared, IncidentDeclared)
+    assert isinstance(declared, Incident.Declared)
     assert declared.status_page_id == PAGE
     assert declared.name == "Login failing"
     assert declared.update_id == "U0"
@@ -185,7 +181,7 @@ def test_an_update_without_status_keeps_the_incident_status() -> None:
     publish(incident, 2, status=None)
 
     [published] = then(incident)
-    assert isinstance(published, IncidentUpdatePublished)
+    assert isinstance(published, Incident.UpdatePublished)
     assert published.incident_status == "identified"
 
 
@@ -236,7 +232,7 @@ def test_a_resolved_incident_can_still_be_renamed() -> None:
     incident.rename(name="Login failing (EU)", at=at(2), by=ALICE)
 
     [renamed] = then(incident)
-    assert isinstance(renamed, IncidentRenamed)
+    assert isinstance(renamed, Incident.Renamed)
     assert renamed.name == "Login failing (EU)"
     assert incident.name == "Login failing (EU)"
 
@@ -403,7 +399,7 @@ def test_a_retrospective_incident_is_one_event_with_its_timeline_resolved_and_ne
     )
 
     [recorded] = then(incident)
-    assert isinstance(recorded, RetrospectiveIncidentRecorded)
+    assert isinstance(recorded, Incident.RetrospectiveRecorded)
     assert recorded.timestamp == NOW
     replayed = from_log([recorded])
     assert replayed.retrospective
@@ -466,7 +462,7 @@ def test_a_retrospective_incident_takes_no_updates_but_can_be_renamed() -> None:
     with pytest.raises(NoticeClosed):
         publish(incident, 20)
     incident.rename(name="Renamed", at=at(20), by=ALICE)
-    assert [type(event) for event in then(incident)] == [IncidentRenamed]
+    assert [type(event) for event in then(incident)] == [Incident.Renamed]
 
 
 # Handlers against the in-memory store

@@ -17,14 +17,8 @@ from domain.base import SYSTEM, Actor, CommandContext, DomainError, NotFound, lo
 from domain.maintenance import (
     AutomaticTransition,
     Maintenance,
-    MaintenanceCompleted,
-    MaintenanceDeleted,
-    MaintenanceEdited,
     MaintenancePeriod,
-    MaintenanceScheduled,
-    MaintenanceStarted,
     MaintenanceStatus,
-    MaintenanceUpdatePublished,
     WindowInThePast,
     advance_maintenance_automatically,
     delete_maintenance,
@@ -148,7 +142,7 @@ def test_scheduling_records_the_window_automation_default_and_first_update() -> 
     )
 
     [scheduled] = then(maintenance)
-    assert isinstance(scheduled, MaintenanceScheduled)
+    assert isinstance(scheduled, Maintenance.Scheduled)
     assert MAPPER.to_stored_event(scheduled).topic == "beacon.Maintenance.Scheduled"
     assert (scheduled.start_at, scheduled.end_at) == (START, END)
     assert scheduled.automate_maintenance_status is False
@@ -301,7 +295,7 @@ def test_editing_changes_name_and_window_without_publishing_an_update() -> None:
     maintenance.edit(name="Database upgrade (v16)", start_at=at(30), end_at=at(180), at=at(-60), by=ALICE)
 
     [edited] = then(maintenance)
-    assert isinstance(edited, MaintenanceEdited)
+    assert isinstance(edited, Maintenance.Edited)
     assert (edited.name, edited.start_at, edited.end_at) == ("Database upgrade (v16)", at(30), at(180))
     assert len(maintenance.updates) == 1
     assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.IN_PROGRESS, at(30))
@@ -331,7 +325,7 @@ def test_a_completed_window_can_be_renamed_but_keeps_its_times() -> None:
     maintenance.edit(name="Database upgrade (done)", start_at=START, end_at=END, at=at(70), by=ALICE)
 
     assert error.value.field == "end_at"
-    assert [type(event) for event in then(maintenance)] == [MaintenanceEdited]
+    assert [type(event) for event in then(maintenance)] == [Maintenance.Edited]
 
 
 def test_deleting_records_an_event_and_the_window_takes_no_more_commands() -> None:
@@ -340,7 +334,7 @@ def test_deleting_records_an_event_and_the_window_takes_no_more_commands() -> No
     maintenance.delete(at=at(-60), by=ALICE)
 
     [deleted] = then(maintenance)
-    assert isinstance(deleted, MaintenanceDeleted)
+    assert isinstance(deleted, Maintenance.Deleted)
     assert maintenance.deleted
     with pytest.raises(NotFound):
         publish(maintenance, 0)
@@ -363,7 +357,7 @@ def test_automation_starts_the_window_at_start_at_as_system_with_an_update() -> 
     assert start(maintenance, 0)
 
     [started] = then(maintenance)
-    assert isinstance(started, MaintenanceStarted)
+    assert isinstance(started, Maintenance.Started)
     assert started.by == SYSTEM.as_data()
     assert started.timestamp == START
     assert started.maintenance_status == "maintenance_in_progress"
@@ -388,7 +382,7 @@ def test_automation_completes_the_window_at_end_at_and_closes_periods() -> None:
     assert complete(maintenance, 120)
 
     [completed] = then(maintenance)
-    assert isinstance(completed, MaintenanceCompleted)
+    assert isinstance(completed, Maintenance.Completed)
     assert completed.by == SYSTEM.as_data()
     assert statuses(completed) == {DATABASE: "operational"}
     assert maintenance.maintenance_status is MaintenanceStatus.COMPLETE
@@ -691,8 +685,8 @@ async def test_maintenance_events_replay_from_the_log() -> None:
 
     events = await store.load(MAINTENANCE_ID)
 
-    assert [type(event) for event in events] == [MaintenanceScheduled, MaintenanceStarted]
-    assert not any(isinstance(event, MaintenanceUpdatePublished) for event in events)
+    assert [type(event) for event in events] == [Maintenance.Scheduled, Maintenance.Started]
+    assert not any(isinstance(event, Maintenance.UpdatePublished) for event in events)
 
 
 def test_a_window_spans_from_its_planned_start_until_it_impacts_then_from_its_periods() -> None:

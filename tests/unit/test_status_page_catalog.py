@@ -54,7 +54,9 @@ async def build_history(store: PostgresEventStore) -> dict[str, str]:
     )
     await update_component(store, component_id=ids["login"], name="Sign in", description=None, context=at(7))
     await archive_component(store, component_id=ids["old"], context=at(8))
-    await update_status_page(store, page_id=ids["beta"], name="Beta 2", widget_api_enabled=False, context=at(9))
+    await update_status_page(
+        store, page_id=ids["beta"], name="Beta 2", public_url=None, widget_api_enabled=False, context=at(9)
+    )
     return {name: uuid_to_ulid(value) for name, value in ids.items()}
 
 
@@ -79,7 +81,7 @@ async def test_catalog_answers_every_query_and_rebuilds_byte_identically(pool: a
         assert pages is not None
         assert [(p.id, p.name, p.slug, p.public_url, p.widget_api_enabled) for p in pages] == [
             (ids["acme"], "Acme", "acme", None, True),
-            (ids["beta"], "Beta 2", "beta", None, False),  # PUT cleared the URL
+            (ids["beta"], "Beta 2", "beta", None, False),  # null cleared the URL
         ]
         assert pages[0].created_at == T0 + timedelta(minutes=4)
         assert [p.id for p in await catalog.list_pages(conn, limit=10, after=ids["acme"]) or []] == [ids["beta"]]
