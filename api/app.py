@@ -76,7 +76,7 @@ def create_app(
             app.state.services = services
             app.state.scheduler = services.scheduler
             if isinstance(app, WidgetLitestar):
-                app.widget.cache = services.extras["widget_cache"]  # the fast path's documents
+                app.widget.cache = services.widget_cache  # the fast path's documents
             yield
 
     v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=check_json_body)

@@ -283,8 +283,6 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     token = services.settings.metrics_token
     if token is not None and not _bearer_matches(request.headers.get("authorization"), token):
         raise ApiError(401, "Send `Authorization: Bearer <BEACON_METRICS_TOKEN>`", code="unauthenticated")
-    sampler: Sampler | None = services.extras.get("metrics_sampler")
-    if sampler is not None:
-        await sampler.sample()
+    await services.metrics_sampler.sample()
     # Litestar adds the charset of a text/ type itself.
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8"))

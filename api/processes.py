@@ -169,38 +169,41 @@ async def http_process(
             {p.name for p in chosen if p.writes_wait},
             poll_interval=min(0.05, settings.projection_poll_interval),
         )
-        services = Services(
-            settings=settings,
-            clock=clock,
-            pool=pool,
-            store=store,
-            projections=chosen,
-            watermarks=watermarks,
-            key_cache=KeyCache(),
-            rate_limits=TokenBuckets(rate=settings.rate_limit_per_minute / 60, burst=settings.rate_limit_per_minute),
-            retrospective_limits=TokenBuckets(
-                rate=settings.retrospective_rate_per_second, burst=settings.retrospective_burst
-            ),
-        )
         await watermarks.start()
         try:
             async with contextlib.AsyncExitStack() as stack:
+                worker: BackgroundWorker | None = None
                 pools = {"api": pool}
                 if run_worker:
                     worker = await stack.enter_async_context(background_worker(settings, url, clock, chosen))
-                    services.runner, services.scheduler = worker.runner, worker.scheduler
                     pools["worker"] = worker.pool
                 # Every process holds every widget document (docs/architecture.md#5-the-widget-is-bytes).
                 cache = WidgetCache(pool, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "widget cache"))
-                services.extras["widget_cache"] = cache
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
                 sampler = Sampler(pools, store, chosen)
                 await sampler.start()
                 stack.push_async_callback(sampler.stop)
-                services.extras["metrics_sampler"] = sampler
-                yield services
+                yield Services(
+                    settings=settings,
+                    clock=clock,
+                    pool=pool,
+                    store=store,
+                    projections=chosen,
+                    watermarks=watermarks,
+                    key_cache=KeyCache(),
+                    rate_limits=TokenBuckets(
+                        rate=settings.rate_limit_per_minute / 60, burst=settings.rate_limit_per_minute
+                    ),
+                    retrospective_limits=TokenBuckets(
+                        rate=settings.retrospective_rate_per_second, burst=settings.retrospective_burst
+                    ),
+                    widget_cache=cache,
+                    metrics_sampler=sampler,
+                    runner=worker.runner if worker else None,
+                    scheduler=worker.scheduler if worker else None,
+                )
         finally:
             await bounded(watermarks.stop(), "watermarks")
     finally:

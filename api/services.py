@@ -1,13 +1,13 @@
-"""What a running Beacon process holds: settings, clock, pool, store, projection runner, watermarks.
-Built once in the app's lifespan (`create_app` is the one composition root) and reached by
-controllers through dependency injection."""
+"""What a running HTTP process holds: settings, clock, pool, store, watermarks, widget cache, metrics sampler
+and, when it runs one, its background worker's runner and scheduler. Assembled by `api.processes.http_process`
+(the one place processes are put together) and reached by controllers through `services_of`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -25,6 +25,8 @@ from projections.watermark import Watermarks
 
 if TYPE_CHECKING:
     from api.auth import KeyCache
+    from api.metrics import Sampler
+    from api.widget import WidgetCache
     from projections.scheduler import MaintenanceScheduler
 
 
@@ -42,11 +44,14 @@ class Services:
     key_cache: KeyCache
     rate_limits: TokenBuckets
     retrospective_limits: TokenBuckets
+    widget_cache: WidgetCache
+    """This process's widget documents, served by the fast path and waited for by `settle`."""
+    metrics_sampler: Sampler
+    """Samples this process's pools, widget counts and the projections' lag; `/metrics` asks it first."""
     runner: ProjectionRunner | None = None
     """This process's projection runner; None in an API-only replica."""
     scheduler: MaintenanceScheduler | None = None
     """This process's maintenance scheduler; None in an API-only replica."""
-    extras: dict[str, Any] = field(default_factory=dict)
     migrated: bool = False
     """Set once `/readyz` has found the migrations applied (they are never taken back)."""
 
@@ -68,12 +73,10 @@ class Services:
         if position:
             await self.watermarks.wait_for(position, self.settings.read_your_writes_timeout)
             # This process's widget documents (docs/architecture.md#5-the-widget-is-bytes).
-            widget_cache = self.extras.get("widget_cache")
-            if widget_cache is not None:
-                # The cache follows the widget projection, so it cannot get further than that projection has:
-                # if it stopped (or is late), waiting for `position` would only wait out the timeout again.
-                reached = self.watermarks.reached_by(PublicWidget.name, position)
-                await widget_cache.wait_for(reached, self.settings.read_your_writes_timeout)
+            # The cache follows the widget projection, so it cannot get further than that projection has:
+            # if it stopped (or is late), waiting for `position` would only wait out the timeout again.
+            reached = self.watermarks.reached_by(PublicWidget.name, position)
+            await self.widget_cache.wait_for(reached, self.settings.read_your_writes_timeout)
 
     async def projections_lag(self) -> list[ProjectionLag]:
         """Every projection this process knows, as the database has it, and whether this process runs it."""

@@ -14,7 +14,7 @@ from litestar.response import Response
 
 from api.errors import ApiError
 from api.services import services_of
-from api.widget import WidgetCache, etag_matches
+from api.widget import etag_matches
 from api.wire import not_found, path_id
 from projections.public_widget import WidgetDocument, etag_of, page_exists
 from projections.widget_history import documents_as_of
@@ -46,8 +46,7 @@ class StatusPageWidgetController(Controller):
         path_id(status_page_id, "status page")
         if as_of is not None:
             return await _as_of(request, status_page_id, as_of)
-        cache: WidgetCache | None = services.extras.get("widget_cache")
-        document = cache.by_page_id.get(status_page_id) if cache is not None else None
+        document = services.widget_cache.by_page_id.get(status_page_id)
         if document is None:
             async with services.pool.acquire() as conn:
                 exists = await page_exists(conn, status_page_id)

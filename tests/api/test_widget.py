@@ -14,7 +14,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.services import Services
-from api.widget import WidgetCache
 from domain.base import Actor, CommandContext, save
 from domain.incident import Incident
 from infra.clock import SystemClock
@@ -269,7 +268,7 @@ async def test_still_served_while_the_database_is_unreachable(client: Client, ke
     await acme(client, keys)
     before = await client.get("/acme/api/v1/summary")
     svc = services(client)
-    cache: WidgetCache = svc.extras["widget_cache"]
+    cache = svc.widget_cache
 
     async def cut_off() -> None:
         # Point the widget cache at a Postgres that does not exist: every read it tries now fails.
