@@ -14,6 +14,7 @@ COPY pyproject.toml ./
 COPY domain/ domain/
 COPY infra/ infra/
 COPY projections/ projections/
+COPY process_managers/ process_managers/
 COPY api/ api/
 RUN pip install . && rm -rf /src
 

@@ -30,7 +30,7 @@ run: $(RUN_STAMP)
 	$(BIN)/beacon serve
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check $(wildcard domain infra projections api tests bench)
+	$(BIN)/ruff check $(wildcard domain infra projections process_managers api tests bench)
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

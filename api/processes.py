@@ -34,10 +34,10 @@ from infra.db import create_pool, database_url, worker_pool_size
 from infra.logs import configure_logging, logging_config, resolve_log_format
 from infra.migrate import migrate
 from infra.settings import Settings
+from process_managers.maintenance_scheduler import MaintenanceScheduler
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.registry import all_projections
 from projections.runner import Projection, ProjectionRunner, ensure_tables
-from projections.scheduler import MaintenanceScheduler
 from projections.watermark import Watermarks
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from api.auth import KeyCache
     from api.metrics import Sampler
     from api.widget import WidgetCache
-    from projections.scheduler import MaintenanceScheduler
+    from process_managers.maintenance_scheduler import MaintenanceScheduler
 
 
 log = logging.getLogger("beacon.api")

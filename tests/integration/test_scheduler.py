@@ -28,9 +28,9 @@ from infra.db import create_pool
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid
 from infra.settings import Settings
+from process_managers.maintenance_scheduler import MaintenanceScheduler
 from projections.maintenance_schedule import MaintenanceSchedule, due
 from projections.runner import ProjectionRunner, catch_up, ensure_tables
-from projections.scheduler import MaintenanceScheduler
 
 T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 START = T0 + timedelta(hours=1)

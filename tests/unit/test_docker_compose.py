@@ -155,7 +155,7 @@ def test_dockerfile_copies_and_installs_every_package_of_the_project() -> None:
     copied = {args.split()[0].rstrip("/") for op, args in instructions if op == "COPY"}
     assert "pyproject.toml" in copied
     assert any(re.search(r"\bpip install \.(\s|$)", args) for op, args in instructions if op == "RUN")
-    top_level = {"domain", "infra", "projections", "api"}
+    top_level = {"domain", "infra", "projections", "process_managers", "api"}
     assert top_level <= copied, "every top-level package must be in the image"
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert not (top_level | {"pyproject.toml"}) & ignored
@@ -171,7 +171,7 @@ def test_packaging_includes_every_python_package_in_the_source_tree() -> None:
         find = packages["find"]
         finder = find_namespace_packages if find.get("namespaces", True) else find_packages
         shipped = set(finder(where=str(ROOT), include=find["include"], exclude=find.get("exclude", ())))
-    roots = ("domain", "infra", "projections", "api")
+    roots = ("domain", "infra", "projections", "process_managers", "api")
     in_tree = {
         ".".join(init.parent.relative_to(ROOT).parts)
         for root in roots
