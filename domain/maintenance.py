@@ -98,6 +98,30 @@ class AutomaticTransition:
     due_at: datetime
 
 
+class UpdateEvent(Aggregate.Event):
+    """What a window's three update-carrying events (`Maintenance.UpdatePublished`, `.Started`,
+    `.Completed`) share: the update they publish, applied the same way. Never stored itself, so it has
+    no topic; each subclass has its own."""
+
+    update_id: str
+    message: str
+    maintenance_status: str
+    component_statuses: ComponentStatusData
+    notify_subscribers: bool
+    by: ActorData
+
+    def apply(self, aggregate: Maintenance) -> None:
+        aggregate._record(
+            self.update_id,
+            self.message,
+            self.maintenance_status,
+            self.component_statuses,
+            self.notify_subscribers,
+            self.by,
+            self.timestamp,
+        )
+
+
 class Maintenance(Notice):
     """One maintenance window: its name, window, updates and automation switch."""
 
@@ -161,80 +185,28 @@ class Maintenance(Notice):
         self._record(start_update_id, STARTED_MESSAGE, MaintenanceStatus.IN_PROGRESS.value, under, False, by, start_at)
         self._record(update_id, message, maintenance_status, component_statuses, False, by, end_at)
 
-    class UpdatePublished(Aggregate.Event):
+    class UpdatePublished(UpdateEvent):
+        """A manual update; it also records whether automation stays on (a status change turns it off)."""
+
         TOPIC = "beacon.Maintenance.UpdatePublished"
         class_version = 1
-        update_id: str
-        message: str
-        maintenance_status: str
-        component_statuses: ComponentStatusData
-        notify_subscribers: bool
         automate_maintenance_status: bool
-        by: ActorData
 
-    @event(UpdatePublished)
-    def _update_published(
-        self,
-        *,
-        update_id: str,
-        message: str,
-        maintenance_status: str,
-        component_statuses: ComponentStatusData,
-        notify_subscribers: bool,
-        automate_maintenance_status: bool,
-        by: ActorData,
-        timestamp: datetime,
-    ) -> None:
-        self.automate_maintenance_status = automate_maintenance_status
-        self._record(update_id, message, maintenance_status, component_statuses, notify_subscribers, by, timestamp)
+        def apply(self, aggregate: Maintenance) -> None:
+            aggregate.automate_maintenance_status = self.automate_maintenance_status
+            super().apply(aggregate)
 
-    class Started(Aggregate.Event):
+    class Started(UpdateEvent):
+        """Automation's start, by `system`."""
+
         TOPIC = "beacon.Maintenance.Started"
         class_version = 1
-        update_id: str
-        message: str
-        maintenance_status: str
-        component_statuses: ComponentStatusData
-        notify_subscribers: bool
-        by: ActorData
 
-    @event(Started)
-    def _started(
-        self,
-        *,
-        update_id: str,
-        message: str,
-        maintenance_status: str,
-        component_statuses: ComponentStatusData,
-        notify_subscribers: bool,
-        by: ActorData,
-        timestamp: datetime,
-    ) -> None:
-        self._record(update_id, message, maintenance_status, component_statuses, notify_subscribers, by, timestamp)
+    class Completed(UpdateEvent):
+        """Automation's completion, by `system`."""
 
-    class Completed(Aggregate.Event):
         TOPIC = "beacon.Maintenance.Completed"
         class_version = 1
-        update_id: str
-        message: str
-        maintenance_status: str
-        component_statuses: ComponentStatusData
-        notify_subscribers: bool
-        by: ActorData
-
-    @event(Completed)
-    def _completed(
-        self,
-        *,
-        update_id: str,
-        message: str,
-        maintenance_status: str,
-        component_statuses: ComponentStatusData,
-        notify_subscribers: bool,
-        by: ActorData,
-        timestamp: datetime,
-    ) -> None:
-        self._record(update_id, message, maintenance_status, component_statuses, notify_subscribers, by, timestamp)
 
     class Edited(Aggregate.Event):
         TOPIC = "beacon.Maintenance.Edited"
@@ -373,7 +345,8 @@ class Maintenance(Notice):
             raise ClosingWithComponentStatuses("a completing update must not set component_statuses")
         automate = self.automate_maintenance_status and new_status is self.maintenance_status
         self._check_room(reserved=_automatic_updates_left(new_status, automate))
-        self._update_published(
+        self.trigger_event(
+            self.UpdatePublished,
             update_id=update_id,
             message=message,
             maintenance_status=new_status.value,
@@ -415,7 +388,8 @@ class Maintenance(Notice):
         due = self.next_automatic_transition
         if due is None or due.status is not MaintenanceStatus.IN_PROGRESS or at < due.due_at:
             return False
-        self._started(
+        self.trigger_event(
+            self.Started,
             update_id=update_id,
             message=STARTED_MESSAGE,
             maintenance_status=MaintenanceStatus.IN_PROGRESS.value,
@@ -433,7 +407,8 @@ class Maintenance(Notice):
         due = self.next_automatic_transition
         if due is None or due.status is not MaintenanceStatus.COMPLETE or at < due.due_at:
             return False
-        self._completed(
+        self.trigger_event(
+            self.Completed,
             update_id=update_id,
             message=COMPLETED_MESSAGE,
             maintenance_status=MaintenanceStatus.COMPLETE.value,
