@@ -188,6 +188,7 @@ class WidgetHistory:
                 "SELECT id, status_page_id FROM widget_history_notices WHERE id = ANY($1::uuid[])", notice_streams
             )
         }
+        stored = await self._stored_pages(conn, events, owners)
         pages: dict[str, _Page] = {}
         index_rows: list[tuple[str, int]] = []
         snapshots: list[tuple[str, int, str, bytes]] = []
@@ -196,7 +197,7 @@ class WidgetHistory:
             page_id = self._page_of(record, owners)
             if page_id is None:
                 continue
-            page = pages.get(page_id) or await self._load(conn, page_id, record.position)
+            page = pages.get(page_id) or await self._load(conn, page_id, record.position, stored)
             pages[page_id] = page
             fold_record(page.state, record, page_id, set())
             if record.stream_type != StatusPage.STREAM_TYPE:
@@ -240,9 +241,33 @@ class WidgetHistory:
             return event.status_page_id if isinstance(event, Incident.Declared | Maintenance.Scheduled) else None
         return owners.get(record.stream_id)
 
+    @classmethod
+    async def _stored_pages(
+        cls, conn: asyncpg.Connection, events: Sequence[RecordedEvent], owners: dict[Any, str | None]
+    ) -> dict[str, asyncpg.Record | None]:
+        """The stored working state of every page the batch can touch, in one query: one round trip per
+        page would grow a rebuild's cost with the number of pages a batch touches (every active page, on a
+        big log), not with its events."""
+        wanted = {page for page in owners.values() if page is not None}
+        for record in events:
+            if record.version == 1 or record.stream_type == StatusPage.STREAM_TYPE:
+                wanted.add(cls._page_of(record, {}) or "")
+        wanted.discard("")
+        stored: dict[str, asyncpg.Record | None] = dict.fromkeys(wanted)
+        for row in await conn.fetch(
+            "SELECT id, version, indexed, state FROM widget_history_pages WHERE id = ANY($1::text[])", sorted(wanted)
+        ):
+            stored[row["id"]] = row
+        return stored
+
     @staticmethod
-    async def _load(conn: asyncpg.Connection, page_id: str, position: int) -> _Page:
-        row = await conn.fetchrow("SELECT version, indexed, state FROM widget_history_pages WHERE id = $1", page_id)
+    async def _load(
+        conn: asyncpg.Connection, page_id: str, position: int, stored: dict[str, asyncpg.Record | None]
+    ) -> _Page:
+        if page_id in stored:
+            row = stored[page_id]
+        else:  # not foreseen by `_stored_pages`: read it on its own
+            row = await conn.fetchrow("SELECT version, indexed, state FROM widget_history_pages WHERE id = $1", page_id)
         if row is None:
             return _Page(WidgetState(), 0)
         if row["version"] == STATE_VERSION:
