@@ -233,6 +233,12 @@ async def copy_mixed_log(pool: asyncpg.Pool, events: int, *, seed: int = 5) -> i
     `beacon_events` in one COPY (same rows, positions and hash chain); returns how many events."""
     memory = InMemoryEventStore()
     await write_mixed_log(memory, events, seed=seed)
+    return await copy_store(pool, memory)
+
+
+async def copy_store(pool: asyncpg.Pool, memory: InMemoryEventStore) -> int:
+    """Copy everything `memory` holds into an empty `beacon_events` in one COPY (same rows, positions and
+    hash chain) and move the position sequence past it; returns how many events."""
     records = await memory.read_all(after=0, limit=await memory.max_position())
     async with pool.acquire() as conn, conn.transaction():
         await conn.copy_records_to_table(
