@@ -60,7 +60,7 @@ from bench.http_client import Connection
 from infra.db import database_url
 from infra.migrate import migrate
 from infra.settings import Settings
-from tests.live_server import LiveServer, create_key, free_port, live_server, stop
+from tests.support.live_server import LiveServer, create_key, free_port, live_server, stop
 
 CLIENTS = 16
 UPDATES_PER_INCIDENT = 8

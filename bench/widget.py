@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.live_server import create_key, free_port, live_server
+from tests.support.live_server import create_key, free_port, live_server
 
 DURATION, CONNECTIONS, WRITES = "10s", 64, 200
 

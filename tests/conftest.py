@@ -1,41 +1,26 @@
-"""Shared fixtures. Tests use BEACON_TEST_DATABASE_URL or DATABASE_URL when set (CI's system Postgres)
-and the embedded server otherwise (docs/architecture.md#9-embedded-postgres-by-default). Each test that
-needs a database gets a fresh one, created from a migrated template, so tests never see each other's events."""
+"""Shared fixtures. Each test that needs a database gets a fresh one, created from a migrated template
+(tests/support/databases.py says which server), so tests never see each other's events."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from infra.migrate import migrate
 from infra.settings import Settings
-
-
-def _server_url() -> str:
-    url = os.environ.get("BEACON_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    from infra.embedded import start_embedded_postgres
-
-    data_dir = Path(os.environ.get("BEACON_TEST_DATA_DIR", Path(__file__).parent.parent / ".beacon" / "test"))
-    return start_embedded_postgres(data_dir)
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL pointing at another database (works for host and socket-style URLs)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+from tests.support import databases
+from tests.support.http import Keys, make_keys
 
 
 @pytest.fixture(scope="session")
 def server_url() -> str:
-    return _server_url()
+    return databases.server_url()
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +33,7 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     try:
-        conn = await asyncpg.connect(with_database(server_url, name))
+        conn = await asyncpg.connect(databases.with_database(server_url, name))
         try:
             await migrate(conn)
         finally:
@@ -65,14 +50,8 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only; dropped afterwards."""
-    name = f"beacon_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(server_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with databases.fresh_database(server_url, template_database, prefix="beacon_t_") as url:
+        yield url
 
 
 @pytest.fixture
@@ -92,5 +71,19 @@ async def pool(database_url: str, settings: Settings) -> AsyncIterator[asyncpg.P
 
 
 @pytest.fixture
-def anyio_backend() -> Iterator[str]:
-    yield "asyncio"
+async def keys(database_url: str) -> Keys:
+    """One key of every kind a client can hold, a revoked one included."""
+    return await make_keys(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    """The real app (with its projection runner) on the test's fresh database."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """An httpx client over ASGI, as a client would drive the app."""
+    async with AsyncTestClient(app=app) as client:
+        yield client

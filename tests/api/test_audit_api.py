@@ -17,9 +17,9 @@ from domain.incident import Incident
 from domain.maintenance import Maintenance
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.integration.conftest import OPERATOR, T0, new_tally
+from tests.support.builders import OPERATOR, T0
+from tests.support.http import Keys, assert_envelope
+from tests.support.tally import new_tally
 
 Client = AsyncTestClient[Litestar]
 FIELDS = {

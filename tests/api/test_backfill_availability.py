@@ -22,8 +22,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from infra.clock import FakeClock
 from infra.settings import Settings
-from tests.api.conftest import Keys
-from tests.api.test_status_pages import create_component, create_page
+from tests.support.http import Keys, create_component, create_page
 
 Client = AsyncTestClient[Litestar]
 

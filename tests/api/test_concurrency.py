@@ -11,8 +11,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from infra.ids import ulid_to_uuid
-from tests.api.conftest import Keys
-from tests.api.test_incidents import create_incident, list_ids, post_update, setup_page, show, statuses
+from tests.support.http import (
+    Keys,
+    create_incident,
+    list_incident_ids,
+    post_incident_update,
+    setup_page,
+    show_incident,
+    statuses,
+)
 
 Client = AsyncTestClient[Litestar]
 
@@ -27,7 +34,7 @@ async def test_twenty_clients_posting_updates_at_once_lose_nothing(
     components = (page.api, page.db, page.web)
     responses = await asyncio.gather(
         *(
-            post_update(
+            post_incident_update(
                 client,
                 keys,
                 incident_id,
@@ -41,7 +48,7 @@ async def test_twenty_clients_posting_updates_at_once_lose_nothing(
     accepted = [r.json()["status_page_incident_update"] for r in responses if r.status_code == 201]
     assert accepted, "at least one of the racing writers must win"
 
-    incident = await show(client, keys, incident_id)
+    incident = await show_incident(client, keys, incident_id)
     counts = Counter(update["id"] for update in incident["updates"])
     assert all(counts[update["id"]] == 1 for update in accepted)
     assert len(incident["updates"]) == 1 + len(accepted)  # nothing beyond the 201s, nothing lost
@@ -66,4 +73,4 @@ async def test_fifty_identical_creates_at_once_make_one_incident(client: Client,
     assert len(ids) == 1
     replayed = [r.headers.get("idempotent-replayed") for r in responses]
     assert replayed.count("true") == 49 and replayed.count(None) == 1
-    assert await list_ids(client, keys, status_page_id=page.id) == list(ids)
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == list(ids)

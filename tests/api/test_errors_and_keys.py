@@ -3,7 +3,6 @@ work end to end."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,20 +12,9 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from infra.settings import Settings
-from tests.api.conftest import Keys
+from tests.support.http import Keys, assert_envelope
 
 Client = AsyncTestClient[Litestar]
-
-
-def assert_envelope(response: object, status: int, error_type: str) -> dict[str, object]:
-    body = response.json()  # type: ignore[attr-defined]
-    assert response.status_code == status, body  # type: ignore[attr-defined]
-    assert body["type"] == error_type
-    assert body["status"] == status
-    assert body["errors"] and all("code" in e and "message" in e for e in body["errors"])
-    request_id = response.headers["x-request-id"]  # type: ignore[attr-defined]
-    assert body["request_id"] == request_id and uuid.UUID(request_id)
-    return body  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,8 @@ read (list and show)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from incident_io.models.status_pages_create_status_page_incident_result_v2 import (
     StatusPagesCreateStatusPageIncidentResultV2,
@@ -17,102 +16,29 @@ from incident_io.models.status_pages_create_status_page_incident_update_result_v
 from incident_io.models.status_pages_create_status_page_retrospective_incident_result_v2 import (
     StatusPagesCreateStatusPageRetrospectiveIncidentResultV2,
 )
-from incident_io.models.status_pages_list_status_page_incidents_result_v2 import (
-    StatusPagesListStatusPageIncidentsResultV2,
-)
 from incident_io.models.status_pages_show_status_page_component_availability_result_v2 import (
     StatusPagesShowStatusPageComponentAvailabilityResultV2,
-)
-from incident_io.models.status_pages_show_status_page_incident_result_v2 import (
-    StatusPagesShowStatusPageIncidentResultV2,
 )
 from incident_io.models.status_pages_update_status_page_incident_result_v2 import (
     StatusPagesUpdateStatusPageIncidentResultV2,
 )
-from incident_io.types import UNSET, Unset
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
+from incident_io.types import UNSET
 
 from infra.ids import is_ulid
 from projections.component_availability import Interval, availability_percent, downtime
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.api.test_status_pages import create_component, create_page
-
-Client = AsyncTestClient[Litestar]
-T = TypeVar("T")
-
-
-def present(value: T | Unset) -> T:
-    """The SDK types every result field as optional; Beacon always sends them."""
-    assert not isinstance(value, Unset)
-    return value
-
-
-@dataclass(frozen=True)
-class Page:
-    """A page with `api` at the top, `db` in the group `backend`, and `web` on the sub-page `eu`."""
-
-    id: str
-    api: str
-    db: str
-    web: str
-    backend: str
-    eu: str
-
-
-async def setup_page(client: Client, keys: Keys, slug: str = "acme") -> Page:
-    page = await create_page(client, keys, slug)
-    api = await create_component(client, keys, f"{slug} API")
-    db = await create_component(client, keys, f"{slug} DB")
-    web = await create_component(client, keys, f"{slug} Web")
-    items = [
-        {"component": {"component_id": api}},
-        {"group": {"name": "Backend", "components": [{"component_id": db}]}},
-        {"sub_page": {"name": "EU", "items": [{"component": {"component_id": web}}]}},
-    ]
-    response = await client.put(
-        f"/v2/status_page_structures/{page['id']}", json={"items": items}, headers=Keys.header(keys.admin)
-    )
-    assert response.status_code == 200, response.text
-    placed = response.json()["current_structure"]["items"]
-    return Page(page["id"], api, db, web, backend=placed[1]["group"]["id"], eu=placed[2]["sub_page"]["id"])
-
-
-async def create_incident(client: Client, keys: Keys, page: Page, key: str, **fields: Any) -> Any:
-    body = {
-        "idempotency_key": key,
-        "status_page_id": page.id,
-        "name": "Login failing",
-        "message": "We are looking into it.",
-        "incident_status": "investigating",
-        "notify_subscribers": False,
-        **fields,
-    }
-    return await client.post("/v2/status_page_incidents", json=body, headers=Keys.header(keys.publish))
-
-
-async def post_update(client: Client, keys: Keys, incident_id: str, **fields: Any) -> Any:
-    body = {"status_page_incident_id": incident_id, "message": "More news.", "notify_subscribers": False, **fields}
-    return await client.post("/v2/status_page_incident_updates", json=body, headers=Keys.header(keys.publish))
-
-
-async def show(client: Client, keys: Keys, incident_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v2/status_page_incidents/{incident_id}", headers=Keys.header(keys.read))
-    assert response.status_code == 200, response.text
-    StatusPagesShowStatusPageIncidentResultV2.from_dict(response.json())
-    return response.json()["status_page_incident"]  # type: ignore[no-any-return]
-
-
-async def list_ids(client: Client, keys: Keys, **params: Any) -> list[str]:
-    response = await client.get("/v2/status_page_incidents", params=params, headers=Keys.header(keys.read))
-    assert response.status_code == 200, response.text
-    result = StatusPagesListStatusPageIncidentsResultV2.from_dict(response.json())
-    return [incident.id for incident in result.status_page_incidents]
-
-
-def statuses(*pairs: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"component_id": cid, "component_status": status} for cid, status in pairs]
+from tests.support.http import (
+    Client,
+    Keys,
+    assert_envelope,
+    create_component,
+    create_incident,
+    list_incident_ids,
+    post_incident_update,
+    present,
+    setup_page,
+    show_incident,
+    statuses,
+)
 
 
 async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Client, keys: Keys) -> None:
@@ -132,10 +58,10 @@ async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Clie
     assert (impact.component_id, impact.component_status.value, impact.end_at) == (page.api, "partial_outage", UNSET)
     assert impact.start_at == incident.published_at
     # Read-your-writes: the very next GET shows exactly what the write answered.
-    assert await show(client, keys, incident.id) == response.json()["status_page_incident"]
+    assert await show_incident(client, keys, incident.id) == response.json()["status_page_incident"]
 
     # Partial component statuses: naming `db` leaves `api` as it was.
-    update = await post_update(
+    update = await post_incident_update(
         client, keys, incident.id, incident_status="identified", component_statuses=statuses((page.db, "full_outage"))
     )
     assert update.status_code == 201, update.text
@@ -146,7 +72,7 @@ async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Clie
     assert [(c.component_id, c.component_status.value) for c in published.component_statuses] == [
         (page.db, "full_outage")
     ]
-    shown = await show(client, keys, incident.id)
+    shown = await show_incident(client, keys, incident.id)
     assert shown["incident_status"] == "identified"
     assert [u["id"] for u in shown["updates"]][-1] == published.id
     assert [(i["component_id"], i["component_status"], "end_at" in i) for i in shown["component_impacts"]] == [
@@ -161,19 +87,19 @@ async def test_an_incident_is_declared_updated_renamed_and_resolved(client: Clie
     assert present(StatusPagesUpdateStatusPageIncidentResultV2.from_dict(renamed.json()).status_page_incident).name == (
         "Logins slow"
     )
-    assert (await show(client, keys, incident.id))["name"] == "Logins slow"
+    assert (await show_incident(client, keys, incident.id))["name"] == "Logins slow"
 
-    resolved = await post_update(client, keys, incident.id, incident_status="resolved", message="Fixed.")
+    resolved = await post_incident_update(client, keys, incident.id, incident_status="resolved", message="Fixed.")
     assert resolved.status_code == 201, resolved.text
     closing = resolved.json()["status_page_incident_update"]
     assert sorted(c["component_id"] for c in closing["component_statuses"]) == sorted([page.api, page.db])
     assert {c["component_status"] for c in closing["component_statuses"]} == {"operational"}
-    shown = await show(client, keys, incident.id)
+    shown = await show_incident(client, keys, incident.id)
     assert shown["incident_status"] == "resolved"
     assert all(impact["end_at"] == closing["published_at"] for impact in shown["component_impacts"])
 
     # Closed: no more updates, but a rename still works.
-    late = await post_update(client, keys, incident.id, message="Oops")
+    late = await post_incident_update(client, keys, incident.id, message="Oops")
     assert_envelope(late, 422, "validation_error")
     again = await client.put(
         f"/v2/status_page_incidents/{incident.id}", json={"name": "Login outage"}, headers=Keys.header(keys.publish)
@@ -185,14 +111,14 @@ async def test_a_used_idempotency_key_replays_the_incident_as_it_is_now(client: 
     page = await setup_page(client, keys)
     first = await create_incident(client, keys, page, "alert-1")
     incident_id = first.json()["status_page_incident"]["id"]
-    await post_update(client, keys, incident_id, incident_status="monitoring")
+    await post_incident_update(client, keys, incident_id, incident_status="monitoring")
 
     replay = await create_incident(client, keys, page, "alert-1", name="Something else entirely")
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"
     replayed = present(StatusPagesCreateStatusPageIncidentResultV2.from_dict(replay.json()).status_page_incident)
     assert (replayed.id, replayed.name, replayed.incident_status.value) == (incident_id, "Login failing", "monitoring")
-    assert await list_ids(client, keys, status_page_id=page.id) == [incident_id]
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == [incident_id]
 
     # Keys are per page: the same key on another page is a new incident.
     other = await setup_page(client, keys, "other")
@@ -245,14 +171,14 @@ async def test_rules_are_422_naming_the_field(client: Client, keys: Keys) -> Non
         response = await client.post("/v2/status_page_incidents", json=body_json, headers=Keys.header(keys.publish))
         error = assert_envelope(response, 422, "validation_error")["errors"][0]  # type: ignore[index]
         assert (error["code"], error["source"]) == ("is_required", {"field": missing, "pointer": f"/{missing}"})
-    assert await list_ids(client, keys, status_page_id=page.id) == []
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == []
 
     unknown_page = await create_incident(client, keys, page, "p", status_page_id="01ARZ3NDEKTSV4RRFFQ69G5FAV")
     assert assert_envelope(unknown_page, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
         "field": "status_page_id",
         "pointer": "/status_page_id",
     }
-    missing_incident = await post_update(client, keys, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    missing_incident = await post_incident_update(client, keys, "01ARZ3NDEKTSV4RRFFQ69G5FAV")
     assert_envelope(missing_incident, 404, "not_found")
     shown = await client.get("/v2/status_page_incidents/01ARZ3NDEKTSV4RRFFQ69G5FAV", headers=Keys.header(keys.read))
     assert_envelope(shown, 404, "not_found")
@@ -286,21 +212,22 @@ async def test_lists_filter_by_component_group_sub_page_and_time_and_paginate(cl
         ids[name] = response.json()["status_page_incident"]["id"]
     newest_first = [ids["none"], ids["web"], ids["db"], ids["api"]]
 
-    assert await list_ids(client, keys, status_page_id=page.id) == newest_first
-    assert await list_ids(client, keys, status_page_id=page.id, component_id=page.api) == [ids["api"]]
-    assert await list_ids(client, keys, status_page_id=page.id, group_id=page.backend) == [ids["db"]]
-    assert await list_ids(client, keys, status_page_id=page.id, sub_page_id=page.eu) == [ids["web"]]
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == newest_first
+    assert await list_incident_ids(client, keys, status_page_id=page.id, component_id=page.api) == [ids["api"]]
+    assert await list_incident_ids(client, keys, status_page_id=page.id, group_id=page.backend) == [ids["db"]]
+    assert await list_incident_ids(client, keys, status_page_id=page.id, sub_page_id=page.eu) == [ids["web"]]
     # Time filters keep what had impacts in the range (incident.io: "during or after" start_at, "during or
     # before" end_at); an ongoing incident's reach to now, a resolved one's end at its resolution.
-    db_published = (await show(client, keys, ids["db"]))["published_at"]
-    assert await list_ids(client, keys, status_page_id=page.id, end_at=db_published) == newest_first[2:]
-    assert await list_ids(client, keys, status_page_id=page.id, start_at=db_published) == newest_first
-    resolved = await post_update(client, keys, ids["api"], incident_status="resolved")
+    db_published = (await show_incident(client, keys, ids["db"]))["published_at"]
+    assert await list_incident_ids(client, keys, status_page_id=page.id, end_at=db_published) == newest_first[2:]
+    assert await list_incident_ids(client, keys, status_page_id=page.id, start_at=db_published) == newest_first
+    resolved = await post_incident_update(client, keys, ids["api"], incident_status="resolved")
     assert resolved.status_code == 201, resolved.text
     resolved_at = datetime.fromisoformat(resolved.json()["status_page_incident_update"]["published_at"])
     later = (resolved_at + timedelta(milliseconds=1)).isoformat()
-    assert await list_ids(client, keys, status_page_id=page.id, start_at=later) == newest_first[:3]
-    assert await list_ids(client, keys, status_page_id=page.id, start_at=resolved_at.isoformat()) == newest_first
+    assert await list_incident_ids(client, keys, status_page_id=page.id, start_at=later) == newest_first[:3]
+    since_resolution = resolved_at.isoformat()
+    assert await list_incident_ids(client, keys, status_page_id=page.id, start_at=since_resolution) == newest_first
 
     seen: list[str] = []
     after: str | None = None
@@ -363,7 +290,7 @@ async def test_a_retrospective_incident_is_recorded_resolved(client: Client, key
         "2024-01-01T10:00:00+00:00",
         "2024-01-01T11:00:00+00:00",
     )
-    assert await show(client, keys, incident.id) == response.json()["status_page_incident"]
+    assert await show_incident(client, keys, incident.id) == response.json()["status_page_incident"]
 
     replay = await client.post("/v2/status_page_retrospective_incidents", json=body, headers=Keys.header(keys.publish))
     assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"

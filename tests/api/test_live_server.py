@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.live_server import create_key, live_server
+from tests.support.live_server import create_key, live_server
 
 
 def test_serve_answers_health_and_a_cli_key_works(database_url: str, tmp_path: Path) -> None:

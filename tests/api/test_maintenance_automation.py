@@ -3,10 +3,8 @@ own scheduler, driven by a fake clock, starts a window at `start_at` and complet
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -16,7 +14,7 @@ from api.app import create_app
 from domain.maintenance import COMPLETED_MESSAGE, STARTED_MESSAGE
 from infra.clock import FakeClock, format_timestamp
 from infra.settings import Settings
-from tests.api.conftest import Keys
+from tests.support.http import Keys, maintenance_with_status
 
 T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 START = T0 + timedelta(hours=1)
@@ -32,22 +30,6 @@ def clock() -> FakeClock:
 async def client(settings: Settings, clock: FakeClock) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=create_app(settings, clock=clock)) as client:
         yield client
-
-
-async def _status_when(
-    client: AsyncTestClient[Litestar], keys: Keys, maintenance_id: str, status: str
-) -> dict[str, Any]:
-    """GET the window until it shows `status` (the scheduler and the read model run in the background)."""
-    async with asyncio.timeout(15):
-        while True:
-            response = await client.get(
-                f"/v2/status_page_maintenances/{maintenance_id}", headers=Keys.header(keys.read)
-            )
-            assert response.status_code == 200
-            body: dict[str, Any] = response.json()["status_page_maintenance"]
-            if body["maintenance_status"] == status:
-                return body
-            await asyncio.sleep(0.02)
 
 
 async def test_get_shows_the_window_in_progress_then_complete_after_the_scheduler_ran(
@@ -81,7 +63,7 @@ async def test_get_shows_the_window_in_progress_then_complete_after_the_schedule
 
     clock.set(START)
     client.app.state.scheduler.wake()
-    started = await _status_when(client, keys, maintenance_id, "maintenance_in_progress")
+    started = await maintenance_with_status(client, keys, maintenance_id, "maintenance_in_progress")
     assert started["updates"][-1]["message"] == STARTED_MESSAGE
     assert started["updates"][-1]["published_at"] == format_timestamp(START)
     assert started["component_maintenance_periods"] == [
@@ -90,7 +72,7 @@ async def test_get_shows_the_window_in_progress_then_complete_after_the_schedule
 
     clock.set(END)
     client.app.state.scheduler.wake()
-    completed = await _status_when(client, keys, maintenance_id, "maintenance_complete")
+    completed = await maintenance_with_status(client, keys, maintenance_id, "maintenance_complete")
     assert [update["message"] for update in completed["updates"]][-2:] == [STARTED_MESSAGE, COMPLETED_MESSAGE]
     assert completed["component_maintenance_periods"] == [
         {"component_id": component_id, "start_at": format_timestamp(START), "end_at": format_timestamp(END)}

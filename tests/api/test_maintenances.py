@@ -34,32 +34,22 @@ from infra.clock import FakeClock, format_timestamp
 from infra.settings import Settings
 from projections.rebuild import replay_check
 from projections.registry import all_projections
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.api.test_incidents import Page, present, setup_page, statuses
-from tests.api.test_maintenance_automation import _status_when
+from tests.support.http import (
+    MAINTENANCE_END,
+    MAINTENANCE_START,
+    Keys,
+    assert_envelope,
+    create_maintenance,
+    maintenance_with_status,
+    present,
+    setup_page,
+    statuses,
+)
 
 Client = AsyncTestClient[Litestar]
 
 # Far in the future, so the maintenance scheduler leaves these windows to the test.
-START = "2099-01-28T10:00:00.000000Z"
-END = "2099-01-28T12:00:00.000000Z"
-
-
-async def create_maintenance(client: Client, keys: Keys, page: Page, key: str, **fields: Any) -> Any:
-    body = {
-        "idempotency_key": key,
-        "status_page_id": page.id,
-        "name": "DB upgrade",
-        "message": "We will upgrade the database.",
-        "maintenance_status": "maintenance_scheduled",
-        "start_at": START,
-        "end_at": END,
-        "affected_component_ids": [page.db],
-        "notify_subscribers": False,
-        **fields,
-    }
-    return await client.post("/v2/status_page_maintenances", json=body, headers=Keys.header(keys.publish))
+START, END = MAINTENANCE_START, MAINTENANCE_END  # the window create_maintenance schedules
 
 
 async def post_update(client: Client, keys: Keys, maintenance_id: str, **fields: Any) -> Any:
@@ -314,7 +304,7 @@ async def test_after_downtime_a_15_minute_window_still_lasted_15_minutes_and_tim
     # Beacon is down from before start_at until six hours after end_at; on restart it catches up.
     clock.set(RESTART)
     client.app.state.scheduler.wake()
-    body = await _status_when(client, keys, window_id, "maintenance_complete")
+    body = await maintenance_with_status(client, keys, window_id, "maintenance_complete")
 
     # The public history says when it happened: started at start_at, completed at end_at, 15 minutes.
     assert [(u["published_at"], u["message"]) for u in body["updates"]] == [

@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from infra.settings import Settings
-from tests.api.conftest import Keys
-from tests.live_server import BEACON, create_key, free_port, live_server, request
+from tests.support.http import Keys
+from tests.support.live_server import BEACON, create_key, free_port, live_server, request
 
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 

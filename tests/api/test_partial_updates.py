@@ -14,9 +14,7 @@ from incident_io.models.status_pages_show_status_page_structure_result_v2 import
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.api.test_status_pages import create_component, create_page
+from tests.support.http import Keys, assert_envelope, create_component, create_page
 
 Client = AsyncTestClient[Litestar]
 

@@ -21,7 +21,7 @@ from api.services import Services
 from infra.event_store import RecordedEvent
 from infra.settings import Settings
 from projections.registry import all_projections
-from tests.api.conftest import Keys
+from tests.support.http import Keys
 
 Client = AsyncTestClient[Litestar]
 TIMEOUT = 30.0

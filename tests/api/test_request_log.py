@@ -17,8 +17,8 @@ from litestar.testing import AsyncTestClient
 
 from api.request_log import REQUEST_LOGGER
 from infra.logs import TextFormatter
-from tests.api.conftest import Keys
-from tests.live_server import create_key, live_server, request
+from tests.support.http import Keys
+from tests.support.live_server import create_key, live_server, request
 
 EMAIL = "oncall.lead@example.com"
 QUERY_MARKER = "queryvalue7f3a"

@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from infra.api_keys import ADMIN, PUBLISH
-from tests.api.conftest import Keys
+from tests.support.http import Keys
 
 Client = AsyncTestClient[Litestar]
 PUBLIC = {

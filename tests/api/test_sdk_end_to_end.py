@@ -125,7 +125,7 @@ from incident_io.models.status_pages_update_status_page_incident_result_v2 impor
 from incident_io.types import UNSET, Response, Unset
 
 from infra.api_keys import ADMIN, PUBLISH
-from tests.live_server import create_key, live_server
+from tests.support.live_server import create_key, live_server
 
 T = TypeVar("T")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from incident_io.models.status_page_components_create_result_v2 import StatusPageComponentsCreateResultV2
 from incident_io.models.status_page_components_list_result_v2 import StatusPageComponentsListResultV2
 from incident_io.models.status_page_components_show_result_v2 import StatusPageComponentsShowResultV2
 from incident_io.models.status_page_components_update_result_v2 import StatusPageComponentsUpdateResultV2
@@ -20,28 +19,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from infra.ids import is_ulid
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
+from tests.support.http import Keys, assert_envelope, create_component, create_page
 
 Client = AsyncTestClient[Litestar]
-
-
-async def create_page(client: Client, keys: Keys, slug: str, **fields: Any) -> dict[str, Any]:
-    response = await client.post(
-        "/v2/status_pages", json={"name": slug.title(), "slug": slug, **fields}, headers=Keys.header(keys.admin)
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["status_page"]  # type: ignore[no-any-return]
-
-
-async def create_component(client: Client, keys: Keys, name: str, **fields: Any) -> str:
-    response = await client.post(
-        "/v2/status_page_components", json={"name": name, **fields}, headers=Keys.header(keys.admin)
-    )
-    assert response.status_code == 201, response.text
-    body = response.json()
-    StatusPageComponentsCreateResultV2.from_dict(body)
-    return body["status_page_component"]["id"]  # type: ignore[no-any-return]
 
 
 async def test_a_page_is_created_then_shown_listed_and_updated(client: Client, keys: Keys) -> None:

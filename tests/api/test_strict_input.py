@@ -11,11 +11,19 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.api.test_incidents import Page, create_incident, list_ids, post_update, setup_page, show, statuses
-from tests.api.test_maintenances import create_maintenance
-from tests.api.test_status_pages import create_component
+from tests.support.http import (
+    Keys,
+    Page,
+    assert_envelope,
+    create_component,
+    create_incident,
+    create_maintenance,
+    list_incident_ids,
+    post_incident_update,
+    setup_page,
+    show_incident,
+    statuses,
+)
 
 Client = AsyncTestClient[Litestar]
 
@@ -40,7 +48,7 @@ async def test_a_misspelt_top_level_field_is_refused_naming_it_and_the_field_mea
         "message": "unknown field 'componnet_statuses'; did you mean 'component_statuses'?",
         "source": {"field": "componnet_statuses", "pointer": "/componnet_statuses"},
     }
-    assert await list_ids(client, keys, status_page_id=page.id) == []  # no incident without impacts
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == []  # no incident without impacts
 
 
 async def test_an_unknown_field_at_any_depth_is_named_by_path_and_pointer(client: Client, keys: Keys) -> None:
@@ -79,7 +87,7 @@ async def test_an_unknown_field_at_any_depth_is_named_by_path_and_pointer(client
         {"field": "updates[1].colour", "pointer": "/updates/1/colour"},
     )
     assert "did you mean" not in deep["message"]  # nothing accepted there is close to `colour`
-    assert await list_ids(client, keys, status_page_id=page.id) == []
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == []
 
 
 async def test_every_write_body_refuses_fields_it_does_not_accept(client: Client, keys: Keys) -> None:
@@ -88,7 +96,11 @@ async def test_every_write_body_refuses_fields_it_does_not_accept(client: Client
     window = (await create_maintenance(client, keys, page, "m")).json()["status_page_maintenance"]
     publish, admin = Keys.header(keys.publish), Keys.header(keys.admin)
     cases: list[tuple[Any, str, str]] = [
-        (post_update(client, keys, incident["id"], incident_statuss="resolved"), "incident_statuss", "incident_status"),
+        (
+            post_incident_update(client, keys, incident["id"], incident_statuss="resolved"),
+            "incident_statuss",
+            "incident_status",
+        ),
         (
             create_maintenance(client, keys, page, "m2", automate_maintenance=True),
             "automate_maintenance",
@@ -134,7 +146,7 @@ async def test_every_write_body_refuses_fields_it_does_not_accept(client: Client
         error = only_error(await request)
         assert (error["code"], error["source"]) == ("unknown_field", {"field": field, "pointer": f"/{field}"}), error
         assert error["message"].endswith(f"did you mean {meant!r}?" if meant else f"unknown field {field!r}"), error
-    assert (await show(client, keys, incident["id"]))["name"] == incident["name"]
+    assert (await show_incident(client, keys, incident["id"]))["name"] == incident["name"]
 
 
 async def test_fields_incident_io_clients_send_are_accepted(client: Client, keys: Keys) -> None:
@@ -231,7 +243,7 @@ async def test_an_incidents_show_body_can_be_edited_and_sent_back(client: Client
         await create_incident(client, keys, page, "i", component_statuses=statuses((page.api, "full_outage")))
     ).json()["status_page_incident"]
     url = f"/v2/status_page_incidents/{incident['id']}"
-    shown = await show(client, keys, incident["id"])
+    shown = await show_incident(client, keys, incident["id"])
 
     renamed = await client.put(url, json={**shown, "name": "Login fixed soon"}, headers=Keys.header(keys.publish))
 
@@ -246,7 +258,7 @@ async def test_an_incidents_show_body_can_be_edited_and_sent_back(client: Client
         {"field": "incident_status", "pointer": "/incident_status"},
     )
     assert "POST /v2/status_page_incident_updates" in error["message"]
-    assert (await show(client, keys, incident["id"]))["incident_status"] == "investigating"
+    assert (await show_incident(client, keys, incident["id"]))["incident_status"] == "investigating"
     edited_update = {**shown, "updates": [{**shown["updates"][0], "message": "rewritten"}]}
     assert only_error(await client.put(url, json=edited_update, headers=Keys.header(keys.publish)))["source"] == {
         "field": "updates",
@@ -313,4 +325,4 @@ async def test_a_body_that_is_not_json_is_415_invalid_request_error(client: Clie
         headers={**Keys.header(keys.publish), "content-type": "application/x-www-form-urlencoded"},
     )
     assert only_error(response, 415, "invalid_request_error")["code"]
-    assert await list_ids(client, keys, status_page_id=page.id) == []
+    assert await list_incident_ids(client, keys, status_page_id=page.id) == []

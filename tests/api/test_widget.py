@@ -18,10 +18,8 @@ from domain.base import Actor, CommandContext, save
 from domain.incident import Incident
 from infra.clock import SystemClock
 from infra.ids import new_ulid, uuid_to_ulid
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.api.test_status_pages import create_component, create_page
-from tests.live_server import free_port
+from tests.support.http import Keys, assert_envelope, create_component, create_page
+from tests.support.live_server import free_port
 
 Client = AsyncTestClient[Litestar]
 BASE = "https://status.acme.test"

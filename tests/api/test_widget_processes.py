@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.live_server import create_key, live_server
+from tests.support.live_server import create_key, live_server
 
 
 def call(method: str, url: str, token: str | None = None, body: object = None) -> tuple[int, bytes]:

@@ -22,9 +22,7 @@ from infra.clock import FakeClock, format_timestamp
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
 from projections.public_widget import documents_as_of
-from tests.api.conftest import Keys
-from tests.api.test_errors_and_keys import assert_envelope
-from tests.api.test_status_pages import create_component, create_page
+from tests.support.http import Keys, assert_envelope, create_component, create_page
 
 Client = AsyncTestClient[Litestar]
 T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)

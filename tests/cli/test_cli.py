@@ -21,7 +21,7 @@ from infra.api_keys import ADMIN, PUBLISH, create_key, find_by_token
 from infra.clock import SystemClock
 from infra.settings import Settings
 from projections.registry import all_projections
-from tests.live_server import BEACON
+from tests.support.live_server import BEACON
 
 MIGRATIONS = sorted(path.name for path in (Path(__file__).parents[2] / "infra" / "migrations").glob("*.sql"))
 

@@ -14,8 +14,9 @@ from domain.base import save
 from infra.event_store import PostgresEventStore
 from projections.registry import all_projections
 from projections.runner import ProjectionStop, ensure_tables, record_stops
-from tests.integration.conftest import context_at, new_tally
-from tests.live_server import BEACON
+from tests.support.builders import context_at
+from tests.support.live_server import BEACON
+from tests.support.tally import new_tally
 
 STOPPED = "incident_list"
 CAUGHT_UP = "status_page_catalog"

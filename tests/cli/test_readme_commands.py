@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live_server import create_key, live_server
+from tests.support.live_server import create_key, live_server
 
 ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()

@@ -11,8 +11,8 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.cli.conftest import table_names
-from tests.live_server import BEACON, live_server
+from tests.support.databases import table_names
+from tests.support.live_server import BEACON, live_server
 
 Done = subprocess.CompletedProcess[str]
 

@@ -18,7 +18,8 @@ from domain.base import Actor, CommandContext, save
 from infra.audit import LogRow, chain_hash, export_ndjson, verify_chain
 from infra.event_store import PostgresEventStore
 from infra.ids import uuid_to_ulid
-from tests.integration.conftest import OPERATOR, T0, new_tally
+from tests.support.builders import OPERATOR, T0
+from tests.support.tally import new_tally
 
 UNICODE_ACTOR = Actor(type="api_key", id="01KEYÜ", name='Zoë "ops" \\ bot\n🚀')
 

@@ -18,8 +18,8 @@ from projections.incident_list import incident_list
 from projections.rebuild import compare
 from projections.registry import all_projections
 from projections.runner import ProjectionFailed, catch_up, catch_up_many, checkpoints, ensure_tables, use_schema
-from tests.integration.projection_fixtures import EventCounter, counts, seen
-from tests.integration.test_projection_runner import write_tally
+from tests.support.projections import EventCounter, counts, seen
+from tests.support.tally import write_tally
 
 SHARED = "shared_pass"
 

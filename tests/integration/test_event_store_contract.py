@@ -11,7 +11,8 @@ import pytest
 
 from domain.base import SYSTEM, ConcurrencyConflict, IdempotencyKey, NotFound, load, save
 from infra.event_store import event_hash
-from tests.integration.conftest import OPERATOR, T0, Tally, context_at, new_tally
+from tests.support.builders import OPERATOR, T0, context_at
+from tests.support.tally import Tally, new_tally
 
 
 async def test_an_appended_aggregate_loads_back_with_the_same_state_and_audit_columns(store: Any) -> None:

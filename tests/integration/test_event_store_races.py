@@ -5,7 +5,7 @@ a concurrent change is never lost, concurrent identical creates make exactly one
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 
 from domain.base import AppendResult, IdempotencyKey, WriteConflict, execute, load, save
-from infra.event_store import PostgresEventStore, event_hash, to_stored_events
-from tests.integration.conftest import OPERATOR, T0, Tally, context_at, new_tally
+from infra.event_store import PostgresEventStore, event_hash
+from tests.support.builders import OPERATOR, T0, context_at
+from tests.support.polling import wait_until_blocked_on_a_lock
+from tests.support.tally import APPEND, Tally, append_args, new_tally
 
 
 class LoadsMeetFirst:
@@ -96,30 +98,6 @@ async def test_fifty_identical_creates_append_exactly_once(pool: asyncpg.Pool) -
     log = await store.read_all()
     assert [(r.stream_id, r.version) for r in log] == [(created[0].stream_id, 1)]
     assert await store.find_idempotent(key) == created[0].stream_id
-
-
-APPEND = "SELECT event_position FROM beacon_append($1, $2, $3, $4, $5, $6, $7::jsonb, $8, NULL, NULL)"
-
-
-def append_args(name: str, now: datetime) -> tuple[Any, ...]:
-    stream_id, stored = to_stored_events(new_tally(name).collect_events(), 0)
-    return (
-        stream_id,
-        "tally",
-        0,
-        [s.topic for s in stored],
-        [s.state for s in stored],
-        now,
-        '{"type": "system"}',
-        None,
-    )
-
-
-async def wait_until_blocked_on_a_lock(observer: asyncpg.Connection, pid: int) -> None:
-    """Poll the server until backend `pid` waits on a lock (a fact, not a timing guess)."""
-    async with asyncio.timeout(10):
-        while not await observer.fetchval("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
-            await asyncio.sleep(0.01)
 
 
 async def test_a_late_commit_is_never_skipped_by_a_reader_following_positions(

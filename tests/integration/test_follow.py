@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -18,16 +18,10 @@ import pytest
 from infra.db import create_pool
 from infra.follow import Follower, Session, dedicated, lock_key, wait_set
 from infra.settings import Settings
+from tests.support.polling import wait_until
 
 CHANNEL = "beacon_follow_test"
 KEY = lock_key("beacon.test:follow")
-
-
-async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll `check` until it holds; fail the test (TimeoutError) if it never does within `timeout`."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 class Turns:

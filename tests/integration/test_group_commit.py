@@ -14,7 +14,8 @@ import pytest
 from domain.base import AppendResult, CommandContext, ConcurrencyConflict, IdempotencyKey, save
 from infra.audit import verify_chain
 from infra.event_store import MAX_BATCH, PostgresEventStore
-from tests.integration.conftest import OPERATOR, T0, Tally, context_at, new_tally
+from tests.support.builders import OPERATOR, T0, context_at
+from tests.support.tally import Tally, new_tally
 
 
 class SpyPool:

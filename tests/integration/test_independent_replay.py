@@ -17,7 +17,7 @@ from domain.base import Actor, CommandContext, save
 from domain.incident import Incident
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, uuid_to_ulid
-from tests.integration.conftest import T0
+from tests.support.builders import T0
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "independent_replay.py"
 PUBLISHER = Actor(type="api_key", id="01KEYPUBLISHER", name="ops bot")

@@ -13,7 +13,6 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from domain.base import save
 from infra.db import create_pool
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
@@ -29,16 +28,10 @@ from projections.runner import (
     stops,
 )
 from projections.watermark import Watermarks
-from tests.integration.conftest import OPERATOR, T0, Tally, context_at, new_tally
-from tests.integration.projection_fixtures import EventCounter, Gate, applied_by, counts, seen
-from tests.integration.test_event_store_races import APPEND, append_args, wait_until_blocked_on_a_lock
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll `check` until it holds; fail the test (TimeoutError) if it never does within `timeout`."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)
+from tests.support.builders import T0
+from tests.support.polling import wait_until, wait_until_blocked_on_a_lock
+from tests.support.projections import EventCounter, Gate, applied_by, counts, seen
+from tests.support.tally import APPEND, append_args, write_tally
 
 
 async def checkpoint_of(pool: asyncpg.Pool, name: str) -> int:
@@ -60,16 +53,6 @@ async def running(runner: ProjectionRunner) -> AsyncIterator[ProjectionRunner]:
         yield runner
     finally:
         await runner.stop()
-
-
-async def write_tally(store: PostgresEventStore, name: str, marks: int) -> tuple[Tally, list[int]]:
-    """Create a tally and mark it `marks` times, one append each; return it and the positions taken."""
-    tally = new_tally(name)
-    positions = list((await save(store, tally, context_at(0))).positions)
-    for n in range(marks):
-        tally.mark(f"{name}-{n}", at=T0 + timedelta(minutes=n + 1), by=OPERATOR)
-        positions += (await save(store, tally, context_at(n + 1))).positions
-    return tally, positions
 
 
 async def test_each_event_is_applied_once_in_order_and_ignored_events_advance_the_checkpoint(

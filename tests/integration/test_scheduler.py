@@ -6,7 +6,7 @@ stale schedule, or a server that slept through the window."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -31,6 +31,7 @@ from infra.settings import Settings
 from process_managers.maintenance_scheduler import MaintenanceScheduler
 from projections.maintenance_schedule import MaintenanceSchedule, due
 from projections.runner import ProjectionRunner, catch_up, ensure_tables
+from tests.support.polling import wait_until
 
 T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 START = T0 + timedelta(hours=1)
@@ -90,13 +91,6 @@ async def automatic_events(store: PostgresEventStore, maintenance_id: UUID) -> l
         for record in await store.read_stream_records(maintenance_id)
         if record.actor == SYSTEM_DATA
     ]
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    """Poll `check` until it holds; fail the test (TimeoutError) if it never does."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

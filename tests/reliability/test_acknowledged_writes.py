@@ -27,7 +27,8 @@ from infra.event_store import PostgresEventStore
 from infra.settings import Settings
 from projections.rebuild import replay_check
 from projections.registry import all_projections
-from tests.reliability.conftest import Beacon, Keys, running_beacon
+from tests.support.http import Keys
+from tests.support.live_server import Beacon, running_beacon
 
 WRITERS = 16
 INCIDENTS = 8  # two writers per incident: optimistic concurrency is part of the test

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from infra.api_keys import ADMIN, PUBLISH
 from infra.settings import Settings
-from tests.reliability.conftest import Keys
+from tests.support.http import Keys
 
 DUMMY_ID = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 """ULID-shaped, so a handler gets past id parsing and answers 404/422 rather than tripping on the shape."""

@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from tests.live_server import live_server
-from tests.reliability.conftest import Keys, fresh_database, make_keys
-from tests.reliability.tcp_proxy import PostgresProxy
-from tests.reliability.test_hostile_input import assert_envelope
+from tests.support.databases import fresh_database
+from tests.support.http import Keys, assert_envelope, make_keys
+from tests.support.live_server import live_server
+from tests.support.tcp_proxy import PostgresProxy
 
 ANSWER_WITHIN = 5.0
 """Issue 6: no hanging request while the database is down (used as the client's timeout)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import Beacon, running_beacon
+from tests.support.live_server import Beacon, running_beacon
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 

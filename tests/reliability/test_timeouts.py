@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from infra.db import create_pool, server_settings
 from infra.settings import Settings
-from tests.reliability.conftest import Keys
+from tests.support.http import Keys
 
 
 async def test_every_pooled_connection_carries_the_timeouts(database_url: str) -> None:

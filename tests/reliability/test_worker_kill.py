@@ -28,7 +28,7 @@ from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid
 from projections.rebuild import replay_check
 from projections.registry import all_projections
-from tests.live_server import BEACON
+from tests.support.live_server import BEACON
 
 KILLS = 10
 MIN_EVENTS = 3000

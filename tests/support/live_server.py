@@ -12,10 +12,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.databases import fresh_database
+from tests.support.http import Keys, make_keys
 
 BEACON = str(Path(sys.executable).parent / "beacon")
 
@@ -114,3 +117,26 @@ def stop(server: LiveServer) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
             server.process.wait(5)
+
+
+@dataclass(frozen=True)
+class Beacon:
+    """A running `beacon serve` on its own database, with keys of every kind."""
+
+    server: LiveServer
+    database_url: str
+    keys: Keys
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@asynccontextmanager
+async def running_beacon(
+    server_url: str, template_database: str, tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Beacon]:
+    async with fresh_database(server_url, template_database) as url:
+        keys = await make_keys(url)
+        with live_server(url, tmp_path, extra_env=extra_env) as server:
+            yield Beacon(server, url, keys)

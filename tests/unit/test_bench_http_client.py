@@ -5,7 +5,7 @@ malformed request, gets the wrong answer back or trips the server's own parsing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from bench.http_client import Connection, ProtocolError
+from tests.support.polling import wait_until
 
 
 @dataclass
@@ -119,7 +120,8 @@ async def test_a_connection_the_server_ended_is_reopened_for_the_next_request(
     )
     async with scripted_server(script) as url, Connection(url, timeout=2) as client:
         first = await client.request("POST", "/a", {})
-        await _until(lambda: not client.reusable)  # the header, or the server's FIN reaching the client
+        # The header, or the server's FIN reaching the client.
+        await wait_until(lambda: not client.reusable, interval=0.001)
         second = await client.request("POST", "/a", {})
 
     assert [first.json(), second.json()] == [{"n": 1}, {"n": 2}]
@@ -150,9 +152,3 @@ async def test_a_truncated_answer_raises_instead_of_passing_for_a_response() -> 
         with pytest.raises(ProtocolError, match="shorter than Content-Length"):
             await client.request("POST", "/a", {})
         assert not client.reusable
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.001)

@@ -19,7 +19,7 @@ import pytest
 from setuptools import find_namespace_packages, find_packages  # type: ignore[import-untyped]
 
 from api.cli import build_parser
-from tests.unit.deployment import ROOT, beacon_args, compose_file, dockerfile_instructions
+from tests.support.deployment import ROOT, beacon_args, compose_file, dockerfile_instructions
 
 COMPOSE = compose_file()
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]

@@ -17,7 +17,7 @@ import yaml
 
 from api.app import create_app
 from infra.settings import Settings
-from tests.unit.deployment import ROOT, beacon_args, compose_file, dockerfile_instructions
+from tests.support.deployment import ROOT, beacon_args, compose_file, dockerfile_instructions
 
 DEPLOY = ROOT / "deploy" / "kubernetes"
 MANIFEST_FILES = sorted(path.name for path in DEPLOY.glob("*.yaml") if path.name != "kustomization.yaml")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from tests.live_server import free_port
+from tests.support.live_server import free_port
 
 
 class PostgresProxy:
