@@ -106,11 +106,13 @@ class DomainError(Exception):
     field: str | None = None
     code: str = "invalid_value"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if field is not None:
             self.field = field
+        if code is not None:
+            self.code = code
 
 
 class NotFound(DomainError):

@@ -110,10 +110,6 @@ class InvalidSlug(DomainError):
 
     field = "slug"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid_value") -> None:
-        super().__init__(message, field=field)
-        self.code = code
-
 
 class ReservedSlug(DomainError):
     """Raised when a slug is a path segment Beacon itself serves (`api`, `v2`, `healthz` …)."""

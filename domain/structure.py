@@ -371,10 +371,6 @@ def component_placements(items: Sequence[StructureItem]) -> dict[str, ComponentP
 class InvalidStructureItem(DomainError):
     """Raised when a structure item is malformed: not exactly one kind, nested wrongly, or a bad id."""
 
-    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid_value") -> None:
-        super().__init__(message, field=field)
-        self.code = code
-
 
 class UnplaceableComponent(DomainError):
     """Raised when a structure places a component that does not exist or has been deleted."""
