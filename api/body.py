@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.routes import HTTPRoute
 
 from api.errors import ApiError, ErrorSource
+from api.types import AnyRequest
 
 # `\u0000` preceded by an even number of backslashes is the escape for NUL; `\\u0000` is the literal text.
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -41,7 +41,7 @@ _accepted_parameters: weakref.WeakKeyDictionary[BaseRouteHandler, frozenset[str]
 """The query parameters each route handler declares (its own and its dependencies'), found once."""
 
 
-async def check_json_body(request: Request[Any, Any, Any]) -> None:
+async def check_json_body(request: AnyRequest) -> None:
     """A `before_request` hook for every `/v2` route (see the module docstring)."""
     _refuse_unknown_parameters(request)
     if request.method not in ("POST", "PUT", "PATCH"):
@@ -54,7 +54,7 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
         _refuse_unknown_and_coerced(body, data.annotation)
 
 
-def _refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
+def _refuse_unknown_parameters(request: AnyRequest) -> None:
     if request.method == "OPTIONS":
         # Litestar answers OPTIONS itself, with a handler it makes per route that declares nothing (and
         # cannot be weakly referenced); a parameter there changes no answer.
@@ -67,7 +67,7 @@ def _refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
             raise _unknown("parameter", name, accepted, ErrorSource.parameter(name))
 
 
-def _declared_query(request: Request[Any, Any, Any]) -> frozenset[str]:
+def _declared_query(request: AnyRequest) -> frozenset[str]:
     """Read from the kwargs model Litestar built for the handler, so a parameter a dependency declares
     (the list filters in `api.notices`) counts as the handler's own."""
     for route in request.app.routes:

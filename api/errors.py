@@ -8,15 +8,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 import msgspec
-from litestar import Request, Response
+from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from api.request_id import ensure_request_id
+from api.types import AnyRequest
 from domain.base import DomainError, NotFound, WriteConflict
 
 log = logging.getLogger("beacon.api")
@@ -122,12 +122,12 @@ class ApiError(Exception):
         self.rate_limit = rate_limit
 
 
-def request_id_of(request: Request[Any, Any, Any]) -> str:
+def request_id_of(request: AnyRequest) -> str:
     return ensure_request_id(request.scope)  # type: ignore[arg-type]
 
 
 def envelope_response(
-    request: Request[Any, Any, Any],
+    request: AnyRequest,
     status: int,
     errors: list[ErrorDetail],
     *,
@@ -186,7 +186,7 @@ def _body(field: str | None) -> ErrorSource | None:
     return ErrorSource.body(field) if field else None
 
 
-def handle_http(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+def handle_http(request: AnyRequest, error: HTTPException) -> Response[bytes]:
     if isinstance(error, ValidationException):
         status, details = _validation_details(error)
         return envelope_response(request, status, details)
@@ -200,22 +200,22 @@ def handle_http(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     )
 
 
-def handle_api_error(request: Request[Any, Any, Any], error: ApiError) -> Response[bytes]:
+def handle_api_error(request: AnyRequest, error: ApiError) -> Response[bytes]:
     return envelope_response(request, error.status, [error.detail], headers=error.headers, rate_limit=error.rate_limit)
 
 
-def handle_domain(request: Request[Any, Any, Any], error: DomainError) -> Response[bytes]:
+def handle_domain(request: AnyRequest, error: DomainError) -> Response[bytes]:
     status = next((DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 422)
     detail = ErrorDetail(code=error.code, message=error.message, source=_body(error.field))
     return envelope_response(request, status, [detail])
 
 
-def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+def handle_unexpected(request: AnyRequest, error: Exception) -> Response[bytes]:
     log.exception("request %s crashed", request_id_of(request), exc_info=error)
     return envelope_response(request, 500, [ErrorDetail(code="internal_error", message="Internal error")])
 
 
-def handle_recursion(request: Request[Any, Any, Any], error: RecursionError) -> Response[bytes]:
+def handle_recursion(request: AnyRequest, error: RecursionError) -> Response[bytes]:
     """msgspec refuses JSON nested deeper than it can decode (issue 6: 10k levels gave a 500): that is a
     malformed body, so 400; any other RecursionError is still a crash."""
     if "deserializing" not in str(error):
@@ -224,7 +224,7 @@ def handle_recursion(request: Request[Any, Any, Any], error: RecursionError) -> 
     return envelope_response(request, 400, [detail])
 
 
-def handle_bad_utf8(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[bytes]:
+def handle_bad_utf8(request: AnyRequest, error: UnicodeDecodeError) -> Response[bytes]:
     """A body that is not UTF-8 (docs/architecture.md#error-envelope) fails inside the JSON decoder; the client sent
     it, so 400."""
     detail = ErrorDetail(code="invalid_json", message="The request body is not valid UTF-8")
@@ -244,7 +244,7 @@ DATABASE_UNAVAILABLE = (
 RETRY_AFTER_SECONDS = 5
 
 
-def handle_database_unavailable(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+def handle_database_unavailable(request: AnyRequest, error: Exception) -> Response[bytes]:
     """Postgres is down or unreachable: answer quickly with 503 and `Retry-After`; nothing was acknowledged."""
     log.warning("request %s: database unavailable: %r", request_id_of(request), error)
     detail = ErrorDetail(code="database_unavailable", message="The database is unavailable; retry shortly")

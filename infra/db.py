@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import asyncpg
 
 from infra.settings import Settings
+
+
+class Fetcher(Protocol):
+    """An asyncpg pool or connection: anything that runs a query and returns its rows. Queries take it
+    so that one function serves a request (the pool) and a transaction (its connection) alike."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
 def database_url(settings: Settings) -> str:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 
 from domain.base import AppendResult, CommandContext, ConcurrencyConflict, IdempotencyKey
+from infra.db import Fetcher
 from infra.event_store import RecordedEvent, event_hash, to_stored_events
 
 
@@ -89,7 +89,7 @@ class InMemoryEventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         through: datetime | None = None,
-        conn: Any = None,
+        conn: Fetcher | None = None,
     ) -> list[RecordedEvent]:
         """Same contract as `PostgresEventStore.read_all`; `conn` is accepted and ignored."""
         selected: list[RecordedEvent] = []

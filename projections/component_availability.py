@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
 from domain.incident import Incident, IncidentComponentStatus
+from infra.db import Fetcher
 from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections.notice_list import load_streams
@@ -95,7 +95,7 @@ class Interval:
 
 
 async def outage_intervals(
-    db: Any, status_page_id: str, component_id: str, start_at: datetime, end_at: datetime
+    db: Fetcher, status_page_id: str, component_id: str, start_at: datetime, end_at: datetime
 ) -> list[Interval]:
     """The component's full/partial outage impacts on the page's incidents that overlap the window."""
     rows = await db.fetch(
@@ -113,7 +113,7 @@ async def outage_intervals(
 EARLIEST_IMPACT_SQL = f"SELECT min(start_at) FROM {TABLE} WHERE status_page_id = $1 AND component_id = $2"
 
 
-async def data_available_since(db: Any, status_page_id: str, component_id: str, created_at: datetime) -> datetime:
+async def data_available_since(db: Fetcher, status_page_id: str, component_id: str, created_at: datetime) -> datetime:
     """Where the component's availability data begins on the page: its creation, or its earliest impact
     (of any status) on the page's incidents when that came first — a retrospective incident backfilled
     onto a component created today moves it back. One probe of the `(status_page_id, component_id,
@@ -159,7 +159,7 @@ def availability_percent(covered: timedelta, down: timedelta) -> str | None:
 
 
 async def component_availability(
-    db: Any,
+    db: Fetcher,
     status_page_id: str,
     component_id: str,
     *,

@@ -26,6 +26,7 @@ from domain.base import replay
 from domain.notice import Notice, Update
 from domain.structure import GroupItem, SubPageItem, component_ids
 from infra.clock import format_timestamp
+from infra.db import Fetcher
 from infra.event_store import MAPPER, RecordedEvent
 from infra.ids import is_ulid, uuid_to_ulid
 from projections import status_page_catalog as catalog
@@ -274,7 +275,7 @@ class NoticeRow:
 
 
 async def list_notices(
-    db: Any, table: str, where: NoticeFilter, *, limit: int, after: str | None = None
+    db: Fetcher, table: str, where: NoticeFilter, *, limit: int, after: str | None = None
 ) -> list[NoticeRow] | None:
     """Up to `limit` notices of the page, newest `published_at` first (ties: highest id first), after
     the notice `after`; None when `after` names no notice in this list. `start_at`/`end_at` keep the
@@ -303,7 +304,7 @@ async def list_notices(
     return [NoticeRow(row["id"], row["document"]) for row in rows]
 
 
-async def get_notice(db: Any, table: str, notice_id: str) -> str | None:
+async def get_notice(db: Fetcher, table: str, notice_id: str) -> str | None:
     """The notice's wire document, or None (unknown, or a deleted maintenance window)."""
     if not is_ulid(notice_id):
         return None
@@ -320,7 +321,7 @@ class UnknownStructureItem(LookupError):
 
 
 async def structure_components(
-    db: Any, status_page_id: str, *, group_id: str | None = None, sub_page_id: str | None = None
+    db: Fetcher, status_page_id: str, *, group_id: str | None = None, sub_page_id: str | None = None
 ) -> frozenset[str] | None:
     """The components a group and/or sub-page filter stands for, from the page's current structure
     (both given: the components in both). None when neither is given."""

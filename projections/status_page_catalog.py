@@ -21,6 +21,7 @@ import msgspec
 from domain.component import Component
 from domain.status_page import StatusPage
 from domain.structure import StructureItem, component_ids, parse_structure
+from infra.db import Fetcher
 from infra.event_store import RecordedEvent
 from infra.ids import is_ulid, uuid_to_ulid
 
@@ -87,10 +88,10 @@ class PageStructure:
 
 # Folding events into the tables. Each handler gets the row and the decoded event.
 
-Handler = Callable[[Any, RecordedEvent, Any], Awaitable[None]]
+Handler = Callable[[asyncpg.Connection, RecordedEvent, Any], Awaitable[None]]
 
 
-async def _page_created(conn: Any, record: RecordedEvent, event: StatusPage.Created) -> None:
+async def _page_created(conn: asyncpg.Connection, record: RecordedEvent, event: StatusPage.Created) -> None:
     await conn.execute(
         f"INSERT INTO {PAGES} (id, position, name, slug, description, public_url, widget_api_enabled,"
         " display_uptime_mode, items, created_at, updated_at)"
@@ -107,7 +108,7 @@ async def _page_created(conn: Any, record: RecordedEvent, event: StatusPage.Crea
     )
 
 
-async def _page_updated(conn: Any, record: RecordedEvent, event: StatusPage.Updated) -> None:
+async def _page_updated(conn: asyncpg.Connection, record: RecordedEvent, event: StatusPage.Updated) -> None:
     await conn.execute(
         f"UPDATE {PAGES} SET name = $2, description = $3, public_url = $4, widget_api_enabled = $5,"
         " updated_at = $6 WHERE id = $1",
@@ -120,7 +121,9 @@ async def _page_updated(conn: Any, record: RecordedEvent, event: StatusPage.Upda
     )
 
 
-async def _structure_replaced(conn: Any, record: RecordedEvent, event: StatusPage.StructureReplaced) -> None:
+async def _structure_replaced(
+    conn: asyncpg.Connection, record: RecordedEvent, event: StatusPage.StructureReplaced
+) -> None:
     await conn.execute(
         f"UPDATE {PAGES} SET items = $2::jsonb, display_uptime_mode = $3, updated_at = $4 WHERE id = $1",
         uuid_to_ulid(record.stream_id),
@@ -130,7 +133,7 @@ async def _structure_replaced(conn: Any, record: RecordedEvent, event: StatusPag
     )
 
 
-async def _component_created(conn: Any, record: RecordedEvent, event: Component.Created) -> None:
+async def _component_created(conn: asyncpg.Connection, record: RecordedEvent, event: Component.Created) -> None:
     await conn.execute(
         f"INSERT INTO {COMPONENTS} (id, position, name, description, archived, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, false, $5, $5)",
@@ -142,7 +145,7 @@ async def _component_created(conn: Any, record: RecordedEvent, event: Component.
     )
 
 
-async def _component_updated(conn: Any, record: RecordedEvent, event: Component.Updated) -> None:
+async def _component_updated(conn: asyncpg.Connection, record: RecordedEvent, event: Component.Updated) -> None:
     await conn.execute(
         f"UPDATE {COMPONENTS} SET name = $2, description = $3, updated_at = $4 WHERE id = $1",
         uuid_to_ulid(record.stream_id),
@@ -152,7 +155,7 @@ async def _component_updated(conn: Any, record: RecordedEvent, event: Component.
     )
 
 
-async def _component_archived(conn: Any, record: RecordedEvent, event: Component.Archived) -> None:
+async def _component_archived(conn: asyncpg.Connection, record: RecordedEvent, event: Component.Archived) -> None:
     await conn.execute(
         f"UPDATE {COMPONENTS} SET archived = true, updated_at = $2 WHERE id = $1",
         uuid_to_ulid(record.stream_id),
@@ -214,7 +217,7 @@ _PAGE_COLUMNS = "id, name, slug, description, public_url, widget_api_enabled, cr
 _COMPONENT_COLUMNS = "id, name, description, archived, created_at"
 
 
-async def list_pages(db: Any, *, limit: int, after: str | None = None) -> list[PageRow] | None:
+async def list_pages(db: Fetcher, *, limit: int, after: str | None = None) -> list[PageRow] | None:
     """Up to `limit` pages in creation order, after the page `after` if given; None when `after` names
     no page (the caller answers that as a bad cursor)."""
     position = 0
@@ -229,19 +232,19 @@ async def list_pages(db: Any, *, limit: int, after: str | None = None) -> list[P
     return [_page(row) for row in rows]
 
 
-async def get_page(db: Any, page_id: str) -> PageRow | None:
+async def get_page(db: Fetcher, page_id: str) -> PageRow | None:
     if not is_ulid(page_id):
         return None
     row = await db.fetchrow(f"SELECT {_PAGE_COLUMNS} FROM {PAGES} WHERE id = $1", page_id)
     return _page(row) if row else None
 
 
-async def get_page_by_slug(db: Any, slug: str) -> PageRow | None:
+async def get_page_by_slug(db: Fetcher, slug: str) -> PageRow | None:
     row = await db.fetchrow(f"SELECT {_PAGE_COLUMNS} FROM {PAGES} WHERE slug = $1", slug)
     return _page(row) if row else None
 
 
-async def get_structure(db: Any, page_id: str) -> PageStructure | None:
+async def get_structure(db: Fetcher, page_id: str) -> PageStructure | None:
     """The page's structure as last replaced (ids only; see `component_names` for the names)."""
     if not is_ulid(page_id):
         return None
@@ -252,7 +255,7 @@ async def get_structure(db: Any, page_id: str) -> PageStructure | None:
     return PageStructure(items=items, display_uptime_mode=row["display_uptime_mode"])
 
 
-async def usable_components(db: Any, page_id: str) -> frozenset[str] | None:
+async def usable_components(db: Fetcher, page_id: str) -> frozenset[str] | None:
     """The components an incident or maintenance window on the page may name: placed on its current
     structure (sub-pages included) and not deleted; None when there is no such page.
 
@@ -274,7 +277,7 @@ async def usable_components(db: Any, page_id: str) -> frozenset[str] | None:
     return frozenset(cid for cid in placed if cid in live)
 
 
-async def list_components(db: Any, *, include_archived: bool = False) -> list[ComponentRow]:
+async def list_components(db: Fetcher, *, include_archived: bool = False) -> list[ComponentRow]:
     """Every component in creation order; deleted (archived) ones only when asked for."""
     rows = await db.fetch(
         f"SELECT {_COMPONENT_COLUMNS} FROM {COMPONENTS} WHERE $1 OR NOT archived ORDER BY position",
@@ -283,7 +286,7 @@ async def list_components(db: Any, *, include_archived: bool = False) -> list[Co
     return [_component(row) for row in rows]
 
 
-async def get_component(db: Any, component_id: str) -> ComponentRow | None:
+async def get_component(db: Fetcher, component_id: str) -> ComponentRow | None:
     """The component, archived or not (callers decide what a deleted component means to them)."""
     if not is_ulid(component_id):
         return None
@@ -291,7 +294,7 @@ async def get_component(db: Any, component_id: str) -> ComponentRow | None:
     return _component(row) if row else None
 
 
-async def components_by_id(db: Any, component_ids: Iterable[str]) -> dict[str, ComponentRow]:
+async def components_by_id(db: Fetcher, component_ids: Iterable[str]) -> dict[str, ComponentRow]:
     """The named components that exist (archived included), by id; unknown ids are left out."""
     ids = sorted({cid for cid in component_ids if is_ulid(cid)})
     if not ids:
@@ -300,6 +303,6 @@ async def components_by_id(db: Any, component_ids: Iterable[str]) -> dict[str, C
     return {row["id"]: _component(row) for row in rows}
 
 
-async def component_names(db: Any, component_ids: Iterable[str]) -> dict[str, str]:
+async def component_names(db: Fetcher, component_ids: Iterable[str]) -> dict[str, str]:
     """Names of the named components that exist (archived included), by id."""
     return {cid: row.name for cid, row in (await components_by_id(db, component_ids)).items()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.errors import ApiError
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import Payload
 from infra.api_keys import ADMIN, SCOPES, ApiKey, create_key, list_keys, revoke_key
 from infra.clock import format_timestamp
@@ -53,7 +54,7 @@ class ApiKeyController(Controller):
     opt = {"scope": ADMIN}
 
     @post("/", status_code=201)
-    async def create(self, request: Request, data: JSONBody[CreateApiKeyPayload]) -> ApiKeyResult:  # type: ignore[type-arg]
+    async def create(self, request: AnyRequest, data: JSONBody[CreateApiKeyPayload]) -> ApiKeyResult:
         for index, scope in enumerate(data.scopes):
             if scope not in SCOPES:
                 raise ApiError(
@@ -68,12 +69,12 @@ class ApiKeyController(Controller):
         return ApiKeyResult(api_key=_view(key, token))
 
     @get("/")
-    async def list(self, request: Request) -> ApiKeyList:  # type: ignore[type-arg]
+    async def list(self, request: AnyRequest) -> ApiKeyList:
         keys = await list_keys(services_of(request).pool)
         return ApiKeyList(api_keys=[_view(key) for key in keys])
 
     @delete("/{api_key_id:str}", status_code=204)
-    async def revoke(self, request: Request, api_key_id: FromPath[str]) -> None:  # type: ignore[type-arg]
+    async def revoke(self, request: AnyRequest, api_key_id: FromPath[str]) -> None:
         services = services_of(request)
         if not await revoke_key(services.pool, api_key_id, now=services.clock.now()):
             raise ApiError(404, f"No active API key {api_key_id}", code="not_found")

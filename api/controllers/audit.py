@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from api.errors import ApiError
 from api.services import services_of
+from api.types import AnyRequest
 from infra.api_keys import ADMIN
 from infra.audit import AuditEvent, Selection, iter_ndjson, read_audit_page, read_stream
 from infra.ids import ulid_to_uuid
@@ -73,7 +74,7 @@ def _stream_filter(value: str | None) -> Any:
         raise ApiError(422, "stream_id must be an ID Beacon issued", parameter="stream_id") from None
 
 
-def _wants_ndjson(request: Request[Any, Any, Any]) -> bool:
+def _wants_ndjson(request: AnyRequest) -> bool:
     accept = request.headers.get("accept", "")
     return any(part.split(";")[0].strip().lower() == NDJSON for part in accept.split(","))
 
@@ -84,7 +85,7 @@ class AuditController(Controller):
     @get("/audit/events", opt={"scope": ADMIN})
     async def events(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         after: FromQuery[str | None] = None,
         limit: FromQuery[str | None] = None,
         stream_id: FromQuery[str | None] = None,
@@ -117,19 +118,19 @@ class AuditController(Controller):
         return Response(content=body, media_type="application/json")
 
     @get("/status_page_incidents/{incident_id:str}/history")
-    async def incident_history(self, request: Request[Any, Any, Any], incident_id: FromPath[str]) -> StreamHistory:
+    async def incident_history(self, request: AnyRequest, incident_id: FromPath[str]) -> StreamHistory:
         """Every event of one incident, in version order."""
         return await _history(request, incident_id, INCIDENT_STREAM, "status page incident")
 
     @get("/status_page_maintenances/{maintenance_id:str}/history")
     async def maintenance_history(
-        self, request: Request[Any, Any, Any], maintenance_id: FromPath[str]
+        self, request: AnyRequest, maintenance_id: FromPath[str]
     ) -> StreamHistory:
         """Every event of one maintenance window, in version order (a deleted window's too)."""
         return await _history(request, maintenance_id, MAINTENANCE_STREAM, "status page maintenance")
 
 
-async def _history(request: Request[Any, Any, Any], ulid: str, stream_type: str, what: str) -> StreamHistory:
+async def _history(request: AnyRequest, ulid: str, stream_type: str, what: str) -> StreamHistory:
     try:
         stream_id = ulid_to_uuid(ulid)
     except ValueError:

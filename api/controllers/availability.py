@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 
 from api.errors import ApiError
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import not_found
 from domain.structure import component_ids
 from infra.clock import format_timestamp
@@ -47,7 +48,7 @@ class ComponentAvailabilityController(Controller):
     @get("/")
     async def show_component_availability(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_id: FromPath[str],
         component_id: FromPath[str],
         start_at: FromQuery[datetime],

@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import TypeVar
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import ManagementMeta, Payload, management_meta, not_found, path_id
 from domain.base import KEEP, NotFound, Unchanged
 from domain.component import Component, archive_component, create_component, update_component
@@ -96,12 +97,12 @@ class StatusPageComponentController(Controller):
     path = "/status_page_components"
 
     @get("/")
-    async def list_components(self, request: Request) -> StatusPageComponentList:  # type: ignore[type-arg]
+    async def list_components(self, request: AnyRequest) -> StatusPageComponentList:
         rows = await catalog.list_components(services_of(request).pool)
         return StatusPageComponentList(status_page_components=[_view(r.id, r.name, r.description) for r in rows])
 
     @get("/{component_id:str}")
-    async def show_component(self, request: Request, component_id: FromPath[str]) -> StatusPageComponentResult:  # type: ignore[type-arg]
+    async def show_component(self, request: AnyRequest, component_id: FromPath[str]) -> StatusPageComponentResult:
         row = await catalog.get_component(services_of(request).pool, component_id)
         if row is None or row.archived:
             raise not_found("status page component", component_id)
@@ -109,7 +110,7 @@ class StatusPageComponentController(Controller):
 
     @post("/", status_code=201, opt={"scope": ADMIN})
     async def create_component(
-        self, request: Request, data: JSONBody[StatusPageComponentPayload]  # type: ignore[type-arg]
+        self, request: AnyRequest, data: JSONBody[StatusPageComponentPayload]
     ) -> StatusPageComponentResult:
         services = services_of(request)
         context = services.context(request)
@@ -126,7 +127,7 @@ class StatusPageComponentController(Controller):
     @put("/{component_id:str}", opt={"scope": ADMIN})
     async def update_component(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         component_id: FromPath[str],
         data: JSONBody[UpdateStatusPageComponentPayload],
     ) -> StatusPageComponentResult:
@@ -150,7 +151,7 @@ class StatusPageComponentController(Controller):
         return _from_aggregate(component)
 
     @delete("/{component_id:str}", status_code=204, opt={"scope": ADMIN})
-    async def delete_component(self, request: Request, component_id: FromPath[str]) -> None:  # type: ignore[type-arg]
+    async def delete_component(self, request: AnyRequest, component_id: FromPath[str]) -> None:
         services = services_of(request)
         context = services.context(request)
         try:

@@ -6,11 +6,12 @@ and take the public page down with it, during the very incident it reports
 from __future__ import annotations
 
 import msgspec
-from litestar import Request, get
+from litestar import get
 from litestar.params import FromQuery
 
 from api.errors import DATABASE_UNAVAILABLE, ApiError
 from api.services import Services, services_of
+from api.types import AnyRequest
 from infra.migrate import is_migrated
 from projections.runner import ProjectionLag
 
@@ -37,7 +38,7 @@ async def healthz() -> Health:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(request: Request, detail: FromQuery[bool] = False) -> Health | Readiness:  # type: ignore[type-arg]
+async def readyz(request: AnyRequest, detail: FromQuery[bool] = False) -> Health | Readiness:
     services = services_of(request)
     if detail:
         return await _readiness(services)

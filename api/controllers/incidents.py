@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -30,6 +30,7 @@ from api.notices import (
 )
 from api.pagination import PaginationMeta
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import Payload, path_id
 from domain.base import load
 from domain.incident import (
@@ -122,7 +123,7 @@ class StatusPageIncidentController(Controller):
     @get("/", dependencies=LIST_QUERY)
     async def list_incidents(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         filters: NamedDependency[ListQuery],
     ) -> StatusPageIncidentList:
         items, meta = await list_notices(services_of(request), TABLE, filters, StatusPageIncident)
@@ -131,7 +132,7 @@ class StatusPageIncidentController(Controller):
     @get("/{status_page_incident_id:str}")
     async def show_incident(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_incident_id: FromPath[str],
         as_of: FromQuery[datetime | None] = None,
     ) -> StatusPageIncidentResult:
@@ -147,7 +148,7 @@ class StatusPageIncidentController(Controller):
 
     @post("/", opt={"scope": PUBLISH})
     async def create_incident(
-        self, request: Request, data: JSONBody[CreateStatusPageIncidentPayload]  # type: ignore[type-arg]
+        self, request: AnyRequest, data: JSONBody[CreateStatusPageIncidentPayload]
     ) -> Response[StatusPageIncidentResult]:
         services = services_of(request)
         context = services.context(request)
@@ -171,7 +172,7 @@ class StatusPageIncidentController(Controller):
     @put("/{status_page_incident_id:str}", opt={"scope": PUBLISH})
     async def update_incident(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_incident_id: FromPath[str],
         data: JSONBody[UpdateStatusPageIncidentPayload],
     ) -> StatusPageIncidentResult:
@@ -197,7 +198,7 @@ class StatusPageIncidentUpdateController(Controller):
 
     @post("/", opt={"scope": PUBLISH})
     async def create_incident_update(
-        self, request: Request, data: JSONBody[CreateStatusPageIncidentUpdatePayload]  # type: ignore[type-arg]
+        self, request: AnyRequest, data: JSONBody[CreateStatusPageIncidentUpdatePayload]
     ) -> Response[StatusPageIncidentUpdateResult]:
         services = services_of(request)
         context = services.context(request)
@@ -229,7 +230,7 @@ class StatusPageRetrospectiveIncidentController(Controller):
     @post("/", opt={"scope": PUBLISH, "rate_limit": "retrospective"})
     async def create_retrospective_incident(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         data: JSONBody[CreateStatusPageRetrospectiveIncidentPayload],
     ) -> Response[StatusPageIncidentResult]:
         services = services_of(request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -31,6 +31,7 @@ from api.notices import (
 )
 from api.pagination import PaginationMeta
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import Payload, path_id
 from domain.base import load
 from domain.maintenance import (
@@ -119,7 +120,7 @@ class StatusPageMaintenanceController(Controller):
     @get("/", dependencies=LIST_QUERY)
     async def list_maintenances(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         filters: NamedDependency[ListQuery],
     ) -> StatusPageMaintenanceList:
         items, meta = await list_notices(services_of(request), TABLE, filters, StatusPageMaintenance)
@@ -128,7 +129,7 @@ class StatusPageMaintenanceController(Controller):
     @get("/{status_page_maintenance_id:str}")
     async def show_maintenance(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_maintenance_id: FromPath[str],
         as_of: FromQuery[datetime | None] = None,
     ) -> StatusPageMaintenanceResult:
@@ -146,7 +147,7 @@ class StatusPageMaintenanceController(Controller):
 
     @post("/", opt={"scope": PUBLISH})
     async def create_maintenance(
-        self, request: Request, data: JSONBody[CreateStatusPageMaintenancePayload]  # type: ignore[type-arg]
+        self, request: AnyRequest, data: JSONBody[CreateStatusPageMaintenancePayload]
     ) -> Response[StatusPageMaintenanceResult]:
         services = services_of(request)
         context = services.context(request)
@@ -174,7 +175,7 @@ class StatusPageMaintenanceController(Controller):
     @put("/{status_page_maintenance_id:str}", opt={"scope": PUBLISH})
     async def update_maintenance(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_maintenance_id: FromPath[str],
         data: JSONBody[UpdateStatusPageMaintenancePayload],
     ) -> StatusPageMaintenanceResult:
@@ -198,7 +199,7 @@ class StatusPageMaintenanceController(Controller):
 
     @delete("/{status_page_maintenance_id:str}", status_code=204, opt={"scope": PUBLISH})
     async def delete_maintenance(
-        self, request: Request, status_page_maintenance_id: FromPath[str]  # type: ignore[type-arg]
+        self, request: AnyRequest, status_page_maintenance_id: FromPath[str]
     ) -> None:
         services = services_of(request)
         context = services.context(request)
@@ -216,7 +217,7 @@ class StatusPageMaintenanceUpdateController(Controller):
 
     @post("/", opt={"scope": PUBLISH})
     async def create_maintenance_update(
-        self, request: Request, data: JSONBody[CreateStatusPageMaintenanceUpdatePayload]  # type: ignore[type-arg]
+        self, request: AnyRequest, data: JSONBody[CreateStatusPageMaintenanceUpdatePayload]
     ) -> Response[StatusPageMaintenanceUpdateResult]:
         services = services_of(request)
         context = services.context(request)

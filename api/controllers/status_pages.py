@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Protocol
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.controllers.components import given
 from api.errors import register_status
 from api.pagination import PaginationMeta, page_params, paginate
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import Payload, not_found, path_id
 from domain.base import NotFound
 from domain.rules import check_read_only
@@ -113,7 +114,7 @@ class StatusPageController(Controller):
     @get("/")
     async def list_status_pages(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         page_size: FromQuery[int | None] = None,
         after: FromQuery[str | None] = None,
     ) -> StatusPageList:
@@ -126,7 +127,7 @@ class StatusPageController(Controller):
         return StatusPageList(status_pages=[_view(row.id, row) for row in rows], pagination_meta=meta)
 
     @get("/{status_page_id:str}")
-    async def show_status_page(self, request: Request, status_page_id: FromPath[str]) -> StatusPageResult:  # type: ignore[type-arg]
+    async def show_status_page(self, request: AnyRequest, status_page_id: FromPath[str]) -> StatusPageResult:
         row = await catalog.get_page(services_of(request).pool, status_page_id)
         if row is None:
             raise not_found("status page", status_page_id)
@@ -134,7 +135,7 @@ class StatusPageController(Controller):
 
     @post("/", status_code=201, opt={"scope": ADMIN})
     async def create_status_page(
-        self, request: Request, data: JSONBody[CreateStatusPagePayload]  # type: ignore[type-arg]
+        self, request: AnyRequest, data: JSONBody[CreateStatusPagePayload]
     ) -> StatusPageResult:
         services = services_of(request)
         context = services.context(request)
@@ -154,7 +155,7 @@ class StatusPageController(Controller):
     @put("/{status_page_id:str}", opt={"scope": ADMIN})
     async def update_status_page(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_id: FromPath[str],
         data: JSONBody[UpdateStatusPagePayload],
     ) -> StatusPageResult:

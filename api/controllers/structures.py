@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, put
+from litestar import Controller, get, put
 from litestar.params import FromPath, JSONBody
 
 from api.controllers.components import ManagementMetaPayload, check_management_meta
 from api.errors import ApiError
 from api.services import services_of
+from api.types import AnyRequest
 from api.wire import ManagementMeta, Payload, management_meta, not_found, path_id
 from domain.base import EventStore, NotFound, load
 from domain.component import Component, ComponentInfo
@@ -281,7 +282,7 @@ class StatusPageStructureController(Controller):
 
     @get("/{status_page_id:str}")
     async def show_structure(
-        self, request: Request, status_page_id: FromPath[str]  # type: ignore[type-arg]
+        self, request: AnyRequest, status_page_id: FromPath[str]
     ) -> ShowStatusPageStructureResult:
         pool = services_of(request).pool
         structure = await catalog.get_structure(pool, status_page_id)
@@ -294,7 +295,7 @@ class StatusPageStructureController(Controller):
     @put("/{status_page_id:str}", opt={"scope": ADMIN})
     async def replace_structure(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_id: FromPath[str],
         data: JSONBody[ReplaceStatusPageStructurePayload],
     ) -> ShowStatusPageStructureResult:

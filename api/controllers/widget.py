@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
 from api.errors import ApiError
 from api.services import services_of
+from api.types import AnyRequest
 from api.widget import etag_matches
 from api.wire import not_found, path_id
 from projections.public_widget import WidgetDocument, etag_of, page_exists
@@ -38,7 +39,7 @@ class StatusPageWidgetController(Controller):
     )
     async def show(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         status_page_id: FromPath[str],
         as_of: FromQuery[datetime | None] = None,
     ) -> Response[bytes]:
@@ -56,7 +57,7 @@ class StatusPageWidgetController(Controller):
         return _document(request, document.body, document.etag)
 
 
-async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Response[bytes]:  # type: ignore[type-arg]
+async def _as_of(request: AnyRequest, status_page_id: str, as_of: datetime) -> Response[bytes]:
     """The page's document as of `as_of`, folded from the log by the projection's own functions, so it is
     byte for byte (and ETag for ETag) what the live route served right after the last event until then.
     It starts from the page's latest snapshot before the instant and reads only that page's events
@@ -73,7 +74,7 @@ async def _as_of(request: Request, status_page_id: str, as_of: datetime) -> Resp
     return _document(request, body, etag_of(body))
 
 
-def _document(request: Request, body: bytes, etag: str) -> Response[bytes]:  # type: ignore[type-arg]
+def _document(request: AnyRequest, body: bytes, etag: str) -> Response[bytes]:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match.encode("latin-1"), etag):
         return Response(content=b"", status_code=304, headers={"ETag": etag})
