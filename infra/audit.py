@@ -26,18 +26,17 @@ this algorithm is only caught against a head hash recorded elsewhere: `verify_ch
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from uuid import UUID
 
 import msgspec
 
 from infra.clock import format_timestamp
-from infra.db import Fetcher
+from infra.event_store import chain_content, chain_link
 from infra.ids import uuid_to_ulid
 from infra.transcoder import MsgspecTranscoder
 
@@ -49,6 +48,14 @@ _COLUMNS = (
     "notification_id, originator_id, originator_version, topic, state, stream_type, recorded_at,"
     " actor::text AS actor, request_id, hash"
 )
+
+
+class Fetcher(Protocol):
+    """An asyncpg pool or connection: anything that runs a query and returns its rows."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -86,23 +93,21 @@ def canonical_content(row: LogRow, *, position: int | None = None) -> bytes:
     """The bytes hashed after the previous hash and before the state (see the module docstring).
 
     `position` overrides the row's own, to ask "would this row's hash fit at another position?"."""
-    fields = (
-        str(row.position if position is None else position),
-        str(row.stream_id),
-        str(row.version),
-        row.topic,
-        row.stream_type,
-        row.recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        row.actor,
-        row.request_id or "",
+    return chain_content(
+        position=row.position if position is None else position,
+        stream_id=row.stream_id,
+        version=row.version,
+        topic=row.topic,
+        stream_type=row.stream_type,
+        recorded_at=row.recorded_at,
+        actor_text=row.actor,
+        request_id=row.request_id,
     )
-    # concat_ws skips NULLs; of these only the topic can be NULL (the library's column allows it).
-    return "\n".join(field for field in fields if field is not None).encode()
 
 
 def chain_hash(previous: bytes | None, row: LogRow, *, position: int | None = None) -> bytes:
     """`beacon_event_hash` in Python: the hash `row` must carry after a row whose hash is `previous`."""
-    return hashlib.sha256((previous or b"") + canonical_content(row, position=position) + (row.state or b"")).digest()
+    return chain_link(previous, canonical_content(row, position=position), row.state)
 
 
 @dataclass(frozen=True)

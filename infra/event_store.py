@@ -114,22 +114,53 @@ def to_stored_events(
     return stream_id, stored
 
 
+def chain_content(
+    *,
+    position: int,
+    stream_id: UUID,
+    version: int,
+    topic: str | None,
+    stream_type: str,
+    recorded_at: datetime,
+    actor_text: str,
+    request_id: str | None,
+) -> bytes:
+    """`content(n)` of the hash chain, as the SQL function `beacon_event_hash` builds it (the canonical
+    form is spelled out in `infra/audit.py` and docs/auditing.md): the fields joined by "\\n", NULLs
+    skipped as Postgres `concat_ws` skips them (only the topic can be NULL). `actor_text` is the actor
+    as Postgres prints the jsonb column."""
+    fields = (
+        str(position),
+        str(stream_id),
+        str(version),
+        topic,
+        stream_type,
+        recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        actor_text,
+        request_id or "",
+    )
+    return "\n".join(field for field in fields if field is not None).encode()
+
+
+def chain_link(previous: bytes | None, content: bytes, state: bytes | None) -> bytes:
+    """hash(n) = SHA-256(hash(n-1) || content(n) || state(n)), hash(0) being empty."""
+    return hashlib.sha256((previous or b"") + content + (state or b"")).digest()
+
+
 def event_hash(previous: bytes | None, event: RecordedEvent) -> bytes:
     """The chained hash of `event`, computed as the SQL function `beacon_event_hash` does, so the chain
     can be verified (and the in-memory store can build one) without asking the database."""
-    content = "\n".join(
-        (
-            str(event.position),
-            str(event.stream_id),
-            str(event.version),
-            event.topic,
-            event.stream_type,
-            event.recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            jsonb_text(event.actor),
-            event.request_id or "",
-        )
+    content = chain_content(
+        position=event.position,
+        stream_id=event.stream_id,
+        version=event.version,
+        topic=event.topic,
+        stream_type=event.stream_type,
+        recorded_at=event.recorded_at,
+        actor_text=jsonb_text(event.actor),
+        request_id=event.request_id,
     )
-    return hashlib.sha256((previous or b"") + content.encode() + event.state).digest()
+    return chain_link(previous, content, event.state)
 
 
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
