@@ -32,6 +32,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.metrics import metrics_endpoint
 from api.openapi import BeaconOpenAPIJson, correct_allow_header
 from api.processes import http_process
+from api.rate_share import sharing_rate_limits
 from api.request_id import add_request_id_header
 from api.request_log import RequestObserver
 from api.widget import WidgetLitestar
@@ -77,7 +78,9 @@ def create_app(
             app.state.scheduler = services.scheduler
             if isinstance(app, WidgetLitestar):
                 app.widget.cache = services.widget_cache  # the fast path's documents
-            yield
+            # Each key's limit is shared with the other API processes (docs/architecture.md#rate-limits).
+            async with sharing_rate_limits(services):
+                yield
 
     v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=check_json_body)
     # /metrics is on the HTTP port unless BEACON_METRICS_PORT names another (README "Operations").

@@ -24,6 +24,9 @@ class Settings:
     """`BEACON_RETROSPECTIVE_RATE_PER_SECOND`."""
     retrospective_burst: int = 300
     """`BEACON_RETROSPECTIVE_BURST`."""
+    rate_limit_heartbeat_seconds: float = 1.0
+    """`BEACON_RATE_LIMIT_HEARTBEAT_SECONDS`: how often each API process reports its keys' demand and takes its share
+    of their limits (docs/adr/0005-rate-limits-across-processes.md)."""
     read_your_writes_timeout: float = 5.0
     """`BEACON_READ_YOUR_WRITES_TIMEOUT`: seconds a write waits for the read models to catch up
     (docs/architecture.md#6-read-your-writes)."""
@@ -61,6 +64,9 @@ class Settings:
                 env.get("BEACON_RETROSPECTIVE_RATE_PER_SECOND", defaults.retrospective_rate_per_second)
             ),
             retrospective_burst=int(env.get("BEACON_RETROSPECTIVE_BURST", defaults.retrospective_burst)),
+            rate_limit_heartbeat_seconds=float(
+                env.get("BEACON_RATE_LIMIT_HEARTBEAT_SECONDS", defaults.rate_limit_heartbeat_seconds)
+            ),
             read_your_writes_timeout=float(
                 env.get("BEACON_READ_YOUR_WRITES_TIMEOUT", defaults.read_your_writes_timeout)
             ),
