@@ -12,12 +12,12 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from domain.base import Actor, CommandContext, save
+from domain.base import CommandContext, save
 from domain.incident import Incident
 from domain.maintenance import Maintenance
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
-from tests.support.builders import OPERATOR, T0
+from tests.support.builders import OPERATOR, PUBLISHER, T0
 from tests.support.http import Keys, assert_envelope
 from tests.support.tally import new_tally
 
@@ -25,7 +25,6 @@ Client = AsyncTestClient[Litestar]
 FIELDS = {
     "position", "stream_id", "stream_type", "version", "type", "recorded_at", "actor", "request_id", "data", "hash"
 }
-PUBLISHER = Actor(type="api_key", id="01KEYPUBLISHER", name="publisher")
 
 
 async def _create_pages(client: Client, keys: Keys, count: int) -> list[tuple[str, str]]:

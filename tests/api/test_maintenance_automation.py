@@ -4,7 +4,7 @@ own scheduler, driven by a fake clock, starts a window at `start_at` and complet
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from litestar import Litestar
@@ -14,9 +14,9 @@ from api.app import create_app
 from domain.maintenance import COMPLETED_MESSAGE, STARTED_MESSAGE
 from infra.clock import FakeClock, format_timestamp
 from infra.settings import Settings
+from tests.support.builders import T0
 from tests.support.http import Keys, maintenance_with_status
 
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 START = T0 + timedelta(hours=1)
 END = T0 + timedelta(hours=2)
 

@@ -4,7 +4,7 @@ body parses with the official SDK's models and every write is visible to the nex
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -34,6 +34,7 @@ from infra.clock import FakeClock, format_timestamp
 from infra.settings import Settings
 from projections.rebuild import replay_check
 from projections.registry import all_projections
+from tests.support.builders import T0
 from tests.support.http import (
     MAINTENANCE_END,
     MAINTENANCE_START,
@@ -276,7 +277,6 @@ async def test_a_put_cannot_move_the_end_of_an_open_window_into_the_past(client:
 
 
 # Catch-up after downtime, on the app's own scheduler driven by a fake clock.
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 WINDOW_START = T0 + timedelta(hours=1)
 WINDOW_END = WINDOW_START + timedelta(minutes=15)
 RESTART = WINDOW_END + timedelta(hours=6)

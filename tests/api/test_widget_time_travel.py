@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 from unittest.mock import ANY
@@ -22,10 +22,10 @@ from infra.clock import FakeClock, format_timestamp
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
 from projections.public_widget import documents_as_of
+from tests.support.builders import T0
 from tests.support.http import Keys, assert_envelope, create_component, create_page
 
 Client = AsyncTestClient[Litestar]
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 BASE = "https://status.acme.test"
 # Far past the fake clock, so the maintenance scheduler never moves the window by itself.
 START = "2026-03-01T10:00:00.000000Z"

@@ -29,8 +29,8 @@ from domain.structure import ComponentItem, GroupItem
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid
 from infra.transcoder import MsgspecTranscoder
+from tests.support.builders import T0
 
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 ADMIN = Actor(type="api_key", id="01KEYADMIN", name="admin key")
 
 

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from domain.base import Actor, CommandContext, load
+from domain.base import CommandContext, load
 from domain.maintenance import (
     COMPLETED_MESSAGE,
     STARTED_MESSAGE,
@@ -31,12 +31,11 @@ from infra.settings import Settings
 from process_managers.maintenance_scheduler import MaintenanceScheduler
 from projections.maintenance_schedule import MaintenanceSchedule, due
 from projections.runner import ProjectionRunner, catch_up, ensure_tables
+from tests.support.builders import OPERATOR, T0
 from tests.support.polling import wait_until
 
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 START = T0 + timedelta(hours=1)
 END = T0 + timedelta(hours=2)
-OPERATOR = Actor(type="api_key", id="01KEY", name="ops bot")
 PAGE = new_ulid(T0)
 COMPONENT = new_ulid(T0)
 

@@ -3,14 +3,13 @@ the in-memory event store."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import pytest
 from eventsourcing.domain import Aggregate
 
-from domain.base import Actor, CommandContext, NotFound, load, replay
+from domain.base import CommandContext, NotFound, load
 from domain.component import (
     Component,
     ComponentArchived,
@@ -21,22 +20,16 @@ from domain.component import (
 )
 from domain.rules import NameRequired, NameTooLong
 from infra.memory_store import InMemoryEventStore
+from tests.support.aggregates import event, given, payloads, then
+from tests.support.builders import ALICE, T0
 
 COMPONENT_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8057")
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
-ALICE = Actor(type="api_key", id="01KEY", name="alice")
 BY = ALICE.as_data()
 
 
-def make(event_class: Any, **fields: Any) -> Aggregate.Event:
-    """An event as the store would hand it back (the library makes event classes dataclasses at runtime,
-    which mypy cannot see)."""
-    return event_class(**fields)  # type: ignore[no-any-return]
-
-
 def created(name: str = "App", description: str | None = "Our iOS app") -> Aggregate.Event:
-    return make(
+    return event(
         Component.Created,
         originator_id=COMPONENT_ID,
         originator_version=1,
@@ -49,22 +42,7 @@ def created(name: str = "App", description: str | None = "Our iOS app") -> Aggre
 
 
 def archived(version: int = 2) -> Aggregate.Event:
-    return make(Component.Archived, originator_id=COMPONENT_ID, originator_version=version, timestamp=T0, by=BY)
-
-
-def given(*events: Aggregate.Event) -> Component:
-    component = replay(events)
-    assert isinstance(component, Component)
-    return component
-
-
-def then(component: Component) -> list[tuple[str, dict[str, Any]]]:
-    """The new events as (class name, payload), without the library's bookkeeping fields."""
-    bookkeeping = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-    return [
-        (type(e).__name__, {k: v for k, v in vars(e).items() if k not in bookkeeping})
-        for e in component.collect_events()
-    ]
+    return event(Component.Archived, originator_id=COMPONENT_ID, originator_version=version, timestamp=T0, by=BY)
 
 
 # Create
@@ -105,59 +83,59 @@ def test_create_accepts_a_200_character_name_and_refuses_201() -> None:
 
 
 def test_update_records_the_new_name_and_description() -> None:
-    component = given(created())
+    component = given(Component, created())
 
     component.update(name="iOS", description="The app", at=T1, by=ALICE)
 
-    assert then(component) == [("Updated", {"name": "iOS", "description": "The app", "by": BY})]
+    assert payloads(then(component)) == [("Updated", {"name": "iOS", "description": "The app", "by": BY})]
     assert (component.name, component.description) == ("iOS", "The app")
 
 
 def test_update_without_description_clears_it() -> None:
-    component = given(created(description="Our iOS app"))
+    component = given(Component, created(description="Our iOS app"))
 
     component.update(name="App", description=None, at=T1, by=ALICE)
 
-    assert then(component) == [("Updated", {"name": "App", "description": None, "by": BY})]
+    assert payloads(then(component)) == [("Updated", {"name": "App", "description": None, "by": BY})]
 
 
 def test_update_keeps_what_it_is_not_given() -> None:
-    component = given(created(name="App", description="Our iOS app"))
+    component = given(Component, created(name="App", description="Our iOS app"))
 
     component.update(name="iOS", at=T1, by=ALICE)
     component.update(description="The app", at=T1, by=ALICE)
 
-    assert then(component) == [
+    assert payloads(then(component)) == [
         ("Updated", {"name": "iOS", "description": "Our iOS app", "by": BY}),
         ("Updated", {"name": "iOS", "description": "The app", "by": BY}),
     ]
 
 
 def test_update_giving_nothing_records_nothing() -> None:
-    component = given(created())
+    component = given(Component, created())
     component.update(at=T1, by=ALICE)
-    assert then(component) == []
+    assert payloads(then(component)) == []
 
 
 def test_update_that_changes_nothing_records_nothing() -> None:
-    component = given(created(name="App", description="Our iOS app"))
+    component = given(Component, created(name="App", description="Our iOS app"))
 
     component.update(name="App", description="Our iOS app", at=T1, by=ALICE)
 
-    assert then(component) == []
+    assert payloads(then(component)) == []
 
 
 def test_update_checks_the_name() -> None:
-    component = given(created())
+    component = given(Component, created())
     with pytest.raises(NameRequired):
         component.update(name="", description=None, at=T1, by=ALICE)
     with pytest.raises(NameTooLong):
         component.update(name="x" * 201, description=None, at=T1, by=ALICE)
-    assert then(component) == []
+    assert payloads(then(component)) == []
 
 
 def test_an_archived_component_takes_no_update() -> None:
-    component = given(created(), archived())
+    component = given(Component, created(), archived())
     with pytest.raises(ComponentArchived) as raised:
         component.update(name="New", description=None, at=T1, by=ALICE)
     assert isinstance(raised.value, NotFound)  # a deleted component is gone to clients: 404
@@ -167,22 +145,22 @@ def test_an_archived_component_takes_no_update() -> None:
 
 
 def test_archive_records_archived() -> None:
-    component = given(created())
+    component = given(Component, created())
 
     component.archive(at=T1, by=ALICE)
 
-    assert then(component) == [("Archived", {"by": BY})]
+    assert payloads(then(component)) == [("Archived", {"by": BY})]
     assert component.info == ComponentInfo(name="App", archived=True)
 
 
 def test_archive_twice_is_refused() -> None:
-    component = given(created(), archived())
+    component = given(Component, created(), archived())
     with pytest.raises(ComponentArchived):
         component.archive(at=T1, by=ALICE)
 
 
 def test_replay_rebuilds_the_state_the_events_describe() -> None:
-    updated = make(
+    updated = event(
         Component.Updated,
         originator_id=COMPONENT_ID,
         originator_version=2,
@@ -191,7 +169,7 @@ def test_replay_rebuilds_the_state_the_events_describe() -> None:
         description=None,
         by=BY,
     )
-    component = given(created(), updated)
+    component = given(Component, created(), updated)
     assert component.info == ComponentInfo(name="iOS", archived=False)
     assert component.description is None
     assert component.version == 2

@@ -5,14 +5,14 @@ lookups, not found)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 
-from domain.base import Actor, CommandContext, DomainError, NotFound, load, replay
+from domain.base import CommandContext, DomainError, NotFound, load
 from domain.incident import (
     ComponentImpact,
     Incident,
@@ -34,6 +34,8 @@ from domain.notice import (
 from domain.rules import InvalidValue, MessageRequired, MessageTooLong
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
+from tests.support.aggregates import given, history, then
+from tests.support.builders import ALICE, T0
 
 INCIDENT_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8057")
 PAGE = "01KGQ0000000000000000PAGE1"
@@ -42,8 +44,6 @@ API = "01KGQ00000000000000000API1"
 ARCHIVED = "01KGQ0000000000000000ARCH1"  # archived: the caller leaves it out of the page's components
 ELSEWHERE = "01KGQ0000000000000000ELSE1"  # a component of another page
 PAGE_COMPONENTS = frozenset({LOGIN, API})
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
-ALICE = Actor(type="api_key", id="01KEY", name="alice")
 
 
 def at(minutes: int) -> datetime:
@@ -94,26 +94,6 @@ def publish(
     )
 
 
-def given(*commands: Callable[[Incident], None], start: Callable[[], Incident] = declare) -> Incident:
-    """The incident rebuilt from the stored form of the events the commands recorded (the 'given')."""
-    incident = start()
-    for command in commands:
-        command(incident)
-    return from_log(incident.collect_events())
-
-
-def from_log(events: Sequence[Any]) -> Incident:
-    """Through the stored form and back, as the event store would hand the events to a reader."""
-    decoded: list[Any] = [MAPPER.to_domain_event(MAPPER.to_stored_event(event)) for event in events]
-    incident = replay(decoded)
-    assert isinstance(incident, Incident)
-    return incident
-
-
-def then(incident: Incident) -> list[Any]:
-    return list(incident.collect_events())
-
-
 def statuses(event: Any) -> dict[str, str]:
     return {item["component_id"]: item["component_status"] for item in event.component_statuses}
 
@@ -149,7 +129,7 @@ def test_events_are_stored_under_explicit_topics_and_replay_to_the_same_incident
         "beacon.Incident.UpdatePublished",
         "beacon.Incident.Renamed",
     ]
-    replayed = from_log(events)
+    replayed = given(Incident, *events)
     assert replayed.name == "Login and API failing"
     assert replayed.component_statuses == {LOGIN: "degraded_performance", API: "full_outage"}
     assert [update.id for update in replayed.updates] == ["U0", "U5"]
@@ -166,7 +146,13 @@ def test_declaring_as_resolved_with_component_statuses_is_refused() -> None:
 
 
 def test_component_statuses_are_partial_unnamed_components_keep_theirs() -> None:
-    incident = given(lambda i: publish(i, 1, component_statuses={LOGIN: "full_outage", API: "degraded_performance"}))
+    incident = given(
+        Incident,
+        *history(
+            declare,
+            lambda i: publish(i, 1, component_statuses={LOGIN: "full_outage", API: "degraded_performance"}),
+        ),
+    )
 
     publish(incident, 2, component_statuses={API: "operational"})
 
@@ -176,7 +162,7 @@ def test_component_statuses_are_partial_unnamed_components_keep_theirs() -> None
 
 
 def test_an_update_without_status_keeps_the_incident_status() -> None:
-    incident = given(lambda i: publish(i, 1, status="identified"))
+    incident = given(Incident, *history(declare, lambda i: publish(i, 1, status="identified")))
 
     publish(incident, 2, status=None)
 
@@ -186,7 +172,7 @@ def test_an_update_without_status_keeps_the_incident_status() -> None:
 
 
 def test_status_may_move_in_any_order_until_resolved() -> None:
-    incident = given(lambda i: publish(i, 1, status="monitoring"))
+    incident = given(Incident, *history(declare, lambda i: publish(i, 1, status="monitoring")))
 
     publish(incident, 2, status="investigating")
 
@@ -194,7 +180,7 @@ def test_status_may_move_in_any_order_until_resolved() -> None:
 
 
 def test_resolving_must_not_carry_component_statuses() -> None:
-    incident = given(lambda i: publish(i, 1, component_statuses={LOGIN: "full_outage"}))
+    incident = given(Incident, *history(declare, lambda i: publish(i, 1, component_statuses={LOGIN: "full_outage"})))
 
     with pytest.raises(ClosingWithComponentStatuses) as error:
         publish(incident, 2, status="resolved", component_statuses={LOGIN: "operational"})
@@ -204,7 +190,11 @@ def test_resolving_must_not_carry_component_statuses() -> None:
 
 def test_resolving_returns_every_affected_component_to_operational_and_closes_impacts() -> None:
     incident = given(
-        lambda i: publish(i, 1, component_statuses={LOGIN: "full_outage", API: "degraded_performance"}),
+        Incident,
+        *history(
+            declare,
+            lambda i: publish(i, 1, component_statuses={LOGIN: "full_outage", API: "degraded_performance"}),
+        ),
     )
 
     publish(incident, 9, status="resolved")
@@ -217,7 +207,7 @@ def test_resolving_returns_every_affected_component_to_operational_and_closes_im
 
 
 def test_a_resolved_incident_takes_no_more_updates() -> None:
-    incident = given(lambda i: publish(i, 1, status="resolved"))
+    incident = given(Incident, *history(declare, lambda i: publish(i, 1, status="resolved")))
 
     with pytest.raises(NoticeClosed):
         publish(incident, 2, message="Actually, one more thing.")
@@ -227,7 +217,7 @@ def test_a_resolved_incident_takes_no_more_updates() -> None:
 
 
 def test_a_resolved_incident_can_still_be_renamed() -> None:
-    incident = given(lambda i: publish(i, 1, status="resolved"))
+    incident = given(Incident, *history(declare, lambda i: publish(i, 1, status="resolved")))
 
     incident.rename(name="Login failing (EU)", at=at(2), by=ALICE)
 
@@ -238,7 +228,7 @@ def test_a_resolved_incident_can_still_be_renamed() -> None:
 
 
 def test_renaming_to_the_same_name_records_nothing() -> None:
-    incident = given()
+    incident = given(Incident, *history(declare))
 
     incident.rename(name="Login failing", at=at(1), by=ALICE)
 
@@ -246,7 +236,7 @@ def test_renaming_to_the_same_name_records_nothing() -> None:
 
 
 def test_an_incident_holds_at_most_100_updates() -> None:
-    incident = given(*[lambda i, n=n: publish(i, n) for n in range(1, 100)])
+    incident = given(Incident, *history(declare, *[lambda i, n=n: publish(i, n) for n in range(1, 100)]))
     assert len(incident.updates) == 100
 
     with pytest.raises(TooManyUpdates) as error:
@@ -266,7 +256,7 @@ def test_a_name_is_required_and_at_most_200_characters(name: str, error_class: t
 
 
 def test_a_200_character_name_is_accepted_and_rename_checks_the_same_rule() -> None:
-    incident = given(lambda i: i.rename(name="x" * 200, at=at(1), by=ALICE))
+    incident = given(Incident, *history(declare, lambda i: i.rename(name="x" * 200, at=at(1), by=ALICE)))
     assert incident.name == "x" * 200
 
     with pytest.raises(DomainError) as error:
@@ -275,7 +265,7 @@ def test_a_200_character_name_is_accepted_and_rename_checks_the_same_rule() -> N
 
 
 def test_a_message_is_required_and_at_most_4096_characters() -> None:
-    incident = given()
+    incident = given(Incident, *history(declare))
     publish(incident, 1, message="m" * 4096)
     assert then(incident)
 
@@ -291,7 +281,7 @@ def test_a_message_is_required_and_at_most_4096_characters() -> None:
 
 @pytest.mark.parametrize("component_id", [ELSEWHERE, ARCHIVED])
 def test_components_must_belong_to_the_page_and_not_be_archived(component_id: str) -> None:
-    incident = given()
+    incident = given(Incident, *history(declare))
 
     with pytest.raises(ComponentNotOnPage) as error:
         publish(incident, 1, component_statuses={component_id: "full_outage"})
@@ -302,7 +292,7 @@ def test_components_must_belong_to_the_page_and_not_be_archived(component_id: st
 
 
 def test_a_component_named_twice_in_one_update_is_refused() -> None:
-    incident = given()
+    incident = given(Incident, *history(declare))
 
     with pytest.raises(ComponentListedTwice) as error:
         publish(incident, 1, component_statuses=[(LOGIN, "full_outage"), (LOGIN, "operational")])
@@ -310,7 +300,7 @@ def test_a_component_named_twice_in_one_update_is_refused() -> None:
 
 
 def test_unknown_status_values_are_invalid_values_on_their_field() -> None:
-    incident = given()
+    incident = given(Incident, *history(declare))
 
     with pytest.raises(InvalidValue) as status_error:
         publish(incident, 1, status="on_fire")
@@ -328,11 +318,15 @@ def test_unknown_status_values_are_invalid_values_on_their_field() -> None:
 
 def test_impacts_for_degraded_partial_operational_full_resolved_are_three_ranges() -> None:
     incident = given(
-        lambda i: publish(i, 10, component_statuses={LOGIN: "degraded_performance"}),
-        lambda i: publish(i, 20, component_statuses={LOGIN: "partial_outage"}),
-        lambda i: publish(i, 30, component_statuses={LOGIN: "operational"}),
-        lambda i: publish(i, 40, component_statuses={LOGIN: "full_outage"}),
-        lambda i: publish(i, 50, status="resolved"),
+        Incident,
+        *history(
+            declare,
+            lambda i: publish(i, 10, component_statuses={LOGIN: "degraded_performance"}),
+            lambda i: publish(i, 20, component_statuses={LOGIN: "partial_outage"}),
+            lambda i: publish(i, 30, component_statuses={LOGIN: "operational"}),
+            lambda i: publish(i, 40, component_statuses={LOGIN: "full_outage"}),
+            lambda i: publish(i, 50, status="resolved"),
+        ),
     )
 
     assert incident.component_impacts == [
@@ -344,8 +338,12 @@ def test_impacts_for_degraded_partial_operational_full_resolved_are_three_ranges
 
 def test_repeating_a_status_extends_the_range_and_an_ongoing_impact_has_no_end() -> None:
     incident = given(
-        lambda i: publish(i, 10, component_statuses={API: "partial_outage"}),
-        lambda i: publish(i, 20, component_statuses={API: "partial_outage", LOGIN: "degraded_performance"}),
+        Incident,
+        *history(
+            declare,
+            lambda i: publish(i, 10, component_statuses={API: "partial_outage"}),
+            lambda i: publish(i, 20, component_statuses={API: "partial_outage", LOGIN: "degraded_performance"}),
+        ),
     )
 
     assert incident.component_impacts == [
@@ -357,8 +355,11 @@ def test_repeating_a_status_extends_the_range_and_an_ongoing_impact_has_no_end()
 
 def test_an_impact_opened_by_the_declaration_starts_when_the_incident_was_published() -> None:
     incident = given(
-        lambda i: publish(i, 15, status="resolved"),
-        start=lambda: declare(component_statuses={LOGIN: "full_outage"}),
+        Incident,
+        *history(
+            lambda: declare(component_statuses={LOGIN: "full_outage"}),
+            lambda i: publish(i, 15, status="resolved"),
+        ),
     )
 
     assert incident.component_impacts == [ComponentImpact(LOGIN, IncidentComponentStatus.FULL_OUTAGE, T0, at(15))]
@@ -401,7 +402,7 @@ def test_a_retrospective_incident_is_one_event_with_its_timeline_resolved_and_ne
     [recorded] = then(incident)
     assert isinstance(recorded, Incident.RetrospectiveRecorded)
     assert recorded.timestamp == NOW
-    replayed = from_log([recorded])
+    replayed = given(Incident, recorded)
     assert replayed.retrospective
     assert replayed.published_at == at(0)
     assert [update.published_at for update in replayed.updates] == [at(0), at(30), at(45)]
@@ -457,7 +458,7 @@ def test_a_retrospective_incident_needs_updates_at_most_100_and_components_of_th
 
 
 def test_a_retrospective_incident_takes_no_updates_but_can_be_renamed() -> None:
-    incident = given(start=lambda: retrospective([past(0, "investigating"), past(10, "resolved")]))
+    incident = given(Incident, *history(lambda: retrospective([past(0, "investigating"), past(10, "resolved")])))
 
     with pytest.raises(NoticeClosed):
         publish(incident, 20)
@@ -622,8 +623,12 @@ async def test_an_update_naming_components_loads_its_incident_once() -> None:
 
 def test_the_impact_span_runs_from_the_first_impact_to_the_last_ones_end_once_resolved() -> None:
     incident = given(
-        lambda i: publish(i, 5, component_statuses={LOGIN: "partial_outage"}),
-        lambda i: publish(i, 20, component_statuses={LOGIN: "operational"}),
+        Incident,
+        *history(
+            declare,
+            lambda i: publish(i, 5, component_statuses={LOGIN: "partial_outage"}),
+            lambda i: publish(i, 20, component_statuses={LOGIN: "operational"}),
+        ),
     )
     assert incident.impact_span == (at(5), None)  # open while the incident is
 

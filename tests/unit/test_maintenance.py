@@ -5,7 +5,7 @@ manual-wins); then the handlers against the in-memory event store."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +35,8 @@ from domain.notice import (
 from domain.rules import InvalidValue, MessageTooLong
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
+from tests.support.aggregates import given, history, then
+from tests.support.builders import ALICE
 
 MAINTENANCE_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8058")
 PAGE = "01KGQ0000000000000000PAGE1"
@@ -45,7 +47,6 @@ PAGE_COMPONENTS = frozenset({DATABASE, API})
 T0 = datetime(2026, 1, 28, 8, 0, tzinfo=UTC)  # when the window is scheduled
 START = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 END = datetime(2026, 1, 28, 12, 0, tzinfo=UTC)
-ALICE = Actor(type="api_key", id="01KEY", name="alice")
 
 
 def at(minutes: int) -> datetime:
@@ -111,21 +112,6 @@ def complete(maintenance: Maintenance, minutes: int = 120) -> bool:
     return maintenance.complete_automatically(update_id=f"C{minutes}", at=at(minutes))
 
 
-def given(*commands: Callable[[Maintenance], object], first: Callable[[], Maintenance] = schedule) -> Maintenance:
-    """The window rebuilt from the stored form of the events the commands recorded (the 'given')."""
-    maintenance = first()
-    for command in commands:
-        command(maintenance)
-    decoded: list[Any] = [MAPPER.to_domain_event(MAPPER.to_stored_event(e)) for e in maintenance.collect_events()]
-    rebuilt = replay(decoded)
-    assert isinstance(rebuilt, Maintenance)
-    return rebuilt
-
-
-def then(maintenance: Maintenance) -> list[Any]:
-    return list(maintenance.collect_events())
-
-
 def statuses(event: Any) -> dict[str, str]:
     return {item["component_id"]: item["component_status"] for item in event.component_statuses}
 
@@ -155,7 +141,7 @@ def test_scheduling_records_the_window_automation_default_and_first_update() -> 
 
 
 def test_scheduling_in_progress_puts_the_affected_components_under_maintenance() -> None:
-    maintenance = given(first=lambda: schedule(status="maintenance_in_progress"))
+    maintenance = given(Maintenance, *history(lambda: schedule(status="maintenance_in_progress")))
 
     assert maintenance.component_statuses == {DATABASE: "under_maintenance"}
     assert maintenance.component_maintenance_periods == [MaintenancePeriod(DATABASE, T0, None)]
@@ -188,8 +174,11 @@ def test_name_and_message_limits_apply_to_maintenance_windows_too() -> None:
 
 def test_component_statuses_on_a_maintenance_update_are_partial() -> None:
     maintenance = given(
-        lambda m: publish(m, 0, status="maintenance_in_progress"),
-        first=lambda: schedule(affected=[DATABASE, API]),
+        Maintenance,
+        *history(
+            lambda: schedule(affected=[DATABASE, API]),
+            lambda m: publish(m, 0, status="maintenance_in_progress"),
+        ),
     )
 
     publish(maintenance, 10, component_statuses={API: "operational"})
@@ -200,7 +189,7 @@ def test_component_statuses_on_a_maintenance_update_are_partial() -> None:
 
 
 def test_a_manual_start_puts_unnamed_affected_components_under_maintenance() -> None:
-    maintenance = given(first=lambda: schedule(affected=[DATABASE, API]))
+    maintenance = given(Maintenance, *history(lambda: schedule(affected=[DATABASE, API])))
 
     publish(maintenance, -5, status="maintenance_in_progress", component_statuses={API: "operational"})
 
@@ -210,7 +199,7 @@ def test_a_manual_start_puts_unnamed_affected_components_under_maintenance() -> 
 
 
 def test_going_back_to_scheduled_returns_components_to_operational() -> None:
-    maintenance = given(lambda m: publish(m, 0, status="maintenance_in_progress"))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, 0, status="maintenance_in_progress")))
 
     publish(maintenance, 5, status="maintenance_scheduled", message="Postponed.")
 
@@ -219,7 +208,7 @@ def test_going_back_to_scheduled_returns_components_to_operational() -> None:
 
 
 def test_completing_must_not_carry_component_statuses() -> None:
-    maintenance = given(lambda m: publish(m, 0, status="maintenance_in_progress"))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, 0, status="maintenance_in_progress")))
 
     with pytest.raises(ClosingWithComponentStatuses) as error:
         publish(maintenance, 60, status="maintenance_complete", component_statuses={DATABASE: "operational"})
@@ -228,8 +217,12 @@ def test_completing_must_not_carry_component_statuses() -> None:
 
 def test_completing_returns_components_to_operational_and_closes_periods() -> None:
     maintenance = given(
-        lambda m: publish(m, 0, status="maintenance_in_progress"),
-        lambda m: publish(m, 10, component_statuses={API: "under_maintenance"}),
+        Maintenance,
+        *history(
+            schedule,
+            lambda m: publish(m, 0, status="maintenance_in_progress"),
+            lambda m: publish(m, 10, component_statuses={API: "under_maintenance"}),
+        ),
     )
 
     publish(maintenance, 60, status="maintenance_complete", message="Done.")
@@ -243,7 +236,7 @@ def test_completing_returns_components_to_operational_and_closes_periods() -> No
 
 
 def test_a_completed_window_takes_no_more_updates() -> None:
-    maintenance = given(lambda m: publish(m, 60, status="maintenance_complete"))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, 60, status="maintenance_complete")))
 
     with pytest.raises(NoticeClosed):
         publish(maintenance, 61, message="One more thing.")
@@ -252,7 +245,7 @@ def test_a_completed_window_takes_no_more_updates() -> None:
 
 
 def test_an_update_naming_a_component_of_another_page_is_refused() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     with pytest.raises(ComponentNotOnPage) as error:
         publish(maintenance, 0, component_statuses={ELSEWHERE: "under_maintenance"})
@@ -260,7 +253,7 @@ def test_an_update_naming_a_component_of_another_page_is_refused() -> None:
 
 
 def test_a_maintenance_component_status_must_be_a_maintenance_status() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     with pytest.raises(InvalidValue) as error:
         publish(maintenance, 0, component_statuses={DATABASE: "full_outage"})
@@ -269,7 +262,7 @@ def test_a_maintenance_component_status_must_be_a_maintenance_status() -> None:
 
 def test_updates_automation_still_owes_are_reserved_within_the_100_limit() -> None:
     # 1 scheduling update + 97 progress notes + the 2 automatic updates still to come = 100.
-    maintenance = given(*[lambda m, n=n: publish(m, n) for n in range(1, 98)])
+    maintenance = given(Maintenance, *history(schedule, *[lambda m, n=n: publish(m, n) for n in range(1, 98)]))
 
     with pytest.raises(TooManyUpdates):
         publish(maintenance, 98)
@@ -279,7 +272,13 @@ def test_updates_automation_still_owes_are_reserved_within_the_100_limit() -> No
 
 
 def test_without_automation_a_window_holds_100_updates() -> None:
-    maintenance = given(*[lambda m, n=n: publish(m, n) for n in range(1, 100)], first=lambda: schedule(automate=False))
+    maintenance = given(
+        Maintenance,
+        *history(
+            lambda: schedule(automate=False),
+            *[lambda m, n=n: publish(m, n) for n in range(1, 100)],
+        ),
+    )
     assert len(maintenance.updates) == 100
 
     with pytest.raises(TooManyUpdates):
@@ -290,7 +289,7 @@ def test_without_automation_a_window_holds_100_updates() -> None:
 
 
 def test_editing_changes_name_and_window_without_publishing_an_update() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     maintenance.edit(name="Database upgrade (v16)", start_at=at(30), end_at=at(180), at=at(-60), by=ALICE)
 
@@ -302,7 +301,7 @@ def test_editing_changes_name_and_window_without_publishing_an_update() -> None:
 
 
 def test_editing_to_the_same_values_records_nothing() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     maintenance.edit(name="Database upgrade", start_at=START, end_at=END, at=at(-60), by=ALICE)
 
@@ -310,7 +309,7 @@ def test_editing_to_the_same_values_records_nothing() -> None:
 
 
 def test_editing_checks_the_window() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     with pytest.raises(InvalidValue) as error:
         maintenance.edit(name="Database upgrade", start_at=END, end_at=START, at=at(-60), by=ALICE)
@@ -318,7 +317,7 @@ def test_editing_checks_the_window() -> None:
 
 
 def test_a_completed_window_can_be_renamed_but_keeps_its_times() -> None:
-    maintenance = given(lambda m: publish(m, 60, status="maintenance_complete"))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, 60, status="maintenance_complete")))
 
     with pytest.raises(NoticeClosed) as error:
         maintenance.edit(name="Database upgrade", start_at=START, end_at=at(90), at=at(70), by=ALICE)
@@ -329,7 +328,7 @@ def test_a_completed_window_can_be_renamed_but_keeps_its_times() -> None:
 
 
 def test_deleting_records_an_event_and_the_window_takes_no_more_commands() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     maintenance.delete(at=at(-60), by=ALICE)
 
@@ -351,7 +350,7 @@ def test_deleting_records_an_event_and_the_window_takes_no_more_commands() -> No
 
 
 def test_automation_starts_the_window_at_start_at_as_system_with_an_update() -> None:
-    maintenance = given(first=lambda: schedule(affected=[DATABASE, API]))
+    maintenance = given(Maintenance, *history(lambda: schedule(affected=[DATABASE, API])))
     assert maintenance.next_automatic_transition == AutomaticTransition(MaintenanceStatus.IN_PROGRESS, START)
 
     assert start(maintenance, 0)
@@ -368,7 +367,7 @@ def test_automation_starts_the_window_at_start_at_as_system_with_an_update() -> 
 
 
 def test_automation_does_nothing_before_start_at() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     assert not start(maintenance, -1)
     assert not complete(maintenance, 120)  # completing is not due while the window has not started
@@ -376,7 +375,7 @@ def test_automation_does_nothing_before_start_at() -> None:
 
 
 def test_automation_completes_the_window_at_end_at_and_closes_periods() -> None:
-    maintenance = given(start)
+    maintenance = given(Maintenance, *history(schedule, start))
 
     assert not complete(maintenance, 119)
     assert complete(maintenance, 120)
@@ -391,7 +390,7 @@ def test_automation_completes_the_window_at_end_at_and_closes_periods() -> None:
 
 
 def test_automation_only_moves_forward() -> None:
-    maintenance = given(start, complete)
+    maintenance = given(Maintenance, *history(schedule, start, complete))
 
     assert not start(maintenance, 130)
     assert not complete(maintenance, 130)
@@ -399,7 +398,7 @@ def test_automation_only_moves_forward() -> None:
 
 
 def test_a_manual_status_change_wins_and_turns_automation_off() -> None:
-    maintenance = given(lambda m: publish(m, -10, status="maintenance_in_progress"))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, -10, status="maintenance_in_progress")))
 
     assert maintenance.automate_maintenance_status is False
     assert maintenance.next_automatic_transition is None
@@ -408,21 +407,27 @@ def test_a_manual_status_change_wins_and_turns_automation_off() -> None:
 
 
 def test_a_manual_completion_before_start_at_wins_over_automation() -> None:
-    maintenance = given(lambda m: publish(m, -10, status="maintenance_complete", message="Cancelled."))
+    maintenance = given(
+        Maintenance,
+        *history(
+            schedule,
+            lambda m: publish(m, -10, status="maintenance_complete", message="Cancelled."),
+        ),
+    )
 
     assert not start(maintenance, 0)
     assert then(maintenance) == []
 
 
 def test_a_progress_note_without_status_change_keeps_automation_on() -> None:
-    maintenance = given(lambda m: publish(m, -10, message="Reminder: tomorrow."))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, -10, message="Reminder: tomorrow.")))
 
     assert maintenance.automate_maintenance_status is True
     assert start(maintenance, 0)
 
 
 def test_a_window_without_automation_is_never_due() -> None:
-    maintenance = given(first=lambda: schedule(automate=False))
+    maintenance = given(Maintenance, *history(lambda: schedule(automate=False)))
 
     assert maintenance.next_automatic_transition is None
     assert not start(maintenance, 0)
@@ -443,9 +448,12 @@ def test_a_window_that_is_over_cannot_be_created_scheduled_or_in_progress(status
 
 def test_a_window_that_is_over_is_recorded_complete_at_its_own_times_without_notifying() -> None:
     maintenance = given(
-        first=lambda: schedule(
-            status="maintenance_complete", affected=[DATABASE, API], message="Upgraded.", now=at(24 * 60)
-        )
+        Maintenance,
+        *history(
+            lambda: schedule(
+                status="maintenance_complete", affected=[DATABASE, API], message="Upgraded.", now=at(24 * 60)
+            ),
+        ),
     )
 
     assert maintenance.maintenance_status is MaintenanceStatus.COMPLETE
@@ -465,14 +473,14 @@ def test_a_window_that_is_over_is_recorded_complete_at_its_own_times_without_not
 
 
 def test_a_window_completed_before_it_ends_keeps_its_single_update() -> None:
-    maintenance = given(first=lambda: schedule(status="maintenance_complete", message="Cancelled."))
+    maintenance = given(Maintenance, *history(lambda: schedule(status="maintenance_complete", message="Cancelled.")))
 
     assert [(u.id, u.published_at) for u in maintenance.updates] == [("U0", T0)]
     assert maintenance.component_maintenance_periods == []
 
 
 def test_a_put_cannot_move_the_end_of_an_open_window_into_the_past() -> None:
-    maintenance = given(lambda m: publish(m, 0, status="maintenance_in_progress"))
+    maintenance = given(Maintenance, *history(schedule, lambda m: publish(m, 0, status="maintenance_in_progress")))
 
     with pytest.raises(WindowInThePast) as error:
         maintenance.edit(name="Database upgrade", start_at=START, end_at=at(30), at=at(45), by=ALICE)
@@ -484,7 +492,7 @@ def test_a_put_cannot_move_the_end_of_an_open_window_into_the_past() -> None:
 
 
 def test_a_put_may_rename_a_window_whose_end_has_passed_without_moving_it() -> None:
-    maintenance = given(first=lambda: schedule(automate=False))
+    maintenance = given(Maintenance, *history(lambda: schedule(automate=False)))
 
     maintenance.edit(name="Database upgrade (late)", start_at=START, end_at=END, at=at(180), by=ALICE)
 
@@ -493,7 +501,7 @@ def test_a_put_may_rename_a_window_whose_end_has_passed_without_moving_it() -> N
 
 
 def test_automatic_steps_take_effect_at_their_scheduled_instants_when_recorded_late() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
 
     assert start(maintenance, 300)  # recorded five hours late (the server was down)
     assert complete(maintenance, 301)
@@ -505,7 +513,7 @@ def test_automatic_steps_take_effect_at_their_scheduled_instants_when_recorded_l
 
 
 def test_a_window_published_after_its_start_starts_when_it_was_published() -> None:
-    maintenance = given(first=lambda: schedule(start_at=at(-30), now=at(-10)))
+    maintenance = given(Maintenance, *history(lambda: schedule(start_at=at(-30), now=at(-10))))
 
     assert start(maintenance, 30)
 
@@ -514,7 +522,7 @@ def test_a_window_published_after_its_start_starts_when_it_was_published() -> No
 
 
 def test_a_window_moved_by_a_put_starts_no_earlier_than_the_put() -> None:
-    maintenance = given()
+    maintenance = given(Maintenance, *history(schedule))
     # Nothing ran at START (server down); at +30 min a PUT moves the start to +10 min, already past.
     maintenance.edit(name="Database upgrade", start_at=at(10), end_at=at(90), at=at(30), by=ALICE)
     maintenance.edit(name="Database upgrade (renamed)", start_at=at(10), end_at=at(90), at=at(40), by=ALICE)
@@ -528,7 +536,13 @@ def test_a_window_moved_by_a_put_starts_no_earlier_than_the_put() -> None:
 
 
 def test_an_automatic_step_never_precedes_the_last_update() -> None:
-    maintenance = given(lambda m: publish(m, 5, message="Still waiting for the vendor."))
+    maintenance = given(
+        Maintenance,
+        *history(
+            schedule,
+            lambda m: publish(m, 5, message="Still waiting for the vendor."),
+        ),
+    )
 
     assert start(maintenance, 20)
 

@@ -4,14 +4,14 @@ and its structure; then the handlers against the in-memory event store."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 from eventsourcing.domain import Aggregate
 
-from domain.base import Actor, CommandContext, DomainError, NotFound, load, replay
+from domain.base import CommandContext, DomainError, NotFound, load
 from domain.component import ComponentInfo
 from domain.rules import InvalidSlug, NameRequired, NameTooLong, ReadOnlyField, ReservedSlug
 from domain.status_page import (
@@ -41,12 +41,12 @@ from domain.structure import (
     structure_item,
 )
 from infra.memory_store import InMemoryEventStore
+from tests.support.aggregates import event, given, payloads, then
+from tests.support.builders import ALICE, T0
 
 PAGE_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8057")
 OTHER_PAGE_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8058")
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
-ALICE = Actor(type="api_key", id="01KEY", name="alice")
 BY = ALICE.as_data()
 
 LOGIN = "01KFZ0000000000000000LOGIN"
@@ -64,12 +64,6 @@ SUB_UK = "01KFZ000000000000000SUBUK0"
 SUB_US = "01KFZ000000000000000SUBUS0"
 
 
-def make(event_class: Any, **fields: Any) -> Aggregate.Event:
-    """An event as the store would hand it back (the library makes event classes dataclasses at runtime,
-    which mypy cannot see)."""
-    return event_class(**fields)  # type: ignore[no-any-return]
-
-
 def created(**overrides: Any) -> Aggregate.Event:
     fields: dict[str, Any] = {
         "name": "Acme",
@@ -81,7 +75,7 @@ def created(**overrides: Any) -> Aggregate.Event:
         "by": BY,
     }
     fields.update(overrides)
-    return make(
+    return event(
         StatusPage.Created,
         originator_id=PAGE_ID,
         originator_version=1,
@@ -92,7 +86,7 @@ def created(**overrides: Any) -> Aggregate.Event:
 
 
 def structure_replaced(items: list[dict[str, Any]], version: int = 2) -> Aggregate.Event:
-    return make(
+    return event(
         StatusPage.StructureReplaced,
         originator_id=PAGE_ID,
         originator_version=version,
@@ -101,20 +95,6 @@ def structure_replaced(items: list[dict[str, Any]], version: int = 2) -> Aggrega
         display_uptime_mode="chart_and_percentage",
         by=BY,
     )
-
-
-def given(*events: Aggregate.Event) -> StatusPage:
-    page = replay(events)
-    assert isinstance(page, StatusPage)
-    return page
-
-
-def then(page: StatusPage) -> list[tuple[str, dict[str, Any]]]:
-    """The new events as (class name, payload), without the library's bookkeeping fields."""
-    bookkeeping = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-    return [
-        (type(e).__name__, {k: v for k, v in vars(e).items() if k not in bookkeeping}) for e in page.collect_events()
-    ]
 
 
 def replace(page: StatusPage, *items: StructureItem, mode: str | None = None) -> None:
@@ -133,7 +113,7 @@ def new_page(**overrides: Any) -> StatusPage:
 def test_create_records_the_page_with_widget_enabled_by_default() -> None:
     page = new_page(description="Our public page", public_url="https://status.acme.test")
 
-    assert then(page) == [
+    assert payloads(then(page)) == [
         (
             "Created",
             {
@@ -200,7 +180,7 @@ def test_create_refuses_a_public_url_that_is_not_absolute_http(url: str) -> None
 
 
 def test_update_records_all_editable_fields() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
 
     page.update(
         name="Acme Status",
@@ -211,7 +191,7 @@ def test_update_records_all_editable_fields() -> None:
         by=ALICE,
     )
 
-    assert then(page) == [
+    assert payloads(then(page)) == [
         (
             "Updated",
             {
@@ -228,7 +208,7 @@ def test_update_records_all_editable_fields() -> None:
 
 
 def test_update_that_changes_nothing_records_nothing() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     page.update(
         name="Acme",
         description=None,
@@ -237,15 +217,15 @@ def test_update_that_changes_nothing_records_nothing() -> None:
         at=T1,
         by=ALICE,
     )
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 def test_update_changes_only_what_it_is_given() -> None:
-    page = given(created(description="Our services"))
+    page = given(StatusPage, created(description="Our services"))
 
     page.update(widget_api_enabled=False, at=T1, by=ALICE)
 
-    assert then(page) == [
+    assert payloads(then(page)) == [
         (
             "Updated",
             {
@@ -260,7 +240,7 @@ def test_update_changes_only_what_it_is_given() -> None:
 
 
 def test_update_with_none_resets_to_the_defaults() -> None:
-    page = given(created(description="Our services", widget_api_enabled=False))
+    page = given(StatusPage, created(description="Our services", widget_api_enabled=False))
 
     page.update(description=None, public_url=None, widget_api_enabled=None, at=T1, by=ALICE)
 
@@ -268,34 +248,34 @@ def test_update_with_none_resets_to_the_defaults() -> None:
 
 
 def test_update_giving_nothing_or_the_own_slug_records_nothing() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     page.update(at=T1, by=ALICE)
     page.update(slug="acme", at=T1, by=ALICE)
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 def test_a_slug_sent_back_must_be_the_pages_own() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(ReadOnlyField) as raised:
         page.update(name="Acme 2", slug="acme-2", at=T1, by=ALICE)
     assert (raised.value.field, raised.value.code) == ("slug", "read_only")
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 def test_update_checks_name_and_public_url() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(NameRequired):
         page.update(name="", description=None, public_url=None, widget_api_enabled=True, at=T1, by=ALICE)
     with pytest.raises(InvalidPublicUrl):
         page.update(name="A", description=None, public_url="nope", widget_api_enabled=True, at=T1, by=ALICE)
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 # Structure: what is stored
 
 
 def test_replace_structure_stores_components_groups_and_sub_pages_without_component_names() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
 
     replace(
         page,
@@ -311,7 +291,7 @@ def test_replace_structure_stores_components_groups_and_sub_pages_without_compon
         SubPageItem(id=SUB_UK, name="United Kingdom", slug="uk", items=(ComponentItem(WEB),)),
     )
 
-    assert then(page) == [
+    assert payloads(then(page)) == [
         (
             "StructureReplaced",
             {
@@ -353,27 +333,26 @@ def test_the_stored_structure_reads_back_as_the_items_given() -> None:
             items=(ComponentItem(API), GroupItem(id="g2", name="Edge", components=(ComponentItem(WEB),))),
         ),
     )
-    page = given(created())
+    page = given(StatusPage, created())
     replace(page, *items)
     assert page.structure == items
     assert parse_structure(page.items) == items
 
 
 def test_replacing_with_an_empty_structure_clears_it() -> None:
-    page = given(
-        created(),
+    page = given(StatusPage, created(),
         structure_replaced([{"component": {"component_id": LOGIN, "hidden": False, "display_uptime": True}}]),
     )
     replace(page)
-    assert then(page)[0][1]["items"] == []
+    assert payloads(then(page))[0][1]["items"] == []
     assert page.structure == ()
 
 
 def test_replacing_with_the_same_structure_records_nothing() -> None:
     stored = [{"component": {"component_id": LOGIN, "hidden": False, "display_uptime": True}}]
-    page = given(created(), structure_replaced(stored))
+    page = given(StatusPage, created(), structure_replaced(stored))
     replace(page, ComponentItem(LOGIN))
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 def test_a_replacement_keeps_the_stored_settings_it_leaves_unset_wherever_an_item_moves() -> None:
@@ -390,7 +369,7 @@ def test_a_replacement_keeps_the_stored_settings_it_leaves_unset_wherever_an_ite
             }
         },
     ]
-    page = given(created(), structure_replaced(stored))
+    page = given(StatusPage, created(), structure_replaced(stored))
     group_settings = frozenset({"hidden", "display_aggregated_uptime", "description"})
     component_settings = frozenset({"hidden", "display_uptime"})
 
@@ -434,31 +413,31 @@ def test_a_replacement_keeps_the_stored_settings_it_leaves_unset_wherever_an_ite
 
 def test_a_setting_given_replaces_the_stored_one() -> None:
     stored = [{"component": {"component_id": LOGIN, "hidden": True, "display_uptime": False}}]
-    page = given(created(), structure_replaced(stored))
+    page = given(StatusPage, created(), structure_replaced(stored))
     replace(page, ComponentItem(LOGIN, hidden=False, display_uptime=True))
     assert page.structure == (ComponentItem(LOGIN),)
 
 
 def test_a_component_name_sent_back_must_be_the_components_own() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(page, ComponentItem(LOGIN, name="Login"))
     with pytest.raises(ReadOnlyField) as raised:
         replace(page, GroupItem(id=GROUP_ID, name="G", components=(ComponentItem(API, name="Renamed"),)))
     assert (raised.value.field, raised.value.code) == ("items[0].group.components[0].name", "read_only")
-    assert [name for name, _ in then(page)] == ["StructureReplaced"]
+    assert [name for name, _ in payloads(then(page))] == ["StructureReplaced"]
 
 
 def test_display_uptime_mode_is_recorded_and_kept_when_not_given() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(page, ComponentItem(LOGIN), mode="chart_only")
-    assert then(page)[0][1]["display_uptime_mode"] == "chart_only"
+    assert payloads(then(page))[0][1]["display_uptime_mode"] == "chart_only"
 
     replace(page, ComponentItem(API))
-    assert then(page)[0][1]["display_uptime_mode"] == "chart_only"
+    assert payloads(then(page))[0][1]["display_uptime_mode"] == "chart_only"
 
 
 def test_an_unknown_display_uptime_mode_is_refused() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(InvalidDisplayUptimeMode) as raised:
         replace(page, mode="sparkline")
     assert raised.value.field == "display_uptime_mode"
@@ -468,18 +447,18 @@ def test_an_unknown_display_uptime_mode_is_refused() -> None:
 
 
 def test_an_unknown_component_is_refused_with_its_path() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(UnplaceableComponent) as raised:
         replace(
             page,
             GroupItem(id=GROUP_ID, name="G", components=(ComponentItem(LOGIN), ComponentItem("01NOPE"))),
         )
     assert raised.value.field == "items[0].group.components[1].component_id"
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 def test_an_archived_component_is_refused() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(UnplaceableComponent) as raised:
         replace(page, SubPageItem(id=SUB_UK, name="UK", items=(ComponentItem(OLD),)))
     assert raised.value.field == "items[0].sub_page.items[0].component.component_id"
@@ -512,10 +491,10 @@ def test_an_archived_component_is_refused() -> None:
     ],
 )
 def test_a_component_appears_at_most_once_in_the_whole_page(items: tuple[StructureItem, ...]) -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(ComponentPlacedTwice):
         replace(page, *items)
-    assert then(page) == []
+    assert payloads(then(page)) == []
 
 
 # Structure: shape
@@ -535,7 +514,7 @@ def test_a_wire_item_holds_exactly_one_of_component_group_or_sub_page() -> None:
 
 
 def test_sub_pages_do_not_nest() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     inner = SubPageItem(id=SUB_US, name="US")
     with pytest.raises(InvalidStructureItem) as raised:
         replace(page, SubPageItem(id=SUB_UK, name="UK", items=(inner,)))  # type: ignore[arg-type]
@@ -543,7 +522,7 @@ def test_sub_pages_do_not_nest() -> None:
 
 
 def test_groups_hold_only_components() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     nested = GroupItem(id="g2", name="Inner")
     with pytest.raises(InvalidStructureItem) as raised:
         replace(page, GroupItem(id=GROUP_ID, name="Outer", components=(nested,)))  # type: ignore[arg-type]
@@ -551,7 +530,7 @@ def test_groups_hold_only_components() -> None:
 
 
 def test_group_and_sub_page_ids_are_required_and_unique_within_the_page() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(InvalidStructureItem) as raised:
         replace(page, GroupItem(id="", name="G"))
     assert (raised.value.field, raised.value.code) == ("items[0].group.id", "is_required")
@@ -577,7 +556,7 @@ def test_group_and_sub_page_ids_are_required_and_unique_within_the_page() -> Non
 def test_group_and_sub_page_names_follow_the_name_rules(
     item: StructureItem, field: str, error: type[DomainError]
 ) -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(error) as raised:
         replace(page, item)
     assert raised.value.field == field
@@ -587,7 +566,7 @@ def test_group_and_sub_page_names_follow_the_name_rules(
 
 
 def test_a_sub_page_without_a_slug_gets_one_from_its_name() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(
         page,
         SubPageItem(id=SUB_UK, name="United Kingdom"),
@@ -597,7 +576,7 @@ def test_a_sub_page_without_a_slug_gets_one_from_its_name() -> None:
 
 
 def test_derived_sub_page_slugs_avoid_each_other_explicit_ones_and_api() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(
         page,
         SubPageItem(id="s1", name="Europe"),
@@ -624,7 +603,7 @@ def test_slugify_keeps_derived_slugs_valid() -> None:
 
 
 def test_a_sub_page_keeps_its_slug_when_the_structure_is_sent_back_without_slugs() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(page, SubPageItem(id=SUB_UK, name="United Kingdom", slug="uk"))
     page.collect_events()
 
@@ -636,7 +615,7 @@ def test_a_sub_page_keeps_its_slug_when_the_structure_is_sent_back_without_slugs
 
 
 def test_an_explicit_slug_may_take_over_a_kept_one() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(page, SubPageItem(id=SUB_UK, name="UK", slug="uk"))
     replace(page, SubPageItem(id=SUB_UK, name="UK"), SubPageItem(id=SUB_US, name="New UK", slug="uk"))
     slugs = {s.id: s.slug for s in page.structure if isinstance(s, SubPageItem)}
@@ -644,7 +623,7 @@ def test_an_explicit_slug_may_take_over_a_kept_one() -> None:
 
 
 def test_explicit_sub_page_slugs_must_be_unique_within_the_page() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(DuplicateSubPageSlug) as raised:
         replace(page, SubPageItem(id=SUB_UK, name="A", slug="eu"), SubPageItem(id=SUB_US, name="B", slug="eu"))
     assert raised.value.field == "items[1].sub_page.slug"
@@ -652,14 +631,14 @@ def test_explicit_sub_page_slugs_must_be_unique_within_the_page() -> None:
 
 @pytest.mark.parametrize(("slug", "error"), [("EU", InvalidSlug), ("x" * 64, InvalidSlug), ("api", ReservedSlug)])
 def test_explicit_sub_page_slugs_follow_the_slug_rules(slug: str, error: type[DomainError]) -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     with pytest.raises(error) as raised:
         replace(page, SubPageItem(id=SUB_UK, name="EU", slug=slug))
     assert raised.value.field == "items[0].sub_page.slug"
 
 
 def test_a_sub_page_slug_may_reuse_a_word_reserved_only_for_pages() -> None:
-    page = given(created())
+    page = given(StatusPage, created())
     replace(page, SubPageItem(id=SUB_UK, name="Metrics", slug="metrics"))
     assert page.structure == (SubPageItem(id=SUB_UK, name="Metrics", slug="metrics"),)
 

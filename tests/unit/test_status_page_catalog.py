@@ -5,12 +5,12 @@ It runs against Postgres (the projection is SQL), but drives the projection dire
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
 
-from domain.base import Actor, CommandContext
+from domain.base import CommandContext
 from domain.component import ComponentInfo, archive_component, create_component, update_component
 from domain.status_page import create_status_page, replace_structure, update_status_page
 from domain.structure import ComponentItem, GroupItem, SubPageItem
@@ -18,9 +18,7 @@ from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
 from projections.runner import catch_up, ensure_tables, quote_ident
-
-T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
-ALICE = Actor(type="api_key", id="01KEY", name="alice")
+from tests.support.builders import ALICE, T0
 
 
 def at(minutes: int) -> CommandContext:
