@@ -119,7 +119,7 @@ async def test_bad_parameters_are_422_with_the_field_named(client: Client, keys:
         response = await client.get(f"/v2/audit/events?{query}", headers=Keys.header(keys.admin))
         body = assert_envelope(response, 422, "validation_error")
         # A query parameter's pointer is `?name` (RFC 6901 points into the body only).
-        assert body["errors"][0]["source"] == {"field": field, "pointer": f"?{field}"}, query  # type: ignore[index]
+        assert body["errors"][0]["source"] == {"field": field, "pointer": f"?{field}"}, query
     accepted = await client.get("/v2/audit/events?limit=1000", headers=Keys.header(keys.admin))
     assert accepted.status_code == 200 and accepted.json() == {"events": [], "pagination_meta": {"limit": 1000}}
 

@@ -69,15 +69,15 @@ async def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(client: Cli
         f"/v2/status_pages/{page}", json={"name": "Acme", "widget_api_enabled": 0}, headers=admin
     )
     body = assert_envelope(as_number, 422, "validation_error")
-    assert [error["source"] for error in body["errors"]] == [  # type: ignore[attr-defined]
+    assert [error["source"] for error in body["errors"]] == [
         {"field": "widget_api_enabled", "pointer": "/widget_api_enabled"}
     ]
-    assert "Expected `bool | null`, got `int`" in body["errors"][0]["message"]  # type: ignore[index]
+    assert "Expected `bool | null`, got `int`" in body["errors"][0]["message"]
 
     nested = {"items": [{"group": {"name": "G", "components": [{"component_id": page, "display_uptime": 0}]}}]}
     in_a_structure = await client.put(f"/v2/status_page_structures/{page}", json=nested, headers=admin)
     body = assert_envelope(in_a_structure, 422, "validation_error")
-    assert body["errors"][0]["source"] == {  # type: ignore[index]
+    assert body["errors"][0]["source"] == {
         "field": "items[0].group.components[0].display_uptime",
         "pointer": "/items/0/group/components/0/display_uptime",
     }
@@ -128,7 +128,7 @@ async def test_a_key_over_a_limit_gets_a_429_naming_the_limit_and_when_to_retry(
     assert posts[0].status_code == 422  # let through to the rules (the page does not exist)
     for response, name, limit in ((reads[2], "api_key", 2), (posts[1], "retrospective_incidents", 1)):
         body = assert_envelope(response, 429, "too_many_requests")
-        rate_limit: dict[str, object] = body["rate_limit"]  # type: ignore[assignment]
+        rate_limit: dict[str, object] = body["rate_limit"]
         assert (rate_limit["name"], rate_limit["limit"], rate_limit["remaining"]) == (name, limit, 0), body
         retry_at = datetime.strptime(str(rate_limit["retry_after"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         seconds = int(response.headers["retry-after"])

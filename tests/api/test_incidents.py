@@ -154,7 +154,7 @@ async def test_rules_are_422_naming_the_field(client: Client, keys: Keys) -> Non
     for index, (fields, field, code) in enumerate(cases):
         response = await create_incident(client, keys, page, f"bad-{index}", **fields)
         body = assert_envelope(response, 422, "validation_error")
-        error = body["errors"][0]  # type: ignore[index]
+        error = body["errors"][0]
         pointer = "/" + field.replace("[", "/").replace("].", "/")
         assert error["source"] == {"field": field, "pointer": pointer.replace(".", "/")}, (fields, body)
         assert error["code"] == code, (fields, body)
@@ -169,12 +169,12 @@ async def test_rules_are_422_naming_the_field(client: Client, keys: Keys) -> Non
         }
         del body_json[missing]
         response = await client.post("/v2/status_page_incidents", json=body_json, headers=Keys.header(keys.publish))
-        error = assert_envelope(response, 422, "validation_error")["errors"][0]  # type: ignore[index]
+        error = assert_envelope(response, 422, "validation_error")["errors"][0]
         assert (error["code"], error["source"]) == ("is_required", {"field": missing, "pointer": f"/{missing}"})
     assert await list_incident_ids(client, keys, status_page_id=page.id) == []
 
     unknown_page = await create_incident(client, keys, page, "p", status_page_id="01ARZ3NDEKTSV4RRFFQ69G5FAV")
-    assert assert_envelope(unknown_page, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
+    assert assert_envelope(unknown_page, 422, "validation_error")["errors"][0]["source"] == {
         "field": "status_page_id",
         "pointer": "/status_page_id",
     }
@@ -249,12 +249,12 @@ async def test_lists_filter_by_component_group_sub_page_and_time_and_paginate(cl
         params={"status_page_id": page.id, "group_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
         headers=Keys.header(keys.read),
     )
-    assert assert_envelope(bad, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
+    assert assert_envelope(bad, 422, "validation_error")["errors"][0]["source"] == {
         "field": "group_id",
         "pointer": "?group_id",
     }
     missing = await client.get("/v2/status_page_incidents", headers=Keys.header(keys.read))
-    assert assert_envelope(missing, 422, "validation_error")["errors"][0]["source"] == {  # type: ignore[index]
+    assert assert_envelope(missing, 422, "validation_error")["errors"][0]["source"] == {
         "field": "status_page_id",
         "pointer": "?status_page_id",
     }

@@ -118,7 +118,7 @@ async def test_a_window_is_scheduled_started_completed_edited_and_deleted(client
         component_statuses=statuses((page.db, "operational")),
     )
     body = assert_envelope(completing_with_components, 422, "validation_error")
-    assert body["errors"][0]["source"]["field"] == "component_statuses"  # type: ignore[index]
+    assert body["errors"][0]["source"]["field"] == "component_statuses"
 
     completed = await post_update(client, keys, window.id, maintenance_status="maintenance_complete")
     assert completed.status_code == 201, completed.text
@@ -158,7 +158,7 @@ async def test_idempotent_replay_and_rules(client: Client, keys: Keys) -> None:
         response = await create_maintenance(client, keys, page, f"bad-{index}", **fields)
         body = assert_envelope(response, 422, "validation_error")
         # The list, or its first item where the error is about one item (docs/architecture.md#error-envelope).
-        assert body["errors"][0]["source"]["field"] in (field, f"{field}[0]"), (fields, body)  # type: ignore[index]
+        assert body["errors"][0]["source"]["field"] in (field, f"{field}[0]"), (fields, body)
     without_start = {
         "idempotency_key": "x",
         "status_page_id": page.id,
@@ -170,7 +170,7 @@ async def test_idempotent_replay_and_rules(client: Client, keys: Keys) -> None:
         "notify_subscribers": False,
     }
     response = await client.post("/v2/status_page_maintenances", json=without_start, headers=Keys.header(keys.publish))
-    error = assert_envelope(response, 422, "validation_error")["errors"][0]  # type: ignore[index]
+    error = assert_envelope(response, 422, "validation_error")["errors"][0]
     assert (error["code"], error["source"]["field"]) == ("is_required", "start_at")
     assert await list_ids(client, keys, status_page_id=page.id) == [first.json()["status_page_maintenance"]["id"]]
 
@@ -225,7 +225,7 @@ async def test_a_window_that_is_over_can_only_be_recorded_as_complete_at_its_own
         refused = await create_maintenance(
             client, keys, page, f"past-{status}", maintenance_status=status, start_at=PAST_START, end_at=PAST_END
         )
-        [error] = assert_envelope(refused, 422, "validation_error")["errors"]  # type: ignore[misc]
+        [error] = assert_envelope(refused, 422, "validation_error")["errors"]
         assert error["source"]["field"] == "end_at"
         assert "maintenance_complete" in error["message"] and status in error["message"], error
 
@@ -271,7 +271,7 @@ async def test_a_put_cannot_move_the_end_of_an_open_window_into_the_past(client:
         headers=Keys.header(keys.publish),
     )
 
-    [error] = assert_envelope(moved, 422, "validation_error")["errors"]  # type: ignore[misc]
+    [error] = assert_envelope(moved, 422, "validation_error")["errors"]
     assert error["source"]["field"] == "end_at" and "maintenance_complete" in error["message"], error
     assert (await show(client, keys, window_id)).json() == created.json()
 

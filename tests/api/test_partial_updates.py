@@ -35,7 +35,8 @@ async def _event_count(pool: asyncpg.Pool) -> int:
 
 def _field(response: Any) -> str:
     error = assert_envelope(response, 422, "validation_error")
-    return error["errors"][0]["source"]["field"]  # type: ignore[index,no-any-return]
+    field: str = error["errors"][0]["source"]["field"]
+    return field
 
 
 # Pages
@@ -191,7 +192,7 @@ async def test_a_misspelt_components_is_refused_and_the_group_keeps_its_componen
     typo = {"items": [{"group": {"id": group_id, "name": "Accounts", "componets": [{"component_id": login}]}}]}
     response = await _put(client, keys, url, typo)
 
-    error = assert_envelope(response, 422, "validation_error")["errors"][0]  # type: ignore[index]
+    error = assert_envelope(response, 422, "validation_error")["errors"][0]
     assert error["code"] == "unknown_field"
     assert error["source"]["field"] == "items[0].group.componets"
     assert "components" in error["message"]

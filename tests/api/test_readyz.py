@@ -34,7 +34,7 @@ class Poisonable:
 
     name = "poisonable"
     writes_wait = True
-    tables = ("poisonable_seen",)
+    tables: tuple[str, ...] = ("poisonable_seen",)
     schema_sql = "CREATE TABLE IF NOT EXISTS poisonable_seen (position bigint PRIMARY KEY)"
 
     def __init__(self) -> None:
@@ -142,7 +142,7 @@ async def test_readyz_asks_the_database_only_until_it_has_seen_it_migrated_and_d
 ) -> None:
     services = services_of(client)
     pool = services.pool
-    services.pool = BrokenPool()  # type: ignore[assignment]
+    services.pool = BrokenPool()
     try:
         # Not yet seen migrated: plain /readyz asks the database, and it is down.
         assert (await client.get("/readyz")).status_code == 503
@@ -153,7 +153,7 @@ async def test_readyz_asks_the_database_only_until_it_has_seen_it_migrated_and_d
         services.pool = pool
         assert (await client.get("/readyz")).json() == {"status": "ready"}
         # Seen migrated, and the watermarks' connection is alive: probes cost no query.
-        services.pool = BrokenPool()  # type: ignore[assignment]
+        services.pool = BrokenPool()
         assert (await client.get("/readyz")).json() == {"status": "ready"}
         response = await client.get("/readyz?detail=1")
         assert response.status_code == 200

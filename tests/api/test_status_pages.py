@@ -103,7 +103,7 @@ async def test_bad_pagination_is_a_validation_error(client: Client, keys: Keys, 
     await create_page(client, keys, "acme")
     response = await client.get("/v2/status_pages", params=params, headers=Keys.header(keys.read))
     body = assert_envelope(response, 422, "validation_error")
-    assert body["errors"][0]["source"]["field"] in params  # type: ignore[index]
+    assert body["errors"][0]["source"]["field"] in params
 
 
 async def test_page_size_250_is_allowed(client: Client, keys: Keys) -> None:
@@ -117,7 +117,7 @@ async def test_slugs_are_unique_and_never_reserved(client: Client, keys: Keys) -
     admin = Keys.header(keys.admin)
     taken = await client.post("/v2/status_pages", json={"name": "Other", "slug": "acme"}, headers=admin)
     body = assert_envelope(taken, 409, "conflict")
-    assert body["errors"][0]["source"]["field"] == "slug"  # type: ignore[index]
+    assert body["errors"][0]["source"]["field"] == "slug"
 
     for slug, status in (("v2", 422), ("healthz", 422), ("Not A Slug", 422), ("", 422)):
         response = await client.post("/v2/status_pages", json={"name": "X", "slug": slug}, headers=admin)
@@ -184,7 +184,7 @@ async def test_writes_to_unknown_ids_are_404(
     kwargs: dict[str, Any] = {"json": body} if body is not None else {}
     response = await client.request(method, path.format(id=target), headers=Keys.header(keys.admin), **kwargs)
     body_json = assert_envelope(response, 404, "not_found")
-    assert target in body_json["errors"][0]["message"]  # type: ignore[index]
+    assert target in body_json["errors"][0]["message"]
 
 
 async def test_components_are_created_listed_updated_and_deleted(client: Client, keys: Keys) -> None:
@@ -221,7 +221,7 @@ async def test_component_names_are_validated(client: Client, keys: Keys) -> None
     for body, field in (({"name": ""}, "name"), ({"name": "x" * 201}, "name"), ({}, "name")):
         response = await client.post("/v2/status_page_components", json=body, headers=Keys.header(keys.admin))
         error = assert_envelope(response, 422, "validation_error")
-        assert error["errors"][0]["source"]["field"] == field  # type: ignore[index]
+        assert error["errors"][0]["source"]["field"] == field
 
 
 async def test_a_new_page_has_an_empty_structure(client: Client, keys: Keys) -> None:
@@ -317,7 +317,7 @@ async def test_structure_rejects_unknown_deleted_and_duplicate_components(client
     for body, field in cases:
         response = await client.put(url, json=body, headers=Keys.header(keys.admin))
         error = assert_envelope(response, 422, "validation_error")
-        assert error["errors"][0]["source"]["field"] == field, body  # type: ignore[index]
+        assert error["errors"][0]["source"]["field"] == field, body
     shown = await client.get(url, headers=Keys.header(keys.read))
     assert shown.json()["current_structure"] == {"items": []}
 

@@ -29,7 +29,7 @@ Client = AsyncTestClient[Litestar]
 
 
 def only_error(response: Any, status: int = 422, error_type: str = "validation_error") -> dict[str, Any]:
-    errors: list[dict[str, Any]] = assert_envelope(response, status, error_type)["errors"]  # type: ignore[assignment]
+    errors: list[dict[str, Any]] = assert_envelope(response, status, error_type)["errors"]
     assert len(errors) == 1, errors
     return errors[0]
 

@@ -73,6 +73,9 @@ async def test_an_empty_log_verifies() -> None:
         async def fetch(self, query: str, *args: Any) -> list[Any]:
             return []
 
+        async def fetchrow(self, query: str, *args: Any) -> Any:
+            return None
+
         async def fetchval(self, query: str, *args: Any) -> Any:
             return 0
 

@@ -9,7 +9,7 @@ async def test_migrations_are_applied_once_even_when_two_processes_start_togethe
     first, second = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
     try:
         results = await asyncio.gather(migrate(first), migrate(second))
-        assert results == [[], []]  # the template already holds every migration
+        assert list(results) == [[], []]  # the template already holds every migration
         assert await is_migrated(first)
     finally:
         await first.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 
 from domain.base import replay
 from infra.event_store import MAPPER
@@ -24,7 +25,7 @@ def event(event_class: Any, **fields: Any) -> Aggregate.Event:
     return made
 
 
-def history(start: Callable[[], A], *commands: Callable[[A], object]) -> list[Aggregate.Event]:
+def history(start: Callable[[], A], *commands: Callable[[A], object]) -> list[DomainEventProtocol[UUID]]:
     """The events a new aggregate records when `start` makes it and `commands` run on it."""
     aggregate = start()
     for command in commands:
@@ -32,7 +33,7 @@ def history(start: Callable[[], A], *commands: Callable[[A], object]) -> list[Ag
     return list(aggregate.collect_events())
 
 
-def given(kind: type[A], *events: Aggregate.Event) -> A:
+def given(kind: type[A], *events: DomainEventProtocol[UUID]) -> A:
     """The aggregate the events make, each through its stored form and back."""
     decoded: list[Any] = [MAPPER.to_domain_event(MAPPER.to_stored_event(e)) for e in events]
     aggregate = replay(decoded)
@@ -45,6 +46,6 @@ def then(aggregate: Aggregate) -> list[Any]:
     return list(aggregate.collect_events())
 
 
-def payloads(events: Sequence[Aggregate.Event]) -> list[tuple[str, dict[str, Any]]]:
+def payloads(events: Sequence[DomainEventProtocol[UUID]]) -> list[tuple[str, dict[str, Any]]]:
     """The events as (class name, payload), without the library's bookkeeping fields."""
     return [(type(e).__name__, {k: v for k, v in vars(e).items() if k not in BOOKKEEPING}) for e in events]
