@@ -32,10 +32,10 @@ from api.errors import EXCEPTION_HANDLERS
 from api.metrics import metrics_endpoint
 from api.openapi import BeaconOpenAPIJson, correct_allow_header
 from api.processes import http_process
+from api.public_documents import PublicLitestar
 from api.rate_share import sharing_rate_limits
 from api.request_id import add_request_id_header
 from api.request_log import RequestObserver
-from api.widget import WidgetLitestar
 from infra.clock import Clock
 from infra.settings import Settings
 from projections.runner import Projection
@@ -76,8 +76,8 @@ def create_app(
         async with http_process(settings, clock=clock, run_worker=run_worker, projections=projections) as services:
             app.state.services = services
             app.state.scheduler = services.scheduler
-            if isinstance(app, WidgetLitestar):
-                app.widget.cache = services.widget_cache  # the fast path's documents
+            if isinstance(app, PublicLitestar):
+                app.public.cache = services.widget_cache  # the fast path's documents
             # Each key's limit is shared with the other API processes (docs/architecture.md#rate-limits).
             async with sharing_rate_limits(services):
                 yield
@@ -85,7 +85,7 @@ def create_app(
     v2 = Router(path="/v2", route_handlers=V2_HANDLERS, guards=[require_api_key], before_request=check_json_body)
     # /metrics is on the HTTP port unless BEACON_METRICS_PORT names another (README "Operations").
     metrics = [metrics_endpoint] if settings.metrics_on_http_port else []
-    app = WidgetLitestar(
+    app = PublicLitestar(
         route_handlers=[v2, *health_handlers, *metrics],
         lifespan=[lifespan],
         logging_config=None,  # records go to the root logger, which infra.logs configures

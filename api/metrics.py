@@ -138,7 +138,7 @@ class DocumentCounts:
 
 
 WIDGET = DocumentCounts()
-"""This process's widget answers (api/widget.py adds to it)."""
+"""This process's widget answers (the public documents' fast path, api/public_documents.py, adds to them)."""
 
 
 _request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

@@ -113,7 +113,7 @@ PUBLIC_OPERATIONS: dict[str, dict[str, Any]] = {
     },
 }
 """Routes anyone may call, which Litestar does not document: the widget is answered in front of Litestar
-(api/widget.py), and the health handlers are kept out of its document. Added only where the document has
+(api/public_documents.py), and the health handlers are kept out of its document. Added only where the document has
 no such path yet, so a handler that documents itself wins."""
 
 

@@ -153,7 +153,8 @@ async def http_process(
     the widget cache, the metrics sampler and, unless this process is an API-only replica, a background
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
-    from api.widget import WidgetCache
+    from api.public_documents import DocumentCache
+    from api.widget import WidgetSource
 
     clock = clock or SystemClock()
     chosen = list(projections) if projections is not None else all_projections()
@@ -177,10 +178,13 @@ async def http_process(
                 if run_worker:
                     worker = await stack.enter_async_context(background_worker(settings, url, clock, chosen))
                     pools["worker"] = worker.pool
-                # Every process holds every widget document (docs/architecture.md#5-the-widget-is-bytes).
-                cache = WidgetCache(pool, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
+                # Every process holds every public document (docs/architecture.md#5-the-widget-is-bytes); the
+                # widget is their only source so far.
+                cache = DocumentCache(
+                    pool, [WidgetSource()], dsn=url, poll_interval=min(0.5, settings.projection_poll_interval)
+                )
                 await cache.start()
-                stack.push_async_callback(lambda: bounded(cache.stop(), "widget cache"))
+                stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
                 sampler = Sampler(pools, store, chosen)
                 await sampler.start()

@@ -26,7 +26,7 @@ from projections.watermark import Watermarks
 if TYPE_CHECKING:
     from api.auth import KeyCache
     from api.metrics import Sampler
-    from api.widget import WidgetCache
+    from api.public_documents import DocumentCache
     from process_managers.maintenance_scheduler import MaintenanceScheduler
 
 
@@ -44,7 +44,7 @@ class Services:
     key_cache: KeyCache
     rate_limits: TokenBuckets
     retrospective_limits: TokenBuckets
-    widget_cache: WidgetCache
+    widget_cache: DocumentCache
     """This process's widget documents, served by the fast path and waited for by `settle`."""
     metrics_sampler: Sampler
     """Samples this process's pools, widget counts and the projections' lag; `/metrics` asks it first."""

@@ -16,20 +16,32 @@ from typing import Any, cast
 
 from litestar import Litestar, Response, asgi, get
 
+from api.public_documents import (
+    DEFAULT_HOST,
+    CachedDocument,
+    DocumentCache,
+    PublicDocument,
+    PublicFrontend,
+    PublicLitestar,
+)
 from api.request_id import add_request_id_header
-from api.widget import CachedDocument, WidgetCache, WidgetFrontend, WidgetLitestar
-from projections.public_widget import StoredDocument, etag_of
+from api.widget import SERVING, WidgetSource
+from projections.widget_document import CONTENT_TYPE, etag_of, widget_path
 
 BODY = b'{"page_title":"Acme","page_url":"https://status.acme.test","ongoing_incidents":[],' + (
     b'"in_progress_maintenances":[],"scheduled_maintenances":[]}'
 )
-DOC = CachedDocument.of(StoredDocument("acme", "", "page", BODY, etag_of(BODY), 1))
+STORED = PublicDocument(DEFAULT_HOST, widget_path("acme"), CONTENT_TYPE, BODY, etag_of(BODY), 1, "page", SERVING)
+DOC = CachedDocument.of(STORED)
 N = 20_000
 
 
-class FakeCache(WidgetCache):
+class FakeCache(DocumentCache):
+    """The process's cache holding one widget document, never connected to a database."""
+
     def __init__(self) -> None:
-        self.documents = {("acme", ""): DOC}
+        super().__init__(cast(Any, None), [WidgetSource()])
+        self.load(WidgetSource.name, [STORED], full=True)
 
 
 @get("/{page_slug:str}/api/v1/summary")
@@ -59,15 +71,15 @@ def app_asgi_handler() -> Any:
 
 def app_wrapped_handler() -> Any:
     app = Litestar([], before_send=[add_request_id_header])
-    frontend = WidgetFrontend(cast(Any, app.asgi_handler))
+    frontend = PublicFrontend(cast(Any, app.asgi_handler))
     frontend.cache = FakeCache()
     app.asgi_handler = cast(Any, frontend)
     return app
 
 
 def app_call_override() -> Any:
-    app = WidgetLitestar([], before_send=[add_request_id_header])
-    app.widget.cache = FakeCache()
+    app = PublicLitestar([], before_send=[add_request_id_header])
+    app.public.cache = FakeCache()
     return app
 
 

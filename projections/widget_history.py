@@ -6,7 +6,7 @@ Three tables, all derived from the log and rebuildable from zero:
 - `widget_history_index`: for each status page, the positions of the events that can change its widget
   documents (its own stream's events and those of its notices while they are on the widget).
 - `widget_history_snapshots`: every `SNAPSHOT_EVERY` indexed events of a page, the page's fold state
-  (the `public_widget` state of that page and its open notices) after that position, tagged with
+  (the widget's fold state of that page and its open notices) after that position, tagged with
   `STATE_VERSION`. A snapshot of another version is ignored, never trusted: the read folds from an
   older valid one, or from the page's first event.
 - `widget_history_pages` and `widget_history_notices`: the projection's working state (each page's
@@ -14,9 +14,9 @@ Three tables, all derived from the log and rebuildable from zero:
 
 An `as_of` read finds the last position recorded at or before the instant, starts from the page's latest
 valid snapshot at or before it, folds the page's indexed events after the snapshot with
-`public_widget.fold_record`, folds the log past this projection's checkpoint (normally nothing) the way the
+`widget_document.fold_record`, folds the log past this projection's checkpoint (normally nothing) the way the
 full fold does, reads the names of the placed components as of that position, and renders with
-`public_widget.render_documents`. Component names are not folded: a name shown is the one a component's
+`widget_document.render_documents`. Component names are not folded: a name shown is the one a component's
 last `Created`/`Updated` at or before the position gave it, one index probe per placed component
 (`beacon_events_stream_position_idx`), which also covers a component renamed before it was placed.
 """
@@ -35,13 +35,13 @@ import msgspec
 
 from domain.component import Component
 from domain.incident import Incident
-from domain.maintenance import Maintenance
+from domain.maintenance import Maintenance, started_at_after
 from domain.status_page import StatusPage
 from domain.structure import component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
-from projections import public_widget
-from projections.public_widget import NoticeState, PageState, WidgetState, documents_of, fold_record
+from projections import widget_document
+from projections.widget_document import NoticeState, PageState, WidgetState, documents_of, fold_record
 
 NAME = "widget_history"
 SNAPSHOT_EVERY = 64
@@ -58,12 +58,15 @@ def _state_version() -> str:
     """The version snapshots are written with and read at: the state format and a digest of the source of
     everything that folds the state, so any change to the fold invalidates every snapshot by itself."""
     folding: Iterable[Any] = (
-        public_widget.evolve,
-        public_widget._evolve_page,
-        public_widget._evolve_notice,
-        public_widget._apply_update,
-        public_widget._statuses,
-        public_widget.fold_record,
+        widget_document.evolve,
+        widget_document._evolve_page,
+        widget_document._evolve_notice,
+        widget_document._created,
+        widget_document._on_widget,
+        widget_document._apply_update,
+        widget_document._statuses,
+        widget_document.fold_record,
+        started_at_after,
         PageState,
         NoticeState,
     )

@@ -13,11 +13,13 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Response
 
 from api.errors import ApiError
+from api.public_documents import etag_matches
 from api.services import services_of
 from api.types import AnyRequest
-from api.widget import etag_matches
+from api.widget import KIND
 from api.wire import not_found, path_id
-from projections.public_widget import WidgetDocument, etag_of, page_exists
+from projections.public_widget import page_exists
+from projections.widget_document import WidgetDocument, etag_of
 from projections.widget_history import documents_as_of
 
 
@@ -47,7 +49,7 @@ class StatusPageWidgetController(Controller):
         path_id(status_page_id, "status page")
         if as_of is not None:
             return await _as_of(request, status_page_id, as_of)
-        document = services.widget_cache.by_page_id.get(status_page_id)
+        document = services.widget_cache.page_document(status_page_id, KIND)
         if document is None:
             async with services.pool.acquire() as conn:
                 exists = await page_exists(conn, status_page_id)

@@ -283,4 +283,4 @@ async def test_still_served_while_the_database_is_unreachable(client: Client, ke
 
     assert during.status_code == 200 and during.content == before.content
     assert during.headers["etag"] == before.headers["etag"]
-    assert cache.get("acme") is not None
+    assert cache.get("/acme/api/v1/summary") is not None

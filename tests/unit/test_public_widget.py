@@ -17,7 +17,7 @@ from domain.maintenance import Maintenance
 from domain.status_page import StatusPage
 from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem
 from infra.ids import ulid_to_uuid, uuid_to_ulid
-from projections.public_widget import WidgetState, etag_of, evolve, render_documents
+from projections.widget_document import WidgetState, etag_of, evolve, render_documents
 
 T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 BY = Actor(type="api_key", id="key-1", name="ops")

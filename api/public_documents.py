@@ -1,0 +1,476 @@
+"""Public documents served from memory (docs/architecture.md#5-the-widget-is-bytes): every process holds
+every public document as bytes, keyed by `(host, path)`, each with its content type, ETag and the
+response headers prepared when it arrived, and answers `GET`/`HEAD` for them from a raw ASGI fast path in
+front of Litestar's router — no I/O, no routing, no serialisation on the request path
+(docs/adr/0001-widget-route.md has the measurements behind that choice).
+
+Documents come from sources: a projection that renders them and stores them with its checkpoint (today
+only the widget, api/widget.py). Each source says how to read its documents (all, or those written past
+a position) and which public URLs it answers even when no document is there (the 404 envelope of an
+unknown page, a CORS preflight, the 405 of another method). A new kind of document (the HTML page,
+feeds, Statuspage JSON) is a new source feeding this same cache and fast path, not a new cache.
+
+The host part of the key is `DEFAULT_HOST` for documents served on Beacon's own address, which is every
+document today; a page served on a custom domain would have its documents under that host, and the
+fast path reads the `Host` header only once such a document exists.
+
+`DocumentCache` loads everything at start and then follows the sources: `NOTIFY beacon_public_documents`
+names the source and the batch position that changed or removed documents
+(projections/public_documents.py), and a poll of each source's checkpoint covers lost notifications.
+When Postgres is unreachable it keeps what it has, so the last documents keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+import asyncpg
+import msgspec
+from litestar import Litestar
+
+from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
+from api.metrics import DocumentCounts
+from api.request_id import ensure_request_id
+from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, wait_set
+from projections.public_documents import CHANNEL, DocumentsChanged
+
+log = logging.getLogger("beacon.public_documents")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_HOST = ""
+"""The host of documents served on Beacon's own address, whatever the request's `Host` header says."""
+
+DocumentKey = tuple[str, str]
+"""`(host, path)`: where a public document is served."""
+
+ACQUIRE_TIMEOUT = 5.0  # seconds; a busy or dead database delays freshness, it never blocks serving
+ALLOWED_METHODS = b"GET, HEAD, OPTIONS"
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How one kind of document is served, beyond its content type: its cache headers, whether any origin
+    may read it (`Access-Control-Allow-Origin: *` and the headers a poller needs), and the counters of
+    this process's answers that /metrics reports (api/metrics.py)."""
+
+    cache_control: bytes
+    cors: bool
+    counts: DocumentCounts
+
+
+@dataclass(frozen=True)
+class PublicDocument:
+    """A document as a source hands it to the cache."""
+
+    host: str
+    path: str
+    content_type: str
+    body: bytes
+    etag: str
+    position: int
+    """The last event of the log the document reflects (its source's position when it was written)."""
+    status_page_id: str
+    serving: Serving
+    page_name: str | None = None
+    """Set on a page's own document of a kind (`widget`) that `/v2` routes find by the page's id."""
+
+
+@dataclass(frozen=True)
+class PublicRoute:
+    """Public URLs the fast path answers whether or not a document is there: `owns(path)` says which."""
+
+    name: str
+    """What the URLs serve, in messages (`widget`)."""
+    owns: Callable[[str], bool]
+    not_found: str
+    """The message of the 404 for an owned URL with no document."""
+    preflight_headers: bytes | None
+    """The request headers a CORS preflight may ask for; None: `OPTIONS` is a 405 like any other method."""
+
+
+class DocumentSource(Protocol):
+    """Where documents come from: a projection that renders and stores them."""
+
+    @property
+    def name(self) -> str:
+        """The projection's name, as `NOTIFY beacon_public_documents` payloads name it."""
+        ...
+
+    @property
+    def writes_wait(self) -> bool:
+        """Whether a write waits for this process to serve what it changed (read-your-writes)."""
+        ...
+
+    @property
+    def routes(self) -> Sequence[PublicRoute]: ...
+
+    async def position(self, conn: asyncpg.Connection) -> int:
+        """How far the projection has read the log."""
+        ...
+
+    async def read(self, conn: asyncpg.Connection, *, after: int | None) -> list[PublicDocument]:
+        """Every document, or only those written past `after`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDocument:
+    """A document with its response headers prepared once, when it arrives, not per request."""
+
+    body: bytes
+    etag: str
+    headers: list[tuple[bytes, bytes]]
+    not_modified_headers: list[tuple[bytes, bytes]]
+    position: int
+    status_page_id: str
+    page_name: str | None
+    counts: DocumentCounts
+
+    @classmethod
+    def of(cls, document: PublicDocument) -> CachedDocument:
+        etag = document.etag.encode()
+        common = [(b"cache-control", document.serving.cache_control)]
+        if document.serving.cors:
+            common += [
+                (b"access-control-allow-origin", b"*"),
+                # Cross-origin scripts see only CORS-safelisted response headers unless told otherwise: the ETag
+                # is what a poller sends back in If-None-Match, the request id what it quotes reporting a problem.
+                (b"access-control-expose-headers", b"ETag, X-Request-Id"),
+            ]
+        common.append((b"x-content-type-options", b"nosniff"))
+        return cls(
+            body=document.body,
+            etag=document.etag,
+            headers=[
+                (b"content-type", document.content_type.encode()),
+                (b"content-length", str(len(document.body)).encode()),
+                (b"etag", etag),
+                *common,
+            ],
+            not_modified_headers=[(b"etag", etag), *common],
+            position=document.position,
+            status_page_id=document.status_page_id,
+            page_name=document.page_name,
+            counts=document.serving.counts,
+        )
+
+
+class DocumentCache:
+    """Every public document of this process, keyed by `(host, path)`, from every source."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sources: Sequence[DocumentSource],
+        *,
+        dsn: str | None = None,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps
+        pooled connections for its passes, and a long-held listener must not starve request handlers."""
+        self.poll_interval = poll_interval
+        self.sources = {source.name: source for source in sources}
+        self.routes = [route for source in sources for route in source.routes]
+        self.positions = dict.fromkeys(self.sources, 0)
+        """How far each source's documents held here reach."""
+        self.documents: dict[DocumentKey, CachedDocument] = {}
+        self.pages: dict[tuple[str, str], CachedDocument] = {}
+        """A page's own document of a kind by `(page ULID, kind)`, for `/v2` routes that name the page by id."""
+        self._held: dict[str, dict[DocumentKey, CachedDocument]] = {name: {} for name in self.sources}
+        """Each source's documents."""
+        self._default: dict[str, CachedDocument] = {}
+        """The documents of `DEFAULT_HOST` by path: what the fast path looks up."""
+        self._hosts: dict[str, dict[str, CachedDocument]] = {}
+        """Documents of other hosts (custom domains), by host then path; empty today."""
+        self._pending: list[str] = []
+        # Replaced on every move: a waiter holds the event current when it checked, so no move is missed.
+        self._changed = asyncio.Event()
+        self._follower: Follower | None = None
+
+    @property
+    def position(self) -> int:
+        """The position this process serves documents at: the least of the sources writes wait for."""
+        waited = [self.positions[name] for name, source in self.sources.items() if source.writes_wait]
+        return min(waited, default=0)
+
+    def get(self, path: str, host: str = DEFAULT_HOST) -> CachedDocument | None:
+        return self.documents.get((host, path))
+
+    def page_document(self, status_page_id: str, kind: str) -> CachedDocument | None:
+        return self.pages.get((status_page_id, kind))
+
+    def find(self, scope: Scope) -> CachedDocument | None:
+        """The document a request asks for: by `Host` only when some document is on a host of its own."""
+        paths = self._default
+        if self._hosts:
+            host = _header(scope, b"host")
+            if host is not None:
+                paths = self._hosts.get(host.decode("latin-1").rsplit(":", 1)[0].lower(), paths)
+        return paths.get(scope["path"])
+
+    def route(self, path: str) -> PublicRoute | None:
+        for route in self.routes:
+            if route.owns(path):
+                return route
+        return None
+
+    async def start(self) -> None:
+        """Load everything once (the process is not ready without it), then follow the sources."""
+        await self.refresh(full=True)
+        connect = partial(dedicated, self.dsn, timeout=ACQUIRE_TIMEOUT) if self.dsn is not None else self.pool.acquire
+        self._follower = Follower(
+            "public-documents",
+            connect,
+            channels=[CHANNEL],
+            on_notify=self._on_notify,
+            poll_interval=self.poll_interval,
+            retry_interval=self.poll_interval,
+            # Any database error only delays freshness: keep serving the last documents and follow again.
+            retry_on=(*CONNECTION_ERRORS, asyncpg.PostgresError),
+        )
+        await self._follower.start(self._step)
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """True once this process serves documents reflecting `position` (read-your-writes,
+        docs/architecture.md#6-read-your-writes)."""
+        deadline = time.monotonic() + timeout
+        while self.position < position:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("public documents did not reach position %s within %.1fs", position, timeout)
+                return False
+            await wait_set(self._changed, remaining)
+        return True
+
+    async def refresh(self, *, full: bool, sources: Iterable[str] | None = None) -> None:
+        """Re-read `sources` (all by default): everything, or what was written past what is held. Each
+        source's checkpoint is read before its documents: what is read is then at least that current."""
+        names = list(self.sources if sources is None else sources)
+        read: list[tuple[str, int, list[PublicDocument]]] = []
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            for name in names:
+                source = self.sources[name]
+                checkpoint = await source.position(conn)
+                read.append((name, checkpoint, await source.read(conn, after=None if full else self.positions[name])))
+        for name, _, documents in read:
+            self.load(name, documents, full=full)
+        for name, checkpoint, _ in read:
+            self._advance(name, checkpoint)
+
+    def load(self, source: str, documents: Iterable[PublicDocument], *, full: bool) -> None:
+        """Hold `documents` of `source`, in place of all it held (`full`) or besides (replacing equal keys)."""
+        held = {} if full else dict(self._held[source])
+        for document in documents:
+            held[(document.host, document.path)] = CachedDocument.of(document)
+        self._held[source] = held
+        self._publish()
+
+    def _publish(self) -> None:
+        """Rebuild the lookups from what every source holds; each is replaced in one assignment, so a
+        request sees the old set or the new one."""
+        documents: dict[DocumentKey, CachedDocument] = {}
+        for held in self._held.values():
+            documents.update(held)
+        default: dict[str, CachedDocument] = {}
+        hosts: dict[str, dict[str, CachedDocument]] = {}
+        for (host, path), document in documents.items():
+            (default if host == DEFAULT_HOST else hosts.setdefault(host, {}))[path] = document
+        pages = {(d.status_page_id, d.page_name): d for d in documents.values() if d.page_name is not None}
+        self.documents, self.pages, self._default, self._hosts = documents, pages, default, hosts
+
+    def _advance(self, source: str, position: int) -> None:
+        if position > self.positions[source]:
+            self.positions[source] = position
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def _on_notify(self, _channel: str, payload: str) -> bool:
+        self._pending.append(payload)
+        return True
+
+    async def _step(self, session: Session) -> None:
+        """Apply what the notifications say changed; reload in full after any gap in listening."""
+        payloads, self._pending = self._pending, []
+        if session.fresh:
+            await self.refresh(full=True)  # covers whatever happened while not listening
+            return
+        if not payloads:
+            # Safety net: a notification can only be lost with its connection, but check anyway.
+            behind = [
+                name
+                for name, source in self.sources.items()
+                if await source.position(session.conn) > self.positions[name]
+            ]
+            if behind:
+                await self.refresh(full=True, sources=behind)
+            return
+        changes: dict[str, DocumentsChanged] = {}
+        for payload in payloads:
+            change = DocumentsChanged.parse(payload)
+            if change.source not in self.sources:
+                continue  # a source this process does not serve (another version during a rolling deploy)
+            seen = changes.get(change.source)
+            if seen is not None:
+                change = DocumentsChanged(
+                    change.source,
+                    max(seen.position, change.position),
+                    seen.changed + change.changed,
+                    seen.deleted + change.deleted,
+                )
+            changes[change.source] = change
+        deleted = [name for name, change in changes.items() if change.deleted]
+        changed = [name for name, change in changes.items() if change.changed and not change.deleted]
+        if deleted:
+            await self.refresh(full=True, sources=deleted)
+        if changed:
+            await self.refresh(full=False, sources=changed)
+        for name, change in changes.items():
+            self._advance(name, change.position)
+
+
+def _error_body(status: int, code: str, request_id: str, message: str) -> bytes:
+    return msgspec.json.encode(
+        ErrorEnvelope(
+            type=ERROR_TYPES[status],
+            status=status,
+            request_id=request_id,
+            errors=[ErrorDetail(code=code, message=message)],
+        )
+    )
+
+
+def etag_matches(if_none_match: bytes, etag: str) -> bool:
+    """`If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): a W/ prefix is ignored."""
+    for candidate in if_none_match.decode("latin-1").split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+class PublicFrontend:
+    """The raw ASGI fast path: public document requests are answered here, everything else goes to `inner`."""
+
+    def __init__(self, inner: ASGIApp | None = None) -> None:
+        self.inner = inner
+        self.cache: DocumentCache | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await self.try_serve(scope, send):
+            assert self.inner is not None
+            await self.inner(scope, receive, send)
+
+    async def try_serve(self, scope: Scope, send: Send) -> bool:
+        """Answer a request for a public document's URL and return True, or return False for everything else."""
+        cache = self.cache
+        if cache is None or scope["type"] != "http":
+            return False
+        document = cache.find(scope)
+        method: str = scope["method"]
+        if document is None or (method != "GET" and method != "HEAD"):
+            route = cache.route(scope["path"])
+            if route is None:
+                return False
+            request_id = ensure_request_id(scope)
+            if method != "GET" and method != "HEAD":
+                await _other_method(route, method, request_id, send)
+            else:
+                await _send_error(send, 404, "not_found", request_id, route.not_found, head=method == "HEAD")
+            return True
+        request_id = ensure_request_id(scope)
+        if_none_match = _header(scope, b"if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, document.etag):
+            headers = [*document.not_modified_headers, (b"x-request-id", request_id.encode())]
+            document.counts.not_modified += 1  # a plain integer: /metrics collects it (api/metrics.py)
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        headers = [*document.headers, (b"x-request-id", request_id.encode())]
+        document.counts.ok += 1
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else document.body})
+        return True
+
+
+async def _other_method(route: PublicRoute, method: str, request_id: str, send: Send) -> None:
+    """`OPTIONS` is a CORS preflight where the route allows one: 204 whether or not the document exists, since
+    a preflight carries no credentials and its answer is the same for every URL of the route (it reveals
+    nothing, needs no lookup)."""
+    if method == "OPTIONS" and route.preflight_headers is not None:
+        headers = [
+            (b"allow", ALLOWED_METHODS),
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-allow-methods", ALLOWED_METHODS),
+            (b"access-control-allow-headers", route.preflight_headers),
+            (b"access-control-max-age", b"86400"),  # the answer never varies; browsers cap it lower (Chromium: 2 h)
+            (b"x-request-id", request_id.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    message = f"{method} is not allowed here; the {route.name} answers GET, HEAD and OPTIONS"
+    await _send_error(send, 405, "method_not_allowed", request_id, message, extra=((b"allow", ALLOWED_METHODS),))
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    code: str,
+    request_id: str,
+    message: str,
+    *,
+    head: bool = False,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """The error envelope (docs/architecture.md#error-envelope), built here because these requests never
+    reach Litestar's exception handlers."""
+    body = _error_body(status, code, request_id, message)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-cache"),
+        (b"access-control-allow-origin", b"*"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-request-id", request_id.encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class PublicLitestar(Litestar):
+    """Litestar with the public documents' fast path in front of everything it does: such a request never
+    reaches Litestar's routing, middleware or hooks; every other request (lifespan, `/v2`, `/schema`) is
+    Litestar's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.public = PublicFrontend()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not await self.public.try_serve(scope, send):
+            await super().__call__(scope, receive, send)
