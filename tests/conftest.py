@@ -27,24 +27,16 @@ def server_url() -> str:
 async def template_database(server_url: str) -> AsyncIterator[str]:
     """A migrated database that every per-test database is copied from (fast: a file copy)."""
     name = f"beacon_tpl_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
+    url = await databases.create_database(server_url, name)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        conn = await asyncpg.connect(databases.with_database(server_url, name))
+        conn = await asyncpg.connect(url)
         try:
             await migrate(conn)
         finally:
             await conn.close()
         yield name
     finally:
-        admin = await asyncpg.connect(server_url)  # a new one: a reliability test may have restarted Postgres
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await databases.drop_database(server_url, name)
 
 
 @pytest.fixture

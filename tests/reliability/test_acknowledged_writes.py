@@ -29,6 +29,7 @@ from projections.rebuild import replay_check
 from projections.registry import all_projections
 from tests.support.http import Keys
 from tests.support.live_server import Beacon, running_beacon
+from tests.support.polling import projections_behind
 
 WRITERS = 16
 INCIDENTS = 8  # two writers per incident: optimistic concurrency is part of the test
@@ -200,11 +201,8 @@ async def _logged_update_messages(pool: asyncpg.Pool) -> Counter[str]:
 async def _wait_until_projected(pool: asyncpg.Pool, timeout: float = 30.0) -> None:
     """The live worker catches up by itself after the fire; give it time, then compare."""
     deadline = time.monotonic() + timeout
-    names = {p.name for p in all_projections()}
     while True:
-        head = await pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
-        rows = await pool.fetch("SELECT name, position FROM beacon_projection_checkpoints")
-        behind = names - {row["name"] for row in rows if row["position"] >= head}
+        head, behind = await projections_behind(pool)
         if not behind:
             return
         assert time.monotonic() < deadline, f"projections still behind {head}: {sorted(behind)}"

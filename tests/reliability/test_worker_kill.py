@@ -28,7 +28,8 @@ from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid
 from projections.rebuild import replay_check
 from projections.registry import all_projections
-from tests.support.live_server import BEACON
+from tests.support.live_server import BEACON, stop_process_group
+from tests.support.polling import projections_behind
 
 KILLS = 10
 MIN_EVENTS = 3000
@@ -70,13 +71,8 @@ class Worker:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def logs(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log")))
@@ -203,12 +199,9 @@ async def _append(
 
 async def _wait_until_projected(pool: asyncpg.Pool, worker: Worker, timeout: float = 120.0) -> int:
     """The restarted worker catches every projection up to the log's head; returns the head."""
-    names = {p.name for p in all_projections()}
     deadline = time.monotonic() + timeout
     while True:
-        head: int = await pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
-        rows = await pool.fetch("SELECT name, position FROM beacon_projection_checkpoints")
-        behind = names - {row["name"] for row in rows if row["position"] == head}
+        head, behind = await projections_behind(pool)
         if not behind:
             return head
         assert worker.process is not None and worker.process.poll() is None, worker.logs()[-3000:]

@@ -12,7 +12,6 @@ T0 = datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 ALICE = Actor(type="api_key", id="01KEY", name="alice")
 OPERATOR = Actor(type="api_key", id="01KEY", name="ops bot")
 PUBLISHER = Actor(type="api_key", id="01KEYPUBLISHER", name="publisher")
-SYSTEM = Actor(type="system")
 
 
 def at(minutes: float) -> datetime:

@@ -30,24 +30,34 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+async def create_database(server: str, name: str, template: str | None = None) -> str:
+    """Create database `name` (a copy of `template` when given) and return its URL."""
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    finally:
+        await admin.close()
+    return with_database(server, name)
+
+
+async def drop_database(server: str, name: str) -> None:
+    admin = await asyncpg.connect(server)  # a new connection: the test may have restarted Postgres
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 @contextlib.asynccontextmanager
 async def fresh_database(server: str, template: str, prefix: str = "beacon_r_") -> AsyncIterator[str]:
     """A database of its own copied from `template` (the migrated template, or Postgres's empty
     `template0` for a first install); dropped afterwards."""
     name = f"{prefix}{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
+    url = await create_database(server, name, template)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield url
     finally:
-        await admin.close()
-    try:
-        yield with_database(server, name)
-    finally:
-        admin = await asyncpg.connect(server)  # a new one: the test may have restarted Postgres
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(server, name)
 
 
 async def table_names(database_url: str) -> list[str]:

@@ -110,13 +110,18 @@ def _wait_ready(server: LiveServer, timeout: float = 60.0) -> None:
 
 
 def stop(server: LiveServer) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
+    stop_process_group(server.process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's session (it was started with `start_new_session`), SIGKILL after 15 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            server.process.wait(15)
+            process.wait(15)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(5)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
 
 
 @dataclass(frozen=True)
