@@ -137,8 +137,17 @@ def test_the_named_http_port_is_the_one_beacon_serve_listens_on_and_the_service_
     assert service_port["name"] == "http"
     assert service_port["targetPort"] in {"http", port["containerPort"]}
     for name, container in _containers():
-        if not name.startswith("api/"):
+        if not name.startswith(("api/", "worker/")):
             assert "ports" not in container, f"{name} serves nothing"
+
+
+def test_the_worker_serves_metrics_on_its_named_port_beyond_loopback() -> None:
+    (container,) = _pod(WORKER)["spec"]["containers"]
+    (port,) = container["ports"]
+    assert port["name"] == "metrics", "a PodMonitor scrapes the port named metrics"
+    assert port["containerPort"] == _args(container).metrics_port
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    assert env.get("BEACON_HOST") == "0.0.0.0", "the worker's metrics listener binds BEACON_HOST"
 
 
 def test_the_service_selects_the_api_pods_only() -> None:
