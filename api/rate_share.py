@@ -59,17 +59,28 @@ Demand = Mapping[str, Mapping[str, float]]
 """One process's report: limit name (`api_key`, `retrospective_incidents`) → key id → requests per second."""
 
 
-def shares(demands: Sequence[Mapping[str, float]], mine: int) -> tuple[dict[str, float], float]:
+def shares(
+    demands: Sequence[Mapping[str, float]], mine: int, *, rate: float | None = None
+) -> tuple[dict[str, float], float]:
     """Process `mine`'s share of each key's limit, from every live process's demand for one limit; and the
     share of a key no process reported (an even split). For each key the shares of all processes add up
-    to one: `IDLE_FLOOR` split evenly, the rest in proportion to demand."""
+    to one: `IDLE_FLOOR` split evenly, the rest in proportion to demand.
+
+    With the limit's `rate` (requests per second), a key using less than its limit also gets an even split
+    of what it leaves unused, wherever its traffic was: a client that made a few calls on one connection and
+    then opens others (which the kernel hands to other processes) is not refused at a process that has not
+    seen it yet while it is far below its limit. The shares can then add up to more than one, by at most the
+    unused part, so a key idle until now can be let through up to twice its burst once; as soon as its demand
+    reaches the limit nothing is unused and the shares add up to one again."""
     count = len(demands)
     even = 1.0 / count
     result: dict[str, float] = {}
     for key in set().union(*demands):
         total = sum(demand.get(key, 0.0) for demand in demands)
         if total > 0:
-            result[key] = IDLE_FLOOR * even + (1 - IDLE_FLOOR) * demands[mine].get(key, 0.0) / total
+            share = IDLE_FLOOR * even + (1 - IDLE_FLOOR) * demands[mine].get(key, 0.0) / total
+            unused = 0.0 if rate is None else max(0.0, 1.0 - total / rate)
+            result[key] = max(share, unused * even)
     return result, even
 
 
@@ -78,6 +89,8 @@ def cautious_shares(
     stored: Mapping[str, float],
     others: Sequence[Mapping[str, float]],
     current: tuple[Mapping[str, float], float],
+    *,
+    rate: float | None = None,
 ) -> tuple[dict[str, float], float]:
     """This process's next shares, from its demand now (`fresh`), the demand it reported at its last
     heartbeat (`stored`, what the others have seen of it), the other live processes' latest reports and the
@@ -86,8 +99,8 @@ def cautious_shares(
     others have had the report to give theirs up. The others compute at other moments from reports of other
     ages: were each to go by its fresh demand alone, processes whose traffic grew together would each see
     itself as the busy one and together allow several times the limit."""
-    now, even = shares([fresh, *others], 0)
-    before, _ = shares([stored, *others], 0)
+    now, even = shares([fresh, *others], 0, rate=rate)
+    before, _ = shares([stored, *others], 0, rate=rate)
     held, held_default = current
     return {
         key: min(now.get(key, even), max(before.get(key, even), held.get(key, held_default)))
@@ -188,7 +201,8 @@ class RateShare:
         for name, buckets in self.limits.items():
             stored = self._reported.get(name, {})
             theirs = [other.get(name, {}) for other in others]
-            buckets.apply_shares(*cautious_shares(demand[name], stored, theirs, buckets.shares()), applied)
+            ours = cautious_shares(demand[name], stored, theirs, buckets.shares(), rate=buckets.rate)
+            buckets.apply_shares(*ours, applied)
         self._reported = demand
         self.live = 1 + len(others)
         self._last_success = applied

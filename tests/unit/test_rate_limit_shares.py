@@ -42,6 +42,18 @@ def test_the_process_a_keys_traffic_reaches_gets_nearly_all_of_its_limit_and_the
     assert shares(demands, 0)[0]["k"] == pytest.approx(IDLE_FLOOR / 4)
 
 
+def test_a_key_far_below_its_limit_is_not_starved_where_its_traffic_has_not_been_yet() -> None:
+    """A client made a few calls on one connection (process 0), then opens others that reach process 1: at
+    2 requests/s of a 20/s limit, nine tenths are unused, and process 1 gets half of them, not the floor."""
+    demands: list[dict[str, float]] = [{"k": 2.0}, {}]
+    assert shares(demands, 1, rate=RATE)[0]["k"] == pytest.approx(0.9 / 2)
+    assert shares(demands, 0, rate=RATE)[0]["k"] == pytest.approx(1 - IDLE_FLOOR + IDLE_FLOOR / 2)
+    # At or over its limit nothing is unused: the floor again, and the shares add up to one.
+    saturated: list[dict[str, float]] = [{"k": RATE}, {}]
+    assert shares(saturated, 1, rate=RATE)[0]["k"] == pytest.approx(IDLE_FLOOR / 2)
+    assert sum(shares(saturated, mine, rate=RATE)[0]["k"] for mine in (0, 1)) == pytest.approx(1.0)
+
+
 def test_a_bucket_keeps_how_full_it_is_when_its_share_changes() -> None:
     buckets = TokenBuckets(rate=1.0, burst=100)
     buckets.apply_shares({}, 0.5, now=0.0)
@@ -86,7 +98,7 @@ def simulate(processes: int, route: Callable[[int], int]) -> int:
             mine = n // (PER_SECOND // processes) % processes
             fresh = buckets[mine].demand(1.0)
             others = reported[:mine] + reported[mine + 1 :]
-            ours = cautious_shares(fresh, reported[mine], others, buckets[mine].shares())
+            ours = cautious_shares(fresh, reported[mine], others, buckets[mine].shares(), rate=RATE)
             buckets[mine].apply_shares(*ours, now=now)
             reported[mine] = fresh
         accepted += buckets[route(n)].take("key", now=now) == 0
