@@ -106,9 +106,28 @@ PUBLIC_OPERATIONS: dict[str, dict[str, Any]] = {
     "/readyz": {
         "summary": "Readyz",
         "operationId": "Readyz",
-        "description": "The database answers and its migrations are applied: for readiness probes.",
+        "description": (
+            "The database answers and its migrations are applied: for readiness probes (503 otherwise). A "
+            "stopped projection does not make a process unready. With `detail`, always 200 and JSON: "
+            "`status` (`ready` or `not_ready`), `projections` (each one's `name`, `checkpoint`, the log's "
+            "`head`, `lag` in events and `lag_seconds`, `stopped`, `failed_position` and `error` when it "
+            "stopped, `writes_wait`, and `active`: whether this process runs it) and, when `projections` is "
+            "empty or the process is not ready, `reason`; the same report as `beacon projections status`."
+        ),
+        "parameters": [
+            {
+                "name": "detail",
+                "in": "query",
+                "required": False,
+                "description": "Report every projection instead of only whether this process can serve.",
+                "schema": {"type": "boolean", "default": False},
+            }
+        ],
         "responses": {
-            "200": {"description": "`ready`", "content": {"application/json": {"schema": _HEALTH_SCHEMA}}},
+            "200": {
+                "description": "`ready`; with `detail`, the readiness report (also when not ready).",
+                "content": {"application/json": {"schema": _HEALTH_SCHEMA}},
+            },
         },
     },
 }

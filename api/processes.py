@@ -43,10 +43,10 @@ from projections.watermark import Watermarks
 if TYPE_CHECKING:
     from api.metrics import MeasuredEventStore
 
-# `api.metrics` and `api.widget` import prometheus-client, so they are imported inside the functions that run
-# a process, never at the top: granian forks its HTTP workers from the `beacon serve` process, and a worker
-# keeps its metrics in the shared directory only if prometheus-client was first imported after `serve` set
-# PROMETHEUS_MULTIPROC_DIR (`share_metrics`).
+# `api.metrics`, `api.public_documents` and `api.widget` import prometheus-client, so they are imported inside
+# the functions that run a process, never at the top: granian forks its HTTP workers from the `beacon serve`
+# process, and a worker keeps its metrics in the shared directory only if prometheus-client was first imported
+# after `serve` set PROMETHEUS_MULTIPROC_DIR (`share_metrics`).
 
 try:  # uvloop's event loop where it is installed (everywhere but Windows), as granian uses for the API
     from uvloop import run as run_async
