@@ -14,7 +14,8 @@ from domain.status_page import StatusPage
 from infra.event_store import PostgresEventStore
 from projections.public_widget import PublicWidget
 from projections.runner import catch_up, ensure_tables
-from tests.unit.test_public_widget import T0, realistic_history
+from tests.support.builders import T0
+from tests.support.widget_history import realistic_history
 
 STREAM_TYPES = (StatusPage, Component, Incident, Maintenance)
 
