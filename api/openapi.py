@@ -229,6 +229,47 @@ def _answers_envelope(response: dict[str, Any] | None) -> bool:
     return bool(schema == ENVELOPE_REF)
 
 
+SCHEMA_REF_PREFIX = "#/components/schemas/"
+_NOT_SCHEMAS = frozenset({"example", "examples", "default", "const", "enum"})
+"""Keys whose values are data, not schemas: an example object is never closed."""
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties"})
+
+
+def document_closed_bodies(document: dict[str, Any]) -> None:
+    """Declare `additionalProperties: false` on every object schema a `/v2` request body reaches (the body's
+    own and the structs nested in it, through `$ref`s), in place and idempotent: Beacon refuses a body
+    field it does not accept, at any depth, with a 422 `unknown_field` (api/body.py). Response schemas stay
+    open, so clients keep accepting fields a later Beacon adds; a schema that already says what extra
+    properties may hold (a map) keeps it."""
+    schemas = document.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+    pending: list[Any] = [
+        operation["requestBody"]
+        for path, item in document.get("paths", {}).items()
+        if path.startswith("/v2/")
+        for operation in item.values()
+        if isinstance(operation, dict) and "requestBody" in operation
+    ]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending += node
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(SCHEMA_REF_PREFIX):
+                name = ref.removeprefix(SCHEMA_REF_PREFIX)
+                if name not in seen and name in schemas:
+                    seen.add(name)
+                    pending.append(schemas[name])
+            if node.get("type") == "object" and "properties" in node:
+                node.setdefault("additionalProperties", False)
+            for key, value in node.items():
+                if key in _SCHEMA_MAPS and isinstance(value, dict):
+                    pending += value.values()  # keyed by property name, which may be any word
+                elif key not in _NOT_SCHEMAS:
+                    pending.append(value)
+
+
 class BeaconOpenAPIJson(JsonRenderPlugin):
     """The finished document as JSON, at `/schema` and `/schema/openapi.json`: no documentation UI, whose
     scripts would come from a CDN (a blank page on an offline install)."""
@@ -240,6 +281,7 @@ class BeaconOpenAPIJson(JsonRenderPlugin):
         # `openapi_schema` is Litestar's cached document: finishing it once serves every later request.
         document_access(openapi_schema, request.app)
         document_errors(openapi_schema, request.app)
+        document_closed_bodies(openapi_schema)
         return super().render(request, openapi_schema)
 
 

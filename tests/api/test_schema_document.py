@@ -110,3 +110,52 @@ async def status(client: Client, method: str, path: str, operation: dict[str, An
     body: dict[str, Any] | None = {} if "requestBody" in operation else None
     response = await client.request(method.upper(), concrete(path), headers=headers, json=body)
     return response.status_code
+
+
+def referenced(node: Any) -> set[str]:
+    """The component schemas `node` names through `$ref`, directly."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        names = {ref.removeprefix("#/components/schemas/")} if isinstance(ref, str) else set()
+        return names.union(*(referenced(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(referenced(value) for value in node))
+    return set()
+
+
+def reachable(document: dict[str, Any], part: str) -> set[str]:
+    """The component schemas an operation's `part` (`requestBody`, `responses`) reaches, however deep."""
+    schemas = document["components"]["schemas"]
+    pending = set().union(*(referenced(operation.get(part)) for _, _, operation in operations(document)))
+    found: set[str] = set()
+    while pending:
+        name = pending.pop()
+        found.add(name)
+        pending |= referenced(schemas[name]) - found
+    return found
+
+
+async def test_request_bodies_are_closed_and_responses_open(document: dict[str, Any]) -> None:
+    """Beacon refuses a body field it does not accept, at any depth (a 422 `unknown_field`), so every
+    request-body schema says `additionalProperties: false`; a response may gain fields in a later Beacon,
+    so no response schema forbids them."""
+    schemas = document["components"]["schemas"]
+    requests, responses = reachable(document, "requestBody"), reachable(document, "responses")
+    # By hand: the bodies themselves and the structs nested in them (impacts, structure items, meta).
+    assert {
+        "CreateStatusPageIncidentPayload",
+        "UpdateStatusPageMaintenancePayload",
+        "ReplaceStatusPageStructurePayload",
+        "ComponentStatusPayload",
+        "ItemPayload",
+        "GroupPayload",
+        "SubPagePayload",
+        "ManagementMetaPayload",
+        "StatusPageRetrospectiveIncidentUpdate",
+    } <= requests
+    for name in requests:
+        assert schemas[name]["type"] == "object" and schemas[name].get("additionalProperties") is False, name
+    assert {"StatusPageIncident", "StatusPageComponentView", "WidgetDocument", "ErrorEnvelope"} <= responses
+    assert not requests & responses  # no schema is both, so each can tell its own truth
+    for name in responses:
+        assert schemas[name].get("additionalProperties") is not False, name
