@@ -30,12 +30,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import IO, Any, Protocol
+from typing import IO, Any
 from uuid import UUID
 
 import msgspec
 
 from infra.clock import format_timestamp
+from infra.db import Fetcher
 from infra.event_store import chain_content, chain_link
 from infra.ids import uuid_to_ulid
 from infra.transcoder import MsgspecTranscoder
@@ -48,14 +49,6 @@ _COLUMNS = (
     "notification_id, originator_id, originator_version, topic, state, stream_type, recorded_at,"
     " actor::text AS actor, request_id, hash"
 )
-
-
-class Fetcher(Protocol):
-    """An asyncpg pool or connection: anything that runs a query and returns its rows."""
-
-    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
-
-    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
