@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate
 from domain.component import Component
 from domain.status_page import StatusPage
 from infra.ids import ulid_to_uuid
-from projections.widget_document import WidgetState, etag_of, evolve, render_documents
+from projections.widget_document import PageState, WidgetState, etag_of, evolve, render_documents
 from tests.support.builders import at
 from tests.support.widget_history import (
     API,
@@ -230,3 +230,20 @@ def test_etag_is_a_quoted_strong_hash_of_the_bytes() -> None:
     tag = etag_of(docs[""])
     assert tag.startswith('"') and tag.endswith('"') and not tag.startswith("W/")
     assert tag == etag_of(bytes(docs[""])) != etag_of(docs["eu"])
+
+
+def test_the_pages_placing_a_component_follow_a_replaced_structure() -> None:
+    """`WidgetState.pages_placing` memoises each page's component ids; a structure replaced since (a new
+    `items` list) must be read again, and a page added since must be seen."""
+
+    def placing(*component_ids: str) -> list[dict[str, Any]]:
+        return [{"component": {"component_id": c, "hidden": False, "display_uptime": True}} for c in component_ids]
+
+    state = WidgetState()
+    state.pages["p1"] = PageState(id="p1", name="P", slug="p", public_url=None, widget_enabled=True, items=placing("a"))
+    assert state.pages_placing("a") == {"p1"}
+    state.pages["p1"].items = placing("b")
+    assert state.pages_placing("a") == set()
+    assert state.pages_placing("b") == {"p1"}
+    state.pages["p2"] = PageState(id="p2", name="Q", slug="q", public_url=None, widget_enabled=True, items=placing("b"))
+    assert state.pages_placing("b") == {"p1", "p2"}
