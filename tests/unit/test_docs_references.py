@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 OUTSIDE_REFERENCE = re.compile(
-    r"\b(?:SPEC|DESIGN)\b"  # the brief's documents, by name ("SPEC §4", "DESIGN D2", "(DESIGN: …)")
+    r"\b(?:SPEC|DESIGN)\b"  # the brief's two documents by name, with or without a section or decision number
     r"|(?<![\w-])D(?:1[0-4]|[1-9])(?![\w-])"  # its decisions by number alone ("read-your-writes, D6")
 )
 MARKDOWN_LINK = re.compile(r"!?\[[^\]]*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
