@@ -23,11 +23,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from eventsourcing.domain import Aggregate, event
 
+from bench.scratch import scratch_database
 from domain.base import SYSTEM, ActorData, BeaconAggregate, CommandContext
 from infra.db import create_pool, database_url
 from infra.event_store import MAPPER, PostgresEventStore
@@ -63,11 +63,6 @@ class Counter(BeaconAggregate):
         self.count += 1
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 Step = Callable[[], Awaitable[None]]
 
 
@@ -91,11 +86,7 @@ async def _rate(writers: int, seconds: float, make_writer: Callable[[], Awaitabl
 async def main(seconds: float) -> None:
     settings = Settings.from_env()
     server = database_url(settings)
-    name = f"beacon_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = _with_database(server, name)
+    async with scratch_database(server) as url:
         conn = await asyncpg.connect(url)
         try:
             await migrate(conn)
@@ -110,9 +101,6 @@ async def main(seconds: float) -> None:
             await _compare(pool, seconds)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _compare(pool: asyncpg.Pool, seconds: float) -> None:

@@ -55,8 +55,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable as `python bench/commands.py`
 
-from bench.append import _with_database
 from bench.http_client import Connection
+from bench.scratch import with_database
 from infra.db import database_url
 from infra.migrate import migrate
 from infra.settings import Settings
@@ -431,7 +431,7 @@ async def _create_database(server: str, name: str) -> str:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = _with_database(server, name)
+    url = with_database(server, name)
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)  # the baseline needs it too, for the API key table

@@ -33,7 +33,8 @@ from datetime import datetime
 
 import asyncpg
 
-from bench.replay import _with_database, copy_mixed_log
+from bench.replay import copy_mixed_log
+from bench.scratch import scratch_database
 from infra.audit import Selection, audit_query, read_audit_page
 from infra.db import create_pool, database_url
 from infra.event_store import PostgresEventStore
@@ -151,13 +152,9 @@ async def measure_audit(pools: list[asyncpg.Pool], results: list[Result], *, exp
 
 
 @contextlib.asynccontextmanager
-async def scratch_database(server: str, settings: Settings) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """A new migrated database on `server` (its URL and a pool), dropped on the way out."""
-    name = f"beacon_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = _with_database(server, name)
+async def migrated_database(server: str, settings: Settings) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A new migrated scratch database (its URL and a pool on it), dropped on the way out."""
+    async with scratch_database(server) as url:
         pool = await create_pool(url, settings)
         try:
             async with pool.acquire() as conn:
@@ -165,9 +162,6 @@ async def scratch_database(server: str, settings: Settings) -> AsyncIterator[tup
             yield url, pool
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def report(results: list[Result]) -> None:
@@ -211,7 +205,7 @@ async def main(sizes: list[int], *, explain: bool) -> None:
         pools: list[asyncpg.Pool] = []
         for index, events in enumerate(sizes):
             print(f"building a log of {events:,} events", file=sys.stderr)
-            _, pool = await stack.enter_async_context(scratch_database(server, settings))
+            _, pool = await stack.enter_async_context(migrated_database(server, settings))
             pools.append(pool)
             baseline = INSTANTS if index == 0 else BASELINE_INSTANTS_LARGE
             results.append(await measure(pools[-1], events, baseline_instants=baseline, rng=rng))

@@ -23,12 +23,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 from eventsourcing.domain import Aggregate
 
+from bench.scratch import scratch_database
 from domain.base import SYSTEM, Actor, BeaconAggregate, CommandContext, EventStore, save
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident
@@ -269,19 +269,10 @@ def fold(records: list[RecordedEvent]) -> dict[uuid.UUID, Aggregate]:
     return aggregates
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 async def main(events: int) -> None:
     settings = Settings.from_env()
     server = await asyncio.to_thread(database_url, settings)
-    name = f"beacon_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = _with_database(server, name)
+    async with scratch_database(server) as url:
         pool = await create_pool(url, settings)
         try:
             async with pool.acquire() as conn:
@@ -289,9 +280,6 @@ async def main(events: int) -> None:
             await _measure(pool, events)
         finally:
             await pool.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _measure(pool: asyncpg.Pool, target: int) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.history import scratch_database
+from bench.history import migrated_database
 from bench.replay import OPERATORS, copy_store
 from domain.base import CommandContext, save
 from domain.component import Component, ComponentInfo
@@ -198,7 +198,7 @@ async def serve_and_measure(url: str, pages: int) -> tuple[float, dict[str, int]
 
 
 async def measure(server_url: str, settings: Settings, pages: int) -> Result:
-    async with scratch_database(server_url, settings) as (url, pool):
+    async with migrated_database(server_url, settings) as (url, pool):
         started = time.perf_counter()
         memory = InMemoryEventStore()
         await write_pages(memory, pages)
