@@ -1,4 +1,4 @@
-"""What a notification says, fixed as of the update that caused it (docs/architecture.md#notifications).
+"""What a notification says, fixed as of the update that caused it (docs/architecture.md#notification-outbox).
 
 Pure functions from the outbox's folded state (a page, a notice up to one update, the component names)
 to the `content` document of one `beacon_notification_messages` row: the subject, the text and HTML
@@ -24,6 +24,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 from infra.clock import format_timestamp
+from projections import statuspage
 
 STATUS_WORDS: Mapping[str, str] = {
     "investigating": "Investigating",
@@ -72,6 +73,7 @@ class UpdateFacts:
     message: str
     status: str
     component_statuses: Mapping[str, str]
+    notify_subscribers: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class NoticeFacts:
     """The current status of every component the notice has named so far, in the order first named."""
     start_at: datetime | None = None
     end_at: datetime | None = None
+    edited_at: datetime | None = None
     component_names: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -101,9 +104,7 @@ def status_word(status: str) -> str:
 
 def notice_url(page_url: str | None, kind: str, notice_id: str) -> str | None:
     """The notice on the public page: `{page URL}/incidents/{id}` or `/maintenances/{id}`."""
-    if page_url is None:
-        return None
-    return f"{page_url.rstrip('/')}/{'incidents' if kind == 'incident' else 'maintenances'}/{notice_id}"
+    return statuspage.shortlink(page_url, kind, notice_id)
 
 
 def page_host(page_url: str | None) -> str | None:
@@ -254,120 +255,8 @@ def webhook_disabled_content(page: PageFacts, *, reason: str) -> dict[str, Any]:
     }
 
 
-# The Statuspage webhook body. The incident object is Statuspage's (maintenance sent as Statuspage sends
-# scheduled maintenance: an incident with scheduled_for / scheduled_until).
-
-_STATUSPAGE_STATUS = {
-    "maintenance_scheduled": "scheduled",
-    "maintenance_in_progress": "in_progress",
-    "maintenance_complete": "completed",
-}
-_STATUSPAGE_COMPONENT_STATUS = {"full_outage": "major_outage"}
-_IMPACT = {
-    "degraded_performance": "minor",
-    "partial_outage": "major",
-    "full_outage": "critical",
-    "under_maintenance": "maintenance",
-}
-_IMPACT_ORDER = ("none", "maintenance", "minor", "major", "critical")
-
-
-def statuspage_status(status: str) -> str:
-    return _STATUSPAGE_STATUS.get(status, status)
-
-
-def statuspage_component_status(status: str) -> str:
-    return _STATUSPAGE_COMPONENT_STATUS.get(status, status)
-
-
-def _impact(statuses: Sequence[str]) -> str:
-    impacts = [_IMPACT.get(status, "none") for status in statuses]
-    return max(impacts, key=_IMPACT_ORDER.index, default="none")
-
-
-PAGE_DESCRIPTIONS = {
-    "none": "All Systems Operational",
-    "maintenance": "Service Under Maintenance",
-    "minor": "Minor Service Outage",
-    "major": "Partial System Outage",
-    "critical": "Major Service Outage",
-}
-
-
-def page_status(open_component_statuses: Sequence[str]) -> tuple[str, str]:
-    """Statuspage's page `status_indicator` and `status_description` from the current component
-    statuses of the page's open notices."""
-    indicator = _impact(open_component_statuses)
-    return indicator, PAGE_DESCRIPTIONS[indicator]
-
-
-def statuspage_incident(page: PageFacts, notice: NoticeFacts) -> dict[str, Any]:
-    """Statuspage's incident object for the notice as of its last update, updates newest first."""
-    first = notice.updates[0]
-    last = notice.update
-    is_maintenance = notice.kind == "maintenance"
-
-    def at(status: str) -> str | None:
-        for update in notice.updates:
-            if update.status == status:
-                return format_timestamp(update.published_at)
-        return None
-
-    updates = []
-    previous: dict[str, str] = {}
-    history = []
-    for update in notice.updates:
-        affected = [
-            {
-                "code": cid,
-                "name": notice.component_names.get(cid, cid),
-                "old_status": statuspage_component_status(previous.get(cid, "operational")),
-                "new_status": statuspage_component_status(status),
-            }
-            for cid, status in update.component_statuses.items()
-        ]
-        previous.update(update.component_statuses)
-        published = format_timestamp(update.published_at)
-        history.append(
-            {
-                "id": update.id,
-                "incident_id": notice.id,
-                "status": statuspage_status(update.status),
-                "body": update.message,
-                "created_at": published,
-                "updated_at": published,
-                "display_at": published,
-                "affected_components": affected,
-                "deliver_notifications": True,
-            }
-        )
-    updates = list(reversed(history))
-    resolved_status = "maintenance_complete" if is_maintenance else "resolved"
-    return {
-        "id": notice.id,
-        "name": notice.name,
-        "status": statuspage_status(last.status),
-        "impact": _impact(list(notice.component_statuses.values()) or []) if not is_maintenance else "maintenance",
-        "created_at": format_timestamp(notice.created_at),
-        "updated_at": format_timestamp(last.published_at),
-        "started_at": format_timestamp(first.published_at),
-        "monitoring_at": None if is_maintenance else at("monitoring"),
-        "resolved_at": at(resolved_status),
-        "shortlink": notice_url(page.url, notice.kind, notice.id),
-        "page_id": page.id,
-        "scheduled_for": format_timestamp(notice.start_at) if is_maintenance and notice.start_at else None,
-        "scheduled_until": format_timestamp(notice.end_at) if is_maintenance and notice.end_at else None,
-        "components": [
-            {
-                "id": cid,
-                "name": notice.component_names.get(cid, cid),
-                "status": statuspage_component_status(status),
-                "page_id": page.id,
-            }
-            for cid, status in notice.component_statuses.items()
-        ],
-        "incident_updates": updates,
-    }
+# The Statuspage webhook body: Statuspage's incident object as projections/statuspage.py maps it, the same
+# object the public site's JSON serves.
 
 
 def webhook_body(page: PageFacts, notice: NoticeFacts) -> dict[str, Any]:
@@ -382,5 +271,72 @@ def webhook_body(page: PageFacts, notice: NoticeFacts) -> dict[str, Any]:
             "status_indicator": page.status_indicator,
             "status_description": page.status_description,
         },
-        "incident": statuspage_incident(page, notice),
+        "incident": statuspage.incident(
+            statuspage_notice(notice), page_id=page.id, base_url=page.url, components=_component_rows(notice)
+        ),
     }
+
+
+def statuspage_notice(notice: NoticeFacts) -> statuspage.NoticeFacts:
+    """The notice as projections/statuspage.py takes it, as of its last update."""
+    updates = []
+    before: dict[str, str] = {}
+    worst: str | None = None
+    monitoring_at: datetime | None = None
+    resolved_at: datetime | None = None
+    for update in notice.updates:
+        changes = statuspage.component_changes(before, list(update.component_statuses.items()), notice.component_names)
+        before.update(update.component_statuses)
+        if notice.kind == "incident" and update.status != "resolved":
+            worst = statuspage.worst_status([*([worst] if worst else []), *update.component_statuses.values()])
+        if update.status == "monitoring" and monitoring_at is None:
+            monitoring_at = update.published_at
+        if update.status in ("resolved", "maintenance_complete"):
+            resolved_at = update.published_at
+        updates.append(
+            statuspage.UpdateFacts(
+                id=update.id,
+                status=update.status,
+                message=update.message,
+                published_at=update.published_at,
+                notify_subscribers=update.notify_subscribers,
+                changes=changes,
+            )
+        )
+    last = notice.update
+    return statuspage.NoticeFacts(
+        id=notice.id,
+        kind=notice.kind,
+        name=notice.name,
+        status=last.status,
+        created_at=notice.created_at,
+        updated_at=max(last.published_at, notice.edited_at or last.published_at),
+        updates=tuple(updates),
+        worst_reached=None if worst in (None, "operational") else worst,
+        monitoring_at=monitoring_at,
+        resolved_at=resolved_at,
+        scheduled_for=notice.start_at,
+        scheduled_until=notice.end_at,
+    )
+
+
+def _component_rows(notice: NoticeFacts) -> list[statuspage.ComponentFacts]:
+    """The components the notice affects, each with the status the notice gives it."""
+    rows = []
+    for position, (component_id, status) in enumerate(notice.component_statuses.items(), start=1):
+        changed = [u.published_at for u in notice.updates if component_id in u.component_statuses]
+        rows.append(
+            statuspage.ComponentFacts(
+                id=component_id,
+                name=notice.component_names.get(component_id, ""),
+                status=status,
+                created_at=changed[0],
+                updated_at=changed[-1],
+                position=position,
+                description=None,
+                showcase=True,
+                start_date=None,
+                group_id=None,
+            )
+        )
+    return rows

@@ -1,4 +1,4 @@
-"""The notification outbox (docs/architecture.md#notifications): who must be told about what, recorded
+"""The notification outbox (docs/architecture.md#notification-outbox): who must be told about what, recorded
 as intents in the transaction that advances this projection's checkpoint, so a crash or a restart can
 neither lose nor double one.
 
@@ -35,6 +35,7 @@ from domain.structure import component_placements, parse_structure, sub_pages
 from infra.event_store import RecordedEvent
 from infra.ids import is_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import notification_content as content
+from projections import statuspage
 from projections.rebuild import Difference, compare_tables
 
 NAMESPACE = UUID("6f2b9a2e-4d0c-5b7e-9a51-1c0de0b7ac0e")
@@ -164,7 +165,7 @@ WHERE s.status_page_id = $2 AND s.state = ANY($10::text[])
 ON CONFLICT (id) DO NOTHING
 """
 """One notifying update: its message and every intent, in one statement (a 100,000-subscriber page is
-one round trip). Scope (docs/architecture.md#notifications): chosen components are told about notices
+one round trip). Scope (docs/architecture.md#notification-outbox): chosen components are told about notices
 that named one of them so far and notices naming none; a sub-page about notices touching one of its
 visible components; the page about everything on it."""
 
@@ -188,6 +189,7 @@ class UpdateState(msgspec.Struct):
     message: str
     status: str
     component_statuses: dict[str, str]
+    notify_subscribers: bool = False
 
 
 class NoticeState(msgspec.Struct, kw_only=True):
@@ -200,6 +202,9 @@ class NoticeState(msgspec.Struct, kw_only=True):
     start_at: datetime | None = None
     end_at: datetime | None = None
     deleted: bool = False
+    edited_at: datetime | None = None
+    worst_reached: str | None = None
+    """An incident's worst component status while it was open (its Statuspage impact)."""
     updates: list[UpdateState] = msgspec.field(default_factory=list)
     component_statuses: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -368,14 +373,13 @@ class _Batch:
     async def page_facts(self, page_id: UUID, page: PageState) -> content.PageFacts:
         """The page as a message shows it, its status as of this log position included."""
         base_url = await self.conn.fetchval(f"SELECT value FROM {SETTINGS} WHERE name = 'base_url'")
-        open_statuses = [
-            status
+        open_notices = [
+            _NOTICE_DECODER.decode(row["notice"])
             for row in await self.conn.fetch(
                 f"SELECT notice FROM {NOTICES} WHERE status_page_id = $1 AND open ORDER BY id", page_id
             )
-            for status in _NOTICE_DECODER.decode(row["notice"]).component_statuses.values()
         ]
-        indicator, description = content.page_status(open_statuses)
+        indicator, description = page_status(page.items, open_notices)
         return content.PageFacts(
             id=uuid_to_ulid(page_id),
             name=page.name,
@@ -469,6 +473,7 @@ class _Batch:
         if notice is None:
             return
         notice.name = event.name
+        notice.edited_at = event.timestamp
         if isinstance(event, Maintenance.Edited):
             notice.start_at = event.start_at
             notice.end_at = event.end_at
@@ -483,6 +488,7 @@ class _Batch:
     async def _published(
         self, record: RecordedEvent, notice: NoticeState, update: UpdateState, *, notify: bool
     ) -> None:
+        update.notify_subscribers = notify
         _add_update(notice, update)
         await self.save_notice(record.stream_id, notice)
         if notify and self.emits(record):
@@ -504,12 +510,15 @@ class _Batch:
             name=notice.name,
             created_at=notice.created_at,
             updates=[
-                content.UpdateFacts(u.id, u.published_at, u.message, u.status, u.component_statuses)
+                content.UpdateFacts(
+                    u.id, u.published_at, u.message, u.status, u.component_statuses, u.notify_subscribers
+                )
                 for u in notice.updates
             ],
             component_statuses=notice.component_statuses,
             start_at=notice.start_at,
             end_at=notice.end_at,
+            edited_at=notice.edited_at,
             component_names=names,
         )
         body = content.update_content(await self.page_facts(page_id, page), facts)
@@ -644,6 +653,23 @@ def _settings(event: Any) -> dict[str, Any]:
 def _add_update(notice: NoticeState, update: UpdateState) -> None:
     notice.updates.append(update)
     notice.component_statuses.update(update.component_statuses)
+    if notice.kind == "incident" and update.status != "resolved":
+        reached = statuspage.worst_status([notice.worst_reached or "operational", *update.component_statuses.values()])
+        notice.worst_reached = None if reached == "operational" else reached
+
+
+def page_status(items: list[dict[str, Any]], open_notices: Sequence[NoticeState]) -> tuple[str, str]:
+    """The page's Statuspage indicator and description: its visible components' worst status in any open
+    notice, and every open incident's impact (projections/statuspage.py's rule)."""
+    worst: dict[str, str] = {}
+    impacts = []
+    for notice in open_notices:
+        for component_id, status in notice.component_statuses.items():
+            worst[component_id] = statuspage.worst_status([worst.get(component_id, "operational"), status])
+        if notice.kind == "incident":
+            impacts.append(statuspage.incident_impact(notice.worst_reached))
+    visible = [cid for cid, placement in component_placements(parse_structure(items)).items() if not placement.hidden]
+    return statuspage.status_indicator([worst.get(cid, "operational") for cid in visible], impacts)
 
 
 def touched_sub_pages(items: list[dict[str, Any]], named: Sequence[str]) -> list[str]:
