@@ -14,15 +14,17 @@ import asyncpg
 import msgspec
 import pytest
 
-from domain.base import CommandContext, save
+from domain.base import CommandContext, load, save
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident, PastUpdate
 from domain.maintenance import Maintenance
 from domain.status_page import StatusPage
 from domain.structure import ComponentItem, SubPageItem
+from domain.subscriber import Channel, Subscriber
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from projections.notification_outbox import INTENTS, MESSAGES, SUBSCRIBERS, NotificationOutbox, intent_id
+from projections.rebuild import rebuild_live_many, replay_check
 from projections.runner import catch_up, ensure_tables
 from tests.support.builders import OPERATOR, at, context_at
 
@@ -64,10 +66,7 @@ async def page_with_components(log: Log) -> None:
         )
         if page_id == PAGE:
             page.replace_structure(
-                items=[
-                    ComponentItem(ulid(A)),
-                    SubPageItem(EU, "Europe", "eu", (ComponentItem(ulid(B)), ComponentItem(ulid(C), hidden=True))),
-                ],
+                items=STRUCTURE,
                 components={ulid(c): ComponentInfo(n) for c, n in ((A, "API"), (B, "EU storage"), (C, "EU internal"))},
                 at=at(0),
                 by=OPERATOR,
@@ -75,28 +74,41 @@ async def page_with_components(log: Log) -> None:
         await log.save(page)
 
 
+STRUCTURE = (
+    ComponentItem(ulid(A)),
+    SubPageItem(EU, "Europe", "eu", (ComponentItem(ulid(B)), ComponentItem(ulid(C), hidden=True))),
+)
+
+
 async def subscribe(
-    conn: asyncpg.Connection,
+    log: Log,
     name: int,
     *,
     page: UUID = PAGE,
-    channel: str = "email",
+    channel: Channel = Channel.EMAIL,
     sub_page_id: str | None = None,
     components: Sequence[UUID] = (),
     state: str = "confirmed",
 ) -> UUID:
-    subscriber = uuid.UUID(int=0x5000 + name)
-    await conn.execute(
-        f"INSERT INTO {SUBSCRIBERS} (subscriber_id, status_page_id, channel, sub_page_id, component_ids, state,"
-        " contact) VALUES ($1, $2, $3, $4, $5, $6, 'v1:x')",
-        subscriber,
-        page,
-        channel,
-        sub_page_id,
-        list(components),
-        state,
+    """Subscriber `name`, brought to `state` through its own events."""
+    subscriber = Subscriber.create(
+        id=uuid.UUID(int=0x5000 + name),
+        status_page_id=ulid(page),
+        channel=channel,
+        contact="v1:ciphertext",
+        structure=STRUCTURE if page == PAGE else (),
+        sub_page_id=sub_page_id,
+        component_ids=[ulid(c) for c in components],
+        confirmed=state != "pending" and channel is Channel.EMAIL,
+        at=at(log.minute),
+        by=OPERATOR,
     )
-    return subscriber
+    if state == "unsubscribed":
+        subscriber.unsubscribe(at=at(log.minute), by=OPERATOR)
+    elif state == "disabled":
+        subscriber.disable(reason="410 Gone", at=at(log.minute), by=OPERATOR)
+    await log.save(subscriber)
+    return subscriber.id
 
 
 async def told(conn: asyncpg.Connection) -> dict[str, set[UUID]]:
@@ -174,22 +186,27 @@ async def test_who_is_told(pool: asyncpg.Pool, outbox: NotificationOutbox) -> No
     store = PostgresEventStore(pool)
     log = Log(store)
     await page_with_components(log)
-    async with pool.acquire() as conn:
-        everyone = await subscribe(conn, 1)
-        eu = await subscribe(conn, 2, sub_page_id=EU)
-        api = await subscribe(conn, 3, components=[A])
-        storage = await subscribe(conn, 4, components=[B])
-        hook = await subscribe(conn, 5, channel="webhook", state="active")
-        await subscribe(conn, 6, state="pending")
-        await subscribe(conn, 7, state="unsubscribed")
-        await subscribe(conn, 8, channel="webhook", state="disabled")
-        elsewhere = await subscribe(conn, 9, page=OTHER_PAGE)
+    everyone = await subscribe(log, 1)
+    eu = await subscribe(log, 2, sub_page_id=EU)
+    api = await subscribe(log, 3, components=[A])
+    storage = await subscribe(log, 4, components=[B])
+    hook = await subscribe(log, 5, channel=Channel.WEBHOOK, state="active")
+    await subscribe(log, 6, state="pending")
+    await subscribe(log, 7, state="unsubscribed")
+    await subscribe(log, 8, channel=Channel.WEBHOOK, state="disabled")
+    elsewhere = await subscribe(log, 9, page=OTHER_PAGE)
 
     incident = declare(1, "api down", {A: "full_outage"})
+    await log.save(incident)
+    late = await subscribe(log, 10)  # scope and state as of each update's log position
+    leaving = await load(store, Subscriber, api)
+    leaving.unsubscribe(at=at(2), by=OPERATOR)
+    await log.save(leaving)
     publish(incident, 2, "storage too", "identified", {B: "partial_outage"})
     publish(incident, 3, "quiet note", notify=False)
     incident.rename(name="API and storage errors", at=at(4), by=OPERATOR)
     await log.save(incident)
+    api = await subscribe(log, 11, components=[A])
     await log.save(declare(5, "no component named"))
     await log.save(declare(6, "hidden only", {C: "degraded_performance"}))
     await log.save(declare(7, "not told", {A: "full_outage"}, notify=False))
@@ -217,12 +234,12 @@ async def test_who_is_told(pool: asyncpg.Pool, outbox: NotificationOutbox) -> No
         await catch_up(conn, store, outbox, batch_size=7)
         result = await told(conn)
     assert result == {
-        "api down": {everyone, api, hook},
-        "storage too": {everyone, eu, api, storage, hook},
-        "no component named": {everyone, api, storage, hook},
-        "hidden only": {everyone, hook},
-        "moving storage": {everyone, eu, storage, hook},
-        "This scheduled maintenance is now in progress.": {everyone, eu, storage, hook},
+        "api down": {everyone, leaving.id, hook},
+        "storage too": {everyone, late, eu, storage, hook},
+        "no component named": {everyone, late, api, storage, hook},
+        "hidden only": {everyone, late, hook},
+        "moving storage": {everyone, late, eu, storage, hook},
+        "This scheduled maintenance is now in progress.": {everyone, late, eu, storage, hook},
         "other page": {elsewhere},
     }
 
@@ -260,9 +277,9 @@ async def test_intent_ids_in_sql_are_python_uuid3(pool: asyncpg.Pool, outbox: No
     store = PostgresEventStore(pool)
     log = Log(store)
     await page_with_components(log)
+    subscribers = [await subscribe(log, n) for n in range(5)]
+    await log.save(declare(1, "down"))
     async with pool.acquire() as conn:
-        subscribers = [await subscribe(conn, n) for n in range(5)]
-        await log.save(declare(1, "down"))
         await catch_up(conn, store, outbox)
         rows = await conn.fetch(f"SELECT id, message_id, subscriber_id FROM {INTENTS}")
     assert {row["subscriber_id"] for row in rows} == set(subscribers)
@@ -273,8 +290,7 @@ async def test_content_is_fixed_as_of_its_update(pool: asyncpg.Pool, outbox: Not
     store = PostgresEventStore(pool)
     log = Log(store)
     await page_with_components(log)
-    async with pool.acquire() as conn:
-        await subscribe(conn, 1)
+    await subscribe(log, 1)
     incident = declare(1, "We are **looking**. <script>alert(1)</script>", {A: "full_outage"})
     await log.save(incident)
     async with pool.acquire() as conn:
@@ -335,8 +351,7 @@ async def test_a_crash_between_batches_neither_loses_nor_doubles_an_intent(
     store = PostgresEventStore(pool)
     log = Log(store)
     await page_with_components(log)
-    async with pool.acquire() as conn:
-        subscribers = [await subscribe(conn, n) for n in range(3)]
+    subscribers = [await subscribe(log, n) for n in range(3)]
     positions = []
     for n in range(1, 7):
         result = await save(store, declare(n, f"update {n}"), context_at(n))
@@ -405,3 +420,71 @@ async def test_a_100000_subscriber_fan_out_is_one_statement(pool: asyncpg.Pool, 
     [fan_outs] = {sum(INTENTS in statement for statement in statements) for statements in counts}
     assert fan_outs == 1
     assert len(counts[0]) == len(counts[1]) < 12  # the same handful of statements, whatever the subscribers
+
+
+async def test_confirmations_and_disabled_webhooks_go_through_the_outbox(
+    pool: asyncpg.Pool, outbox: NotificationOutbox
+) -> None:
+    store = PostgresEventStore(pool)
+    log = Log(store)
+    await page_with_components(log)
+    pending = await subscribe(log, 1, state="pending", sub_page_id=EU)
+    await subscribe(log, 2)  # imported as confirmed: no confirmation mail
+    again = await load(store, Subscriber, pending)
+    assert again.request_confirmation(at=at(90), by=OPERATOR)
+    await log.save(again)
+    hook = await subscribe(log, 3, channel=Channel.WEBHOOK, state="disabled")
+    await log.save(declare(1, "down"))  # a pending address is not told
+    async with pool.acquire() as conn:
+        await catch_up(conn, store, outbox)
+        rows = await conn.fetch(
+            f"SELECT m.kind, m.content, i.subscriber_id, i.channel, i.id, m.id AS message_id FROM {MESSAGES} m"
+            f" JOIN {INTENTS} i ON i.message_id = m.id ORDER BY m.position, i.subscriber_id"
+        )
+    assert [(r["kind"], r["subscriber_id"], r["channel"]) for r in rows] == [
+        ("confirmation", pending, "email"),
+        ("confirmation", pending, "email"),
+        ("webhook_disabled", hook, "email"),
+        ("update", uuid.UUID(int=0x5002), "email"),
+    ]
+    confirmation = msgspec.json.decode(rows[0]["content"])
+    assert confirmation["subject"] == "[Acme] Confirm your subscription"
+    assert "Acme — Europe" in confirmation["text"]
+    assert rows[0]["message_id"] != rows[1]["message_id"]  # one mail per request, each with its own id
+    disabled = msgspec.json.decode(rows[2]["content"])
+    assert disabled["subject"] == "[Acme] Your webhook was disabled" and disabled["reason"] == "410 Gone"
+    assert all(r["id"] == intent_id(r["message_id"], r["subscriber_id"]) for r in rows)
+
+
+async def test_a_rebuild_never_sends_an_old_update_again(pool: asyncpg.Pool, outbox: NotificationOutbox) -> None:
+    store = PostgresEventStore(pool)
+    log = Log(store)
+    await page_with_components(log)
+    subscribers = [await subscribe(log, n) for n in range(3)]
+    incident = declare(1, "down")
+    await log.save(incident)
+    async with pool.acquire() as conn:
+        await catch_up(conn, store, outbox)
+        await conn.execute(f"UPDATE {INTENTS} SET state = 'delivered', attempts = 1")
+        before = await conn.fetch(f"SELECT * FROM {INTENTS} ORDER BY id")
+
+    await rebuild_live_many(pool, [outbox.name], [outbox])
+    async with pool.acquire() as conn:
+        assert await conn.fetch(f"SELECT * FROM {INTENTS} ORDER BY id") == before  # untouched, still delivered
+        assert await conn.fetchval(f"SELECT count(*) FROM {SUBSCRIBERS}") == 3  # the state was refolded
+    publish(incident, 2, "still down")
+    await log.save(incident)
+    async with pool.acquire() as conn:
+        await catch_up(conn, store, outbox)
+        assert await pairs(conn) == sorted((ulid_to_uuid(update(n)), s) for n in (1, 2) for s in subscribers)
+
+    _, differences = await replay_check(pool, [outbox], "outbox_replay_check")
+    assert differences == []
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f"DELETE FROM {INTENTS} WHERE subscriber_id = $1 AND position = (SELECT max(position) FROM {INTENTS})",
+            subscribers[0],
+        )
+    _, differences = await replay_check(pool, [outbox], "outbox_replay_check")
+    assert [(d.table, d.only_live, d.only_scratch) for d in differences] == [(INTENTS, 0, 1)]
+    assert differences[0].scratch_rows == ((str(ulid_to_uuid(update(2))), str(subscribers[0])),)
