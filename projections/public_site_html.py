@@ -9,8 +9,8 @@ What every page keeps to, and how:
 - No request to another host: the stylesheet is inline, the icons are inline SVG, the favicon is a `data:` URL,
   fonts are the system's. A Content-Security-Policy `<meta>` says so to the browser as well: nothing but
   this page's own style (by hash), `data:` images and forms posted to Beacon.
-- Update messages are Markdown rendered by markdown-it-py without raw HTML and without images (an image
-  would be a request to a host the message's author chose), then sanitised by nh3.
+- Update messages are Markdown, rendered as everywhere else (projections/markdown.py: no raw HTML, no
+  images, sanitised by nh3).
 - Times are `<time datetime="…Z">` (UTC) around the view's text in the page's zone, which names the zone.
 - The error pages the public routes answer to browsers (404, 503, and whatever a subscription request
   answers) use the same look: `render_message_page`.
@@ -25,16 +25,15 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
-import nh3
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from projections.markdown import render_markdown
 from projections.public_site_view import ComponentView, HistoryView, IndexView, NoticePageView, PageView
 
 CONTENT_TYPE = "text/html; charset=utf-8"
@@ -186,7 +185,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["markdown"] = render_markdown
+    env.filters["markdown"] = _markdown
     env.filters["utc"] = _utc
     env.filters["impact_text"] = _impact_text
     env.filters["leaves"] = _leaves
@@ -195,18 +194,8 @@ def _environment() -> jinja2.Environment:
 
 # Filters
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
-    ["table", "strikethrough"]
-).disable("image")
-_ALLOWED_TAGS = nh3.ALLOWED_TAGS - {"img"}
-
-
-@lru_cache(maxsize=4096)
-def render_markdown(source: str) -> Markup:
-    """An update message as safe HTML: Markdown without raw HTML or images, then nh3's sanitiser (links get
-    `rel="noopener noreferrer nofollow"`, only http, https and mailto URLs survive)."""
-    html = _MARKDOWN.render(source)
-    return Markup(nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes={"http", "https", "mailto"}))
+def _markdown(message: str) -> Markup:
+    return Markup(render_markdown(message))
 
 
 def _utc(at: datetime) -> str:

@@ -7,12 +7,12 @@ import re
 from dataclasses import replace
 from html.parser import HTMLParser
 
+from projections.markdown import render_markdown
 from projections.public_site_html import (
     MessageForm,
     not_found_page,
     render_history,
     render_index,
-    render_markdown,
     render_message_page,
     render_notice,
     unavailable_page,
@@ -157,7 +157,7 @@ def test_messages_are_markdown_without_raw_html_images_or_script_links() -> None
     assert "<strong>Bold</strong>" in html
     assert "<script" not in html and "<img" not in html and 'href="javascript' not in html
     assert "&lt;script&gt;" in html
-    assert '<a href="https://example.com" rel="noopener noreferrer">ok</a>' in html
+    assert '<a href="https://example.com" rel="nofollow noopener noreferrer">ok</a>' in html
     document = render_notice(replace(INCIDENT_PAGE, notice=replace(INCIDENT, name="<b>x</b>"))).decode()
     assert "&lt;b&gt;x&lt;/b&gt;" in document
 
