@@ -11,6 +11,7 @@ from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
+from projections.subscriber_list import SubscriberList
 from projections.widget_history import WidgetHistory
 
 
@@ -24,5 +25,6 @@ def all_projections() -> list[Projection]:
         ComponentAvailability(),
         WidgetHistory(),
         NotificationOutbox(),
+        SubscriberList(),
         PublicSite(),
     ]
