@@ -98,8 +98,10 @@ def not_found_page() -> bytes:
     return render_message_page(
         status_code=404,
         title="Page not found",
-        paragraphs=("There is no status page, incident or month at this address. Check the link, or ask the "
-                    "company whose status you are looking for where their page is.",),
+        paragraphs=(
+            "There is no status page, incident or month at this address. Check the link, or ask the "
+            "company whose status you are looking for where their page is.",
+        ),
     )
 
 
@@ -109,8 +111,10 @@ def unavailable_page() -> bytes:
     return render_message_page(
         status_code=503,
         title="Temporarily unavailable",
-        paragraphs=("This part of the status page cannot be shown right now. The page's current status is still "
-                    "available on its front page; please try this one again in a minute.",),
+        paragraphs=(
+            "This part of the status page cannot be shown right now. The page's current status is still "
+            "available on its front page; please try this one again in a minute.",
+        ),
     )
 
 
@@ -126,12 +130,16 @@ def _render(template: str, page: PageView | None, **context: Any) -> bytes:
         origins = context.pop("form_origins", ())
     context.setdefault("brand_heading", False)
     css = _stylesheet()
-    text = _environment().get_template(template).render(
-        page=page,
-        css=Markup(css),
-        csp=_content_security_policy(css, origins),
-        favicon=_favicon(),
-        **context,
+    text = (
+        _environment()
+        .get_template(template)
+        .render(
+            page=page,
+            css=Markup(css),
+            csp=_content_security_policy(css, origins),
+            favicon=_favicon(),
+            **context,
+        )
     )
     return text.encode()
 
@@ -193,6 +201,7 @@ def _environment() -> jinja2.Environment:
 
 
 # Filters
+
 
 def _markdown(message: str) -> Markup:
     return Markup(render_markdown(message))
