@@ -43,6 +43,10 @@ class Settings:
     `metrics_token` if one is set; another port: there, with no token (README "Operations")."""
     metrics_token: str | None = None
     """`BEACON_METRICS_TOKEN`: when set, `/metrics` on the HTTP port needs `Authorization: Bearer <token>`."""
+    public_url: str | None = None
+    """`BEACON_PUBLIC_URL`: the public base URL pages without a `public_url` or custom domain are reached under
+    (`{public_url}/{slug}`). Recorded in the log by `beacon serve`/`worker` when it changes
+    (docs/architecture.md#canonical-urls-and-custom-domains); no page may take its host as a custom domain."""
     log_format: str | None = None
     """`BEACON_LOG_FORMAT`: `json` or `text`. Unset: `text` when stderr is a terminal, `json` otherwise."""
 
@@ -78,6 +82,7 @@ class Settings:
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
             metrics_port=int(env["BEACON_METRICS_PORT"]) if env.get("BEACON_METRICS_PORT") else None,
             metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
+            public_url=env.get("BEACON_PUBLIC_URL") or None,
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
         )
 
