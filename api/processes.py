@@ -155,8 +155,10 @@ async def http_process(
     the widget cache, the metrics sampler and, unless this process is an API-only replica, a background
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
-    from api.public_documents import DocumentCache
+    from api.public_documents import DocumentCache, DocumentSource
+    from api.public_site import SiteSource
     from api.widget import WidgetSource
+    from projections.public_site import PublicSite
 
     clock = clock or SystemClock()
     chosen = list(projections) if projections is not None else all_projections()
@@ -184,11 +186,12 @@ async def http_process(
                 if run_worker:
                     worker = await stack.enter_async_context(background_worker(settings, url, clock, chosen))
                     pools["worker"] = worker.pool
-                # Every process holds every public document (docs/architecture.md#5-the-widget-is-bytes); the
-                # widget is their only source so far.
-                cache = DocumentCache(
-                    pool, [WidgetSource()], dsn=url, poll_interval=min(0.5, settings.projection_poll_interval)
-                )
+                # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
+                # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
+                sources: list[DocumentSource] = [WidgetSource()]
+                if any(p.name == PublicSite.name for p in chosen):
+                    sources.append(SiteSource(cache_bytes=settings.public_cache_mb * 1024 * 1024))
+                cache = DocumentCache(pool, sources, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.

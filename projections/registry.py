@@ -7,9 +7,11 @@ from projections.incident_list import incident_list
 from projections.maintenance_list import maintenance_list
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.notification_outbox import NotificationOutbox
+from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
+from projections.subscriber_list import SubscriberList
 from projections.widget_history import WidgetHistory
 
 
@@ -23,4 +25,6 @@ def all_projections() -> list[Projection]:
         ComponentAvailability(),
         WidgetHistory(),
         NotificationOutbox(),
+        SubscriberList(),
+        PublicSite(),
     ]
