@@ -52,11 +52,9 @@ def _statuses(*pairs: tuple[str, str]) -> list[dict[str, str]]:
     return [{"component_id": component, "component_status": status} for component, status in pairs]
 
 
-def build_scene(beacon: Beacon, *, time_zone: str = "Europe/Berlin") -> Scene:
+def build_scene(beacon: Beacon) -> Scene:
     admin, publish = beacon.keys.admin, beacon.keys.publish
-    page = _call(
-        beacon, "POST", "/v2/status_pages", admin, {"name": "Acme Cloud", "slug": SLUG, "time_zone": time_zone}
-    )["status_page"]
+    page = _call(beacon, "POST", "/v2/status_pages", admin, {"name": "Acme Cloud", "slug": SLUG})["status_page"]
     ids = {
         name: _call(beacon, "POST", "/v2/status_page_components", admin, {"name": name})["status_page_component"]["id"]
         for name in COMPONENTS

@@ -7,17 +7,19 @@ async function main(pageUrl) {
   const client = new Statuspage('beacon');
   client.setApiUrl(pageUrl);
   const api = client.api;
+  // 3.3.8's scheduledMaintenances.getAll(), getActive() and getUpcoming() all ask for upcoming.json (every
+  // one of them calls Endpoint.ScheduledMaintenances.upcoming()), so the other two maintenance documents are
+  // read through the client's own HTTP instance, as a user of this version has to.
+  const get = async path => (await client.apiClient.get(path)).data;
   const read = {
     'summary.json': await api.getSummary(),
     'status.json': await api.getStatus(),
     'components.json': await api.getComponents(),
     'incidents.json': await api.incidents.getAll(),
     'incidents/unresolved.json': await api.incidents.getUnresolved(),
-    'scheduled-maintenances.json': await api.scheduledMaintenances.getAll(),
+    'scheduled-maintenances.json': await get('/api/v2/scheduled-maintenances.json'),
     'scheduled-maintenances/upcoming.json': await api.scheduledMaintenances.getUpcoming(),
-    // 3.3.8's getActive() asks for upcoming.json (its ACTIVE_JSON constant is a copy of UPCOMING_JSON), so the
-    // eighth document is read through the client's own HTTP instance, as a user of this version has to.
-    'scheduled-maintenances/active.json': (await client.apiClient.get('/api/v2/scheduled-maintenances/active.json')).data,
+    'scheduled-maintenances/active.json': await get('/api/v2/scheduled-maintenances/active.json'),
   };
   process.stdout.write(JSON.stringify(read));
 }
