@@ -28,6 +28,8 @@ from api.auth import KeyCache
 from api.rate_limit import TokenBuckets
 from api.services import Services
 from api.shutdown import bounded, close_pool
+from domain.base import SYSTEM, CommandContext, EventStore
+from domain.public_base_url import record_public_base_url
 from infra.api_keys import ADMIN, create_key, has_any_key
 from infra.clock import Clock, SystemClock
 from infra.contacts import purge_erased
@@ -82,6 +84,7 @@ async def background_worker(
     pool = await create_pool(url, settings, max_size=worker_pool_size(len(projections)))
     try:
         store = MeasuredEventStore(pool)
+        await record_public_base_url_setting(settings, store, clock)
         runner = ProjectionRunner(
             pool,
             store,
@@ -138,6 +141,14 @@ async def run_worker_until_signalled(settings: Settings, *, metrics_port: int | 
     print("beacon worker: projections running; Ctrl-C to stop", flush=True)
     await run_worker(settings, stop, metrics_port=metrics_port)
     return 0
+
+
+async def record_public_base_url_setting(settings: Settings, store: EventStore, clock: Clock) -> None:
+    """Record `BEACON_PUBLIC_URL` in the log when it differs from the last recorded value, so renderers read
+    it from the log (docs/architecture.md#canonical-urls-and-custom-domains)."""
+    context = CommandContext(now=clock.now(), actor=SYSTEM)
+    if await record_public_base_url(store, settings.public_url, context):
+        log.info("public base URL recorded", extra={"public_url": settings.public_url})
 
 
 # --- the HTTP process -----------------------------------------------------------------------------------------------
@@ -251,6 +262,16 @@ async def bootstrap_admin_key(settings: Settings) -> None:
     print(f"(A copy is in {path}, readable only by you.)")
 
 
+async def _record_public_base_url_once(settings: Settings) -> None:
+    from infra.event_store import PostgresEventStore
+
+    pool = await create_pool(await asyncio.to_thread(database_url, settings), settings, max_size=2)
+    try:
+        await record_public_base_url_setting(settings, PostgresEventStore(pool), SystemClock())
+    finally:
+        await close_pool(pool)
+
+
 def _worker_process(env: dict[str, str]) -> None:
     """The background worker process `beacon serve` starts beside its HTTP workers."""
     os.environ.update(env)
@@ -322,6 +343,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, run_worker:
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))
+        if not run_worker:  # otherwise the worker process records it as it starts
+            asyncio.run(_record_public_base_url_once(settings))
     try:
         metrics_dir, metrics = share_metrics(host, port, metrics_port)
     except OSError as error:
