@@ -20,6 +20,7 @@ INCIDENT_NAME = "Elevated error rates on the API"
 RESOLVED_NAME = "Login failures for some users"
 IN_PROGRESS_NAME = "Database failover drill"
 SCHEDULED_NAME = "Network upgrade in Frankfurt"
+TIME_ZONE = "Europe/Berlin"
 COMPONENTS = ("API", "Dashboard", "Web app", "Database", "Webhooks")
 
 
@@ -54,7 +55,9 @@ def _statuses(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 
 def build_scene(beacon: Beacon) -> Scene:
     admin, publish = beacon.keys.admin, beacon.keys.publish
-    page = _call(beacon, "POST", "/v2/status_pages", admin, {"name": "Acme Cloud", "slug": SLUG})["status_page"]
+    page = _call(
+        beacon, "POST", "/v2/status_pages", admin, {"name": "Acme Cloud", "slug": SLUG, "time_zone": TIME_ZONE}
+    )["status_page"]
     ids = {
         name: _call(beacon, "POST", "/v2/status_page_components", admin, {"name": name})["status_page_component"]["id"]
         for name in COMPONENTS
