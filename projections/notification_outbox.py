@@ -28,10 +28,12 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from domain.canonical_url import canonical_url
 from domain.component import Component
 from domain.incident import Incident
 from domain.maintenance import Maintenance, MaintenanceStatus
-from domain.status_page import StatusPage
+from domain.public_base_url import PublicBaseUrlConfigured
+from domain.status_page import MAINTENANCE_NOTIFICATIONS, StatusPage
 from domain.structure import component_placements, parse_structure, sub_pages
 from domain.subscriber import DELIVERABLE, Channel, Subscriber, SubscriberState
 from infra.event_store import RecordedEvent
@@ -57,6 +59,9 @@ STATE_TABLES = (SUBSCRIBERS, PAGES, COMPONENTS, NOTICES, SETTINGS)
 HISTORY_TABLES = (MESSAGES, INTENTS, HORIZON)
 """What the outbox has handed the dispatcher: kept through every rebuild."""
 
+NEVER = "never"
+"""The page's `automatic_maintenance_notifications` that silences automatic maintenance transitions."""
+assert NEVER in MAINTENANCE_NOTIFICATIONS
 TOLD_STATES = sorted(state.value for state in DELIVERABLE)
 """The subscriber states that are told about updates (email confirmed, webhook active)."""
 
@@ -232,10 +237,6 @@ def _statuses(data: Sequence[dict[str, str]]) -> dict[str, str]:
     return {item["component_id"]: item["component_status"] for item in data}
 
 
-PUBLIC_BASE_URL_CONFIGURED = "beacon.PublicBaseUrl.Configured"
-"""domain/public_base_url.py's event (read by topic: its field `url` is all this projection needs)."""
-
-
 class NotificationOutbox:
     """The `notification_outbox` projection."""
 
@@ -387,10 +388,10 @@ class _Batch:
         self.pages[page_id] = page
         self.changed_pages.add(page_id)
 
-    async def page_created(self, record: RecordedEvent, event: Any) -> None:
+    async def page_created(self, record: RecordedEvent, event: StatusPage.Created) -> None:
         await self.save_page(record.stream_id, PageState(name=event.name, slug=event.slug, **_settings(event)))
 
-    async def page_updated(self, record: RecordedEvent, event: Any) -> None:
+    async def page_updated(self, record: RecordedEvent, event: StatusPage.Updated) -> None:
         page = await self.page(record.stream_id)
         if page is not None:
             page.name = event.name
@@ -411,11 +412,11 @@ class _Batch:
             event.name,
         )
 
-    async def base_url_configured(self, record: RecordedEvent, event: Any) -> None:
+    async def base_url_configured(self, record: RecordedEvent, event: PublicBaseUrlConfigured) -> None:
         await self.conn.execute(
             f"INSERT INTO {SETTINGS} (name, value) VALUES ('base_url', $1)"
             " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-            getattr(event, "url", None),
+            event.url,
         )
 
     async def page_facts(self, page_id: UUID, page: PageState) -> content.PageFacts:
@@ -426,7 +427,9 @@ class _Batch:
             id=uuid_to_ulid(page_id),
             name=page.name,
             slug=page.slug,
-            url=canonical_url(page, base_url),
+            url=canonical_url(
+                public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug
+            ),
             time_zone=page.time_zone,
             status_indicator=indicator,
             status_description=description,
@@ -529,7 +532,7 @@ class _Batch:
         notify = event.notify_subscribers
         if isinstance(event, Maintenance.Started | Maintenance.Completed):
             page = await self.page(_uuid(notice.status_page_id))
-            if page is not None and page.automatic_maintenance_notifications == "never":
+            if page is not None and page.automatic_maintenance_notifications == NEVER:
                 notify = False
         await self._published(record, notice, update, notify=notify)
 
@@ -705,13 +708,13 @@ _STATE_AFTER: dict[type[Any], str] = {
 }
 
 
-def _settings(event: Any) -> dict[str, Any]:
-    """The page settings an event carries (events older than a setting carry its default)."""
+def _settings(event: StatusPage.Created | StatusPage.Updated) -> dict[str, Any]:
+    """The page settings a message depends on (events older than a setting carry its default, upcast)."""
     return {
         "public_url": event.public_url,
-        "custom_domain": getattr(event, "custom_domain", None),
-        "time_zone": getattr(event, "time_zone", "UTC"),
-        "automatic_maintenance_notifications": getattr(event, "automatic_maintenance_notifications", "inherit"),
+        "custom_domain": event.custom_domain,
+        "time_zone": event.time_zone,
+        "automatic_maintenance_notifications": event.automatic_maintenance_notifications,
     }
 
 
@@ -748,18 +751,6 @@ def touched_sub_pages(items: list[dict[str, Any]], named: Sequence[str]) -> list
     return list(touched)
 
 
-def canonical_url(page: PageState, base_url: str | None) -> str | None:
-    """The page's canonical public URL: its own public URL, else its custom domain, else the base URL
-    and its slug."""
-    if page.public_url:
-        return page.public_url.rstrip("/")
-    if page.custom_domain:
-        return f"https://{page.custom_domain}"
-    if base_url:
-        return f"{base_url.rstrip('/')}/{page.slug}"
-    return None
-
-
 Handler = Callable[[_Batch, RecordedEvent, Any], Awaitable[None]]
 
 _NOTICE_STREAMS = frozenset({Incident.STREAM_TYPE, Maintenance.STREAM_TYPE})
@@ -770,7 +761,7 @@ _HANDLERS: dict[str, Handler] = {
     StatusPage.StructureReplaced.TOPIC: _Batch.structure_replaced,
     Component.Created.TOPIC: _Batch.component_named,
     Component.Updated.TOPIC: _Batch.component_named,
-    PUBLIC_BASE_URL_CONFIGURED: _Batch.base_url_configured,
+    PublicBaseUrlConfigured.TOPIC: _Batch.base_url_configured,
     Incident.Declared.TOPIC: _Batch.incident_declared,
     Incident.RetrospectiveRecorded.TOPIC: _Batch.retrospective_recorded,
     Incident.UpdatePublished.TOPIC: _Batch.update_published,
