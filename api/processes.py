@@ -30,10 +30,11 @@ from api.services import Services
 from api.shutdown import bounded, close_pool
 from infra.api_keys import ADMIN, create_key, has_any_key
 from infra.clock import Clock, SystemClock
+from infra.contacts import purge_erased
 from infra.db import create_pool, database_url, worker_pool_size
 from infra.logs import configure_logging, logging_config, resolve_log_format
 from infra.migrate import migrate
-from infra.settings import Settings
+from infra.settings import Settings, secret_key_bytes
 from process_managers.maintenance_scheduler import MaintenanceScheduler
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.registry import all_projections
@@ -116,6 +117,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: i
         conn: asyncpg.Connection = await asyncpg.connect(url)
         try:
             await migrate(conn)
+            await purge_erased(conn)
         finally:
             await conn.close()
         worker = await stack.enter_async_context(background_worker(settings, url, SystemClock(), projections))
@@ -158,12 +160,16 @@ async def http_process(
 
     clock = clock or SystemClock()
     chosen = list(projections) if projections is not None else all_projections()
+    secret_key = await asyncio.to_thread(secret_key_bytes, settings)
     url = await asyncio.to_thread(database_url, settings)
     pool = await create_pool(url, settings, stateless=True)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
             await ensure_tables(conn, chosen)
+            # A database restored from before an erasure must not give the contact back
+            # (docs/architecture.md#subscribers).
+            await purge_erased(conn)
         store = MeasuredEventStore(pool)
         watermarks = Watermarks(
             pool,
@@ -205,6 +211,7 @@ async def http_process(
                     ),
                     widget_cache=cache,
                     metrics_sampler=sampler,
+                    secret_key=secret_key,
                     runner=worker.runner if worker else None,
                     scheduler=worker.scheduler if worker else None,
                 )

@@ -3,7 +3,9 @@ The README's configuration table lists the same variables."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,17 @@ class Settings:
     """`BEACON_NOTIFY_CLAIM_SECONDS`: how long a claimed delivery is reserved for the worker sending it; a
     worker that dies mid-send leaves it to be tried again after this."""
 
+    secret_key: str | None = None
+    """`BEACON_SECRET_KEY`: signs subscriber links and keys the contacts' blind index
+    (docs/architecture.md#subscribers). Required with `DATABASE_URL`; on the embedded default, generated once
+    into `$BEACON_DATA_DIR/secret_key`."""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """`BEACON_TRUSTED_PROXIES`: comma-separated addresses or networks of reverse proxies whose
+    `X-Forwarded-For` (and `X-Forwarded-Host`) Beacon believes. Unset: none, the peer is the client."""
+    webhook_allow_private: bool = False
+    """`BEACON_WEBHOOK_ALLOW_PRIVATE`: `1` lets webhooks target `http://` URLs and loopback, private,
+    link-local and metadata addresses (tests, and operators who mean it)."""
+
     @property
     def metrics_on_http_port(self) -> bool:
         return self.metrics_port is None or self.metrics_port == self.port
@@ -90,7 +103,7 @@ class Settings:
             projection_batch_size=int(env.get("BEACON_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)),
             statement_timeout_ms=int(env.get("BEACON_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
-            metrics_port=int(env["BEACON_METRICS_PORT"]) if env.get("BEACON_METRICS_PORT") else None,
+            metrics_port=metrics_port_from_env(env),
             metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
             smtp_url=env.get("BEACON_SMTP_URL") or None,
@@ -98,6 +111,9 @@ class Settings:
             notify_retry_schedule=_schedule(env.get("BEACON_NOTIFY_RETRY_SCHEDULE"), defaults.notify_retry_schedule),
             notify_concurrency=int(env.get("BEACON_NOTIFY_CONCURRENCY", defaults.notify_concurrency)),
             notify_claim_seconds=float(env.get("BEACON_NOTIFY_CLAIM_SECONDS", defaults.notify_claim_seconds)),
+            secret_key=_secret_key(env),
+            trusted_proxies=_networks(env.get("BEACON_TRUSTED_PROXIES", ""), "BEACON_TRUSTED_PROXIES"),
+            webhook_allow_private=env.get("BEACON_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         )
 
 
@@ -119,3 +135,72 @@ def _schedule(value: str | None, default: tuple[float, ...]) -> tuple[float, ...
     if any(delay < 0 for delay in delays):
         raise ValueError("BEACON_NOTIFY_RETRY_SCHEDULE's delays cannot be negative")
     return delays
+
+
+def metrics_port_from_env(environ: dict[str, str] | None = None) -> int | None:
+    """`BEACON_METRICS_PORT` alone: the CLI's parser reads it as a default before the other settings are
+    checked, so `beacon --help` works in an incomplete environment."""
+    value = (os.environ if environ is None else environ).get("BEACON_METRICS_PORT")
+    return int(value) if value else None
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class MissingSecretKey(ValueError):
+    """Raised at start when `DATABASE_URL` is set and `BEACON_SECRET_KEY` is not, or a key is too short."""
+
+
+def _secret_key(env: dict[str, str]) -> str | None:
+    value = env.get("BEACON_SECRET_KEY") or None
+    if value is not None and len(value) < MIN_SECRET_KEY_LENGTH:
+        raise MissingSecretKey(
+            f"BEACON_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters; generate one with"
+            " `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    if value is None and env.get("DATABASE_URL"):
+        raise MissingSecretKey(
+            "BEACON_SECRET_KEY is required when DATABASE_URL is set (it signs subscriber links and must be the"
+            " same on every process); generate one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return value
+
+
+def secret_key_bytes(settings: Settings) -> bytes:
+    """The secret key as bytes: `BEACON_SECRET_KEY`, or on the embedded default the one generated into
+    `$BEACON_DATA_DIR/secret_key` the first time any process needed it (created exclusively, so processes
+    starting together agree on one key)."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    if settings.database_url:
+        raise MissingSecretKey("BEACON_SECRET_KEY is required when DATABASE_URL is set")
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        # Written whole under a temporary name, then linked into place: a process starting at the same
+        # moment either wins the link or reads the winner's complete file, never a half-written one.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    value = path.read_text().strip()
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        raise MissingSecretKey(f"{path} holds no usable secret key; delete it to have a new one generated")
+    return value.encode()
+
+
+def _networks(value: str, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {part.strip()!r} is not an IP address or network") from None
+    return tuple(networks)

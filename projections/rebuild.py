@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 
@@ -152,6 +153,21 @@ class Difference:
         return "\n".join(lines)
 
 
+@runtime_checkable
+class NeverRebuiltFromZero(Protocol):
+    """A projection whose tables are partly history rather than a fold (the notification outbox: what it
+    handed the dispatcher must never be handed again). A rebuild calls `reset_for_rebuild` instead of
+    emptying its tables, and `replay-check` compares what `replay_differences` says can be compared."""
+
+    rebuildable: bool
+
+    async def reset_for_rebuild(self, conn: asyncpg.Connection) -> None: ...
+
+    async def replay_differences(
+        self, conn: asyncpg.Connection, *, live: str, scratch: str, shown: int
+    ) -> list[Difference]: ...
+
+
 class CheckpointMoved(Exception):
     """Raised when the live projection's checkpoint is not where the rebuild stopped, so its tables cannot
     be compared row for row."""
@@ -189,16 +205,19 @@ async def compare(
         scratch_position = await _checkpoint(conn, scratch, projection.name)
         if live_position != scratch_position:
             raise CheckpointMoved(projection.name, live_position, scratch_position)
+        if isinstance(projection, NeverRebuiltFromZero):
+            return await projection.replay_differences(conn, live=live, scratch=scratch, shown=shown)
         for table in projection.tables:
-            difference = await _compare_table(conn, projection.name, table, live, scratch, shown)
+            difference = await compare_tables(conn, projection.name, table, live, scratch, shown)
             if difference is not None:
                 differences.append(difference)
     return differences
 
 
-async def _compare_table(
+async def compare_tables(
     conn: asyncpg.Connection, name: str, table: str, live: str, scratch: str, shown: int
 ) -> Difference | None:
+    """One table of a projection in `live` against its rebuild in `scratch`, row for row (None if equal)."""
     rows = await conn.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
         " ORDER BY ordinal_position",
@@ -332,7 +351,8 @@ async def rebuild_live_many(
 
 
 async def _reset(conn: asyncpg.Connection, projection: Projection) -> None:
-    """Empty the projection's live tables and move its checkpoint to 0, in one transaction."""
+    """Empty the projection's live tables (only its state tables, for one never rebuilt from zero) and move
+    its checkpoint to 0, in one transaction."""
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", projection.name
@@ -340,7 +360,11 @@ async def _reset(conn: asyncpg.Connection, projection: Projection) -> None:
         await conn.execute(
             "SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", projection.name
         )
-        tables = ", ".join(f"public.{quote_ident(table)}" for table in projection.tables)
+        if isinstance(projection, NeverRebuiltFromZero):
+            await projection.reset_for_rebuild(conn)
+            tables = ""
+        else:
+            tables = ", ".join(f"public.{quote_ident(table)}" for table in projection.tables)
         if tables:
             # RESTART IDENTITY: serial keys restart as in a fresh rebuild, so the tables stay byte-equal.
             await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")

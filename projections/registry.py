@@ -6,6 +6,7 @@ from projections.component_availability import ComponentAvailability
 from projections.incident_list import incident_list
 from projections.maintenance_list import maintenance_list
 from projections.maintenance_schedule import MaintenanceSchedule
+from projections.notification_outbox import NotificationOutbox
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
@@ -21,4 +22,5 @@ def all_projections() -> list[Projection]:
         maintenance_list(),
         ComponentAvailability(),
         WidgetHistory(),
+        NotificationOutbox(),
     ]
