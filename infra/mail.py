@@ -33,6 +33,8 @@ from uuid import UUID
 
 import aiosmtplib
 
+from infra.ids import uuid_to_ulid
+
 log = logging.getLogger("beacon.mail")
 
 SMTP_TIMEOUT = 30.0
@@ -86,8 +88,8 @@ class Links:
 
 def notice_message_id(notice_id: str, subscriber_id: UUID, host: str) -> str:
     """The thread's root: the `Message-ID` of a notice's first mail to a subscriber, and the `In-Reply-To`
-    of every later one, so mail clients show one incident as one conversation."""
-    return f"<notice-{notice_id}.{subscriber_id}@{host}>"
+    of every later one, so mail clients show one incident as one conversation. Ids as the API shows them."""
+    return f"<notice-{notice_id}.{uuid_to_ulid(subscriber_id)}@{host}>"
 
 
 def compose(

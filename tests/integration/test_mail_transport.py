@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import trustme
 
+from infra.ids import uuid_to_ulid
 from infra.mail import Envelope, FolderTransport, Links, SmtpTransport, compose, transport_from_url
 from tests.support.live_server import free_port
 from tests.support.mail_server import smtp_server
@@ -88,7 +89,7 @@ async def test_a_subscriber_receives_both_parts_and_every_header() -> None:
     assert message["List-Unsubscribe"] == f"<{LINKS.unsubscribe}>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # The notice's first update starts the thread: its Message-ID is the one later mails reply to.
-    assert message["Message-ID"] == f"<notice-{NOTICE}.{SUBSCRIBER}@status.example.com>"
+    assert message["Message-ID"] == f"<notice-{NOTICE}.{uuid_to_ulid(SUBSCRIBER)}@status.example.com>"
     assert message["In-Reply-To"] is None
     text, html = parts(message)
     assert "We are *looking*." in text and f"Unsubscribe: {LINKS.unsubscribe}" in text
@@ -98,7 +99,7 @@ async def test_a_subscriber_receives_both_parts_and_every_header() -> None:
 
 def test_a_later_update_replies_to_the_notice_thread() -> None:
     message = _parse(mail(content(updates=3)))
-    root = f"<notice-{NOTICE}.{SUBSCRIBER}@status.example.com>"
+    root = f"<notice-{NOTICE}.{uuid_to_ulid(SUBSCRIBER)}@status.example.com>"
     assert message["Message-ID"] == f"<{INTENT}@status.example.com>"
     assert message["In-Reply-To"] == root and message["References"] == root
 

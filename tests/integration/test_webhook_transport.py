@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.clock import SystemClock
-from infra.webhooks import ForbiddenTarget, WebhookSender, retry_after_seconds, target_resolver
+from infra.webhooks import ForbiddenTarget, WebhookOutcome, WebhookSender, retry_after_seconds, target_resolver
 from tests.support.webhook_receiver import Behaviour, Receiver, webhook_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 24).decode()
@@ -33,12 +33,14 @@ def receiver() -> Iterator[Receiver]:
         yield receiver
 
 
-async def deliver(receiver: Receiver, path: str, *, secrets: list[str] | None = None, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+async def deliver(
+    receiver: Receiver, path: str, *, secrets: list[str] | None = None, timeout: float = 15.0
+) -> WebhookOutcome:
     sender = WebhookSender(target_resolver(allow_private=True), timeout=timeout)
     try:
-        return await sender.deliver(
-            receiver.url(path), message_id=str(uuid.uuid4()), body=BODY, secrets=secrets or [SECRET], now=SystemClock().now()
-        )
+        url = receiver.url(path)
+        now = SystemClock().now()
+        return await sender.deliver(url, message_id=str(uuid.uuid4()), body=BODY, secrets=secrets or [SECRET], now=now)
     finally:
         await sender.close()
 

@@ -40,7 +40,7 @@ class Sink:
     rcpt_seen: list[str] = field(default_factory=list)
     auth_attempts: int = 0
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, server: Any, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         self.rcpt_seen.append(address)
@@ -50,7 +50,7 @@ class Sink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(data)))
         return "250 2.0.0 queued"

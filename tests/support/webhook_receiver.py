@@ -68,7 +68,7 @@ def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver(port=free_port())
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {key.lower(): value for key, value in self.headers.items()}
             verified, payload = receiver.verify(self.path, body, headers)
