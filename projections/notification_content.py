@@ -20,11 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import nh3
-from markdown_it import MarkdownIt
-
 from infra.clock import format_timestamp
 from projections import statuspage
+from projections.markdown import render_markdown
 
 STATUS_WORDS: Mapping[str, str] = {
     "investigating": "Investigating",
@@ -46,9 +44,6 @@ COMPONENT_STATUS_WORDS: Mapping[str, str] = {
 
 DOCUMENTATION_URL = "https://support.atlassian.com/statuspage/docs/enable-webhook-notifications/"
 """`meta.documentation` of every webhook body: the body is Statuspage's, so is its documentation."""
-
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False})
-
 
 @dataclass(frozen=True)
 class PageFacts:
@@ -109,11 +104,6 @@ def notice_url(page_url: str | None, kind: str, notice_id: str) -> str | None:
 
 def page_host(page_url: str | None) -> str | None:
     return urlsplit(page_url).hostname if page_url else None
-
-
-def render_markdown(message: str) -> str:
-    """An update's message as safe HTML: no raw HTML, no scripts, links kept and marked nofollow."""
-    return nh3.clean(_MARKDOWN.render(message), link_rel="nofollow noopener noreferrer")
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -32,6 +32,7 @@ from domain.incident import Incident
 from domain.maintenance import Maintenance, MaintenanceStatus
 from domain.status_page import StatusPage
 from domain.structure import component_placements, parse_structure, sub_pages
+from domain.subscriber import DELIVERABLE, Channel, Subscriber, SubscriberState
 from infra.event_store import RecordedEvent
 from infra.ids import is_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import notification_content as content
@@ -55,7 +56,7 @@ STATE_TABLES = (SUBSCRIBERS, PAGES, COMPONENTS, NOTICES, SETTINGS)
 HISTORY_TABLES = (MESSAGES, INTENTS, HORIZON)
 """What the outbox has handed the dispatcher: kept through every rebuild."""
 
-TOLD_STATES = ("confirmed", "active")
+TOLD_STATES = sorted(state.value for state in DELIVERABLE)
 """The subscriber states that are told about updates (email confirmed, webhook active)."""
 
 REPLAY_CHECKED_UPDATES = 20
@@ -230,10 +231,8 @@ def _statuses(data: Sequence[dict[str, str]]) -> dict[str, str]:
     return {item["component_id"]: item["component_status"] for item in data}
 
 
-# Topics of events this projection folds but whose classes other modules own (read defensively: they
-# may be older than a field).
 PUBLIC_BASE_URL_CONFIGURED = "beacon.PublicBaseUrl.Configured"
-SUBSCRIBER = "beacon.Subscriber."
+"""domain/public_base_url.py's event (read by topic: its field `url` is all this projection needs)."""
 
 
 class NotificationOutbox:
@@ -320,8 +319,6 @@ class _Batch:
         handler = _HANDLERS.get(record.topic)
         if handler is not None:
             await handler(self, record, record.decode())
-        elif record.topic.startswith(SUBSCRIBER):
-            await self._subscriber(record, record.decode())
 
     def emits(self, record: RecordedEvent) -> bool:
         return record.position > self.emit_after
@@ -538,40 +535,38 @@ class _Batch:
             list(TOLD_STATES),
         )
 
-    # Subscribers (events owned by domain/subscriber.py; read by topic, fields as agreed)
+    # Subscribers
 
-    async def _subscriber(self, record: RecordedEvent, event: Any) -> None:
-        kind = record.topic.removeprefix(SUBSCRIBER)
-        subscriber = record.stream_id
-        if kind == "Created":
-            await self.conn.execute(
-                f"INSERT INTO {SUBSCRIBERS} (subscriber_id, status_page_id, channel, sub_page_id, component_ids,"
-                " state, contact) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subscriber_id) DO NOTHING",
-                subscriber,
-                _uuid(event.status_page_id),
-                event.channel,
-                event.sub_page_id,
-                [_uuid(cid) for cid in event.component_ids],
-                event.state,
-                event.contact,
-            )
-            if event.state == "pending":
-                await self._confirmation(record)
-            return
-        if kind == "ConfirmationRequested":
+    async def subscriber_created(self, record: RecordedEvent, event: Subscriber.Created) -> None:
+        await self.conn.execute(
+            f"INSERT INTO {SUBSCRIBERS} (subscriber_id, status_page_id, channel, sub_page_id, component_ids,"
+            " state, contact) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subscriber_id) DO NOTHING",
+            record.stream_id,
+            _uuid(event.status_page_id),
+            event.channel,
+            event.sub_page_id,
+            [_uuid(cid) for cid in event.component_ids],
+            event.state,
+            event.contact,
+        )
+        if event.state == SubscriberState.PENDING:
             await self._confirmation(record)
-            return
-        state = _STATE_AFTER.get(kind)
-        if state is not None:
-            await self.conn.execute(f"UPDATE {SUBSCRIBERS} SET state = $2 WHERE subscriber_id = $1", subscriber, state)
-        if kind == "Erased":
-            await self.conn.execute(f"UPDATE {SUBSCRIBERS} SET contact = NULL WHERE subscriber_id = $1", subscriber)
-        elif kind == "SecretRotated":
-            await self.conn.execute(
-                f"UPDATE {SUBSCRIBERS} SET contact = $2 WHERE subscriber_id = $1", subscriber, event.contact
-            )
-        elif kind == "Disabled":
-            await self._webhook_disabled(record, getattr(event, "reason", ""))
+
+    async def confirmation_requested(self, record: RecordedEvent, event: Subscriber.ConfirmationRequested) -> None:
+        await self._confirmation(record)
+
+    async def subscriber_moved(self, record: RecordedEvent, event: Any) -> None:
+        """A change of state; an erasure also forgets the contact's ciphertext, a rotation replaces it."""
+        await self.conn.execute(
+            f"UPDATE {SUBSCRIBERS} SET state = coalesce($2, state),"
+            " contact = CASE WHEN $3 THEN $4 ELSE contact END WHERE subscriber_id = $1",
+            record.stream_id,
+            _STATE_AFTER.get(type(event)),
+            isinstance(event, Subscriber.Erased | Subscriber.SecretRotated),
+            event.contact if isinstance(event, Subscriber.SecretRotated) else None,
+        )
+        if isinstance(event, Subscriber.Disabled):
+            await self._webhook_disabled(record, event.reason)
 
     async def _subscriber_page(self, subscriber: UUID) -> tuple[asyncpg.Record, PageState] | None:
         row = await self.conn.fetchrow(
@@ -596,7 +591,7 @@ class _Batch:
 
     async def _webhook_disabled(self, record: RecordedEvent, reason: str) -> None:
         found = await self._subscriber_page(record.stream_id)
-        if found is None or found[0]["channel"] != "webhook" or not self.emits(record):
+        if found is None or found[0]["channel"] != Channel.WEBHOOK or not self.emits(record):
             return
         row, page = found
         body = content.webhook_disabled_content(await self.page_facts(row["status_page_id"], page), reason=reason)
@@ -630,13 +625,13 @@ class _Batch:
         )
 
 
-_STATE_AFTER = {
-    "Confirmed": "confirmed",
-    "Unsubscribed": "unsubscribed",
-    "Bounced": "bounced",
-    "Disabled": "disabled",
-    "Enabled": "active",
-    "Erased": "erased",
+_STATE_AFTER: dict[type[Any], str] = {
+    Subscriber.Confirmed: SubscriberState.CONFIRMED.value,
+    Subscriber.Unsubscribed: SubscriberState.UNSUBSCRIBED.value,
+    Subscriber.Bounced: SubscriberState.BOUNCED.value,
+    Subscriber.Disabled: SubscriberState.DISABLED.value,
+    Subscriber.Enabled: SubscriberState.ACTIVE.value,
+    Subscriber.Erased: SubscriberState.ERASED.value,
 }
 
 
@@ -714,4 +709,18 @@ _HANDLERS: dict[str, Handler] = {
     Maintenance.Completed.TOPIC: _Batch.update_published,
     Maintenance.Edited.TOPIC: _Batch.renamed,
     Maintenance.Deleted.TOPIC: _Batch.deleted,
+    Subscriber.Created.TOPIC: _Batch.subscriber_created,
+    Subscriber.ConfirmationRequested.TOPIC: _Batch.confirmation_requested,
+    **{
+        cls.TOPIC: _Batch.subscriber_moved
+        for cls in (
+            Subscriber.Confirmed,
+            Subscriber.Unsubscribed,
+            Subscriber.Bounced,
+            Subscriber.Disabled,
+            Subscriber.Enabled,
+            Subscriber.Erased,
+            Subscriber.SecretRotated,
+        )
+    },
 }
