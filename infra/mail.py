@@ -1,5 +1,5 @@
 """Notification mail: composing one subscriber's message from a notification's stored content, and sending it
-(docs/architecture.md#notifications).
+(docs/architecture.md#notification-delivery).
 
 The message is computed, never stored: from the content the outbox fixed as of the update and the
 subscriber's id, every header and every byte comes out the same on each retry (the boundary is derived from
@@ -180,6 +180,24 @@ def _with_html_footer(body: str, links: Links) -> str:
 
 class MailNotConfigured(ValueError):
     """Raised when `BEACON_SMTP_URL` is not an `smtp://`, `smtps://` or `file://` URL."""
+
+
+def default_mail_url(data_dir: Path) -> str:
+    """Where the embedded default writes mail: `.eml` files under `$BEACON_DATA_DIR/mail`."""
+    return f"file://{(data_dir / 'mail').resolve()}"
+
+
+def mail_transport(smtp_url: str | None, *, embedded: bool, data_dir: Path) -> MailTransport | None:
+    """The configured transport; on the embedded default without one, `.eml` files (said in the log); with a
+    database of its own and no `BEACON_SMTP_URL`, None — the email channel stays paused, and mail is never
+    quietly written to some worker's disk."""
+    if smtp_url:
+        return transport_from_url(smtp_url)
+    if embedded:
+        url = default_mail_url(data_dir)
+        log.warning("BEACON_SMTP_URL is not set: notification mail is written as .eml files under %s", url[7:])
+        return transport_from_url(url)
+    return None
 
 
 def transport_from_url(url: str, *, tls_context: ssl.SSLContext | None = None) -> MailTransport:

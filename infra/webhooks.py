@@ -1,5 +1,5 @@
 """Webhook deliveries: Statuspage's body, signed per Standard Webhooks, POSTed with httpx
-(docs/architecture.md#notifications).
+(docs/architecture.md#notification-delivery).
 
 Every attempt resolves the target's name again and refuses a loopback, private, link-local or metadata
 address (`infra.webhook_targets`), then connects to the address it checked — not to whatever the name

@@ -1,5 +1,5 @@
 """The notification dispatcher: a process manager that delivers the outbox's intents
-(docs/architecture.md#notifications).
+(docs/architecture.md#notification-delivery).
 
 The outbox projection records one intent per (update, subscriber) in the transaction of its checkpoint; this
 sends them. Every worker runs one, with no lock between them: each claims due intents with
@@ -657,9 +657,12 @@ async def pause_channel(
         at,
     )
     row = await conn.fetchrow(
-        "SELECT failures, paused_until FROM beacon_notification_channels WHERE channel = $1 FOR UPDATE", channel
+        "SELECT failures, COALESCE(paused_until > $2, false) AS paused FROM beacon_notification_channels"
+        " WHERE channel = $1 FOR UPDATE",
+        channel,
+        at,
     )
-    if row["paused_until"] is not None and row["paused_until"] > at:
+    if row["paused"]:
         return
     failures = row["failures"] + 1
     seconds = pause_seconds(failures)

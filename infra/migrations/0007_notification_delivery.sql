@@ -1,4 +1,4 @@
--- Delivery of notifications (process_managers/notification_dispatcher.py, docs/architecture.md#notifications).
+-- Delivery of notifications (process_managers/notification_dispatcher.py, docs/architecture.md#notification-delivery).
 -- The intents themselves belong to the outbox projection; these tables are the dispatcher's operational data:
 -- each attempt to send one, and the channels whose transport is paused. They are not events: a 100,000-subscriber
 -- incident must not put 100,000 rows in the log, and an attempt is not a fact of the product.

@@ -119,7 +119,9 @@ async def test_a_retried_mail_has_the_same_bytes(world: World, smtp: MailServer,
     await dispatcher.drain()  # a repeat (as after a crash before recording): the receiver can drop it by id
     first, second = smtp.sink.received
     assert first.data == second.data
-    attempts = await world.pool.fetch("SELECT attempt, outcome, smtp_reply FROM beacon_notification_attempts ORDER BY attempt")
+    attempts = await world.pool.fetch(
+        "SELECT attempt, outcome, smtp_reply FROM beacon_notification_attempts ORDER BY attempt"
+    )
     assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "failed"), (2, "delivered"), (3, "delivered")]
     assert attempts[0]["smtp_reply"].startswith("451 4.3.0")
 
@@ -197,7 +199,8 @@ async def test_a_relay_refusing_our_login_pauses_email_and_bounces_nobody(world:
         await world.dispatcher(mail).drain()
         await mail.close()
     assert len(healthy.sink.to("ada@example.org")) == 2
-    assert await world.pool.fetchval("SELECT paused_until FROM beacon_notification_channels WHERE channel = 'email'") is None
+    paused = await world.pool.fetchval("SELECT paused_until FROM beacon_notification_channels WHERE channel = 'email'")
+    assert paused is None
 
 
 async def test_unsubscribing_while_a_retry_is_pending_cancels_it(world: World, receiver: Receiver) -> None:

@@ -55,7 +55,10 @@ class World:
     async def setup(self) -> None:
         async with self.pool.acquire() as conn:
             await ensure_tables(conn, [self.outbox])
-        await save(self.store, Component.create(id=ulid_to_uuid(self.component), name="API", description=None, at=T0, by=OPERATOR), self._context())
+        component = Component.create(
+            id=ulid_to_uuid(self.component), name="API", description=None, at=T0, by=OPERATOR
+        )
+        await save(self.store, component, self._context())
         page = StatusPage.create(
             id=self.page_id, name="Acme", slug="acme", public_url="https://status.acme.example", at=T0, by=OPERATOR
         )
