@@ -425,7 +425,7 @@ class SubscriberExists(DomainError):
 
     code = "conflict"
 
-    def __init__(self, existing_id: UUID) -> None:
+    def __init__(self, existing_id: str) -> None:
         super().__init__(f"a subscriber with this contact already exists on this status page: {existing_id}")
         self.existing_id = existing_id
 

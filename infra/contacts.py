@@ -94,7 +94,7 @@ def blind_index(secret_key: bytes, channel: str, value: str) -> bytes:
     return hmac.new(index_key, f"{channel}\x00{value}".encode(), hashlib.sha256).digest()
 
 
-async def store_key(conn: asyncpg.Connection, subscriber_id: UUID, key: bytes, contact: str) -> None:
+async def store_key(conn: asyncpg.Connection | asyncpg.Pool, subscriber_id: UUID, key: bytes, contact: str) -> None:
     """Keep a new subscriber's key (and its current ciphertext) before its `Created` event is appended: a
     key whose event never made it is harmless, an event without its key would be unreadable."""
     await conn.execute(
@@ -106,14 +106,14 @@ async def store_key(conn: asyncpg.Connection, subscriber_id: UUID, key: bytes, c
     )
 
 
-async def load_key(conn: asyncpg.Connection, subscriber_id: UUID) -> bytes | None:
+async def load_key(conn: asyncpg.Connection | asyncpg.Pool, subscriber_id: UUID) -> bytes | None:
     key: bytes | None = await conn.fetchval(
         "SELECT key FROM beacon_subscriber_keys WHERE subscriber_id = $1", subscriber_id
     )
     return key
 
 
-async def replace_contact(conn: asyncpg.Connection, subscriber_id: UUID, contact: str) -> None:
+async def replace_contact(conn: asyncpg.Connection | asyncpg.Pool, subscriber_id: UUID, contact: str) -> None:
     """The current ciphertext after a secret rotation (the key stays)."""
     await conn.execute(
         "UPDATE beacon_subscriber_keys SET contact = $2 WHERE subscriber_id = $1", subscriber_id, contact

@@ -242,6 +242,9 @@ class NotificationOutbox:
     writes_wait = False  # a fan-out must never hold up a command's answer
     rebuildable = False
     """Never rebuilt from zero (`reset_for_rebuild`); blue/green upgrades must carry its tables over."""
+    batch_size = 20
+    """Events per runner transaction at most (the runner's default is 500): each notifying update on a large
+    page writes a row per subscriber, and the dispatcher sees a batch's intents only when it commits."""
     tables: tuple[str, ...] = STATE_TABLES + HISTORY_TABLES
     schema_sql = SCHEMA_SQL
 

@@ -10,6 +10,7 @@ from projections.notification_outbox import NotificationOutbox
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
+from projections.subscriber_list import SubscriberList
 from projections.widget_history import WidgetHistory
 
 
@@ -23,4 +24,5 @@ def all_projections() -> list[Projection]:
         ComponentAvailability(),
         WidgetHistory(),
         NotificationOutbox(),
+        SubscriberList(),
     ]

@@ -14,13 +14,12 @@ from api.types import AnyRequest
 from api.wire import not_found, path_id
 from domain.base import NotFound, load
 from domain.subscriber import Subscriber
-from infra import api_keys
+from infra.api_keys import MANAGE_SUBSCRIBERS
 from infra.clock import format_timestamp
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from process_managers.notification_status import DeliveryRow, deliveries
 
 WHAT = "status page subscriber"
-SCOPE = getattr(api_keys, "MANAGE_SUBSCRIBERS", api_keys.ADMIN)
 
 
 class DeliveryView(msgspec.Struct, omit_defaults=True):
@@ -59,7 +58,7 @@ def _view(row: DeliveryRow) -> DeliveryView:
 class SubscriberDeliveryController(Controller):
     path = "/status_page_subscribers/{status_page_subscriber_id:str}/deliveries"
 
-    @get("/", opt={"scope": SCOPE})
+    @get("/", opt={"scope": MANAGE_SUBSCRIBERS})
     async def list_deliveries(
         self,
         request: AnyRequest,

@@ -25,8 +25,9 @@ from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from projections.notification_outbox import INTENTS, MESSAGES, SUBSCRIBERS, NotificationOutbox, intent_id
 from projections.rebuild import rebuild_live_many, replay_check
-from projections.runner import catch_up, ensure_tables
+from projections.runner import ProjectionRunner, catch_up, ensure_tables
 from tests.support.builders import OPERATOR, at, context_at
+from tests.support.polling import wait_until
 
 A, B, C = (uuid.UUID(int=n) for n in (0xA, 0xB, 0xC))
 """Component A is on the page; B on the sub-page "eu"; C on "eu" too, hidden."""
@@ -488,3 +489,31 @@ async def test_a_rebuild_never_sends_an_old_update_again(pool: asyncpg.Pool, out
     _, differences = await replay_check(pool, [outbox], "outbox_replay_check")
     assert [(d.table, d.only_live, d.only_scratch) for d in differences] == [(INTENTS, 0, 1)]
     assert differences[0].scratch_rows == ((str(ulid_to_uuid(update(2))), str(subscribers[0])),)
+
+
+class BatchRecordingOutbox(NotificationOutbox):
+    """The outbox, noting how many events each runner transaction handed it."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        self.batches.append(len(events))
+        await super().apply(conn, events)
+
+
+async def test_the_runner_hands_the_outbox_small_transactions(pool: asyncpg.Pool) -> None:
+    store = PostgresEventStore(pool)
+    log = Log(store)
+    await page_with_components(log)
+    for n in range(1, 60):
+        await log.save(declare(n, f"incident {n}"))
+    outbox = BatchRecordingOutbox()
+    runner = ProjectionRunner(pool, store, [outbox], batch_size=500)
+    await runner.start()
+    try:
+        head = await store.max_position()
+        await wait_until(lambda: runner.statuses[outbox.name].position == head)
+    finally:
+        await runner.stop()
+    assert sum(outbox.batches) == head and max(outbox.batches) == outbox.batch_size
