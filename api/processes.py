@@ -28,6 +28,8 @@ from api.auth import KeyCache
 from api.rate_limit import TokenBuckets
 from api.services import Services
 from api.shutdown import bounded, close_pool
+from domain.base import SYSTEM, CommandContext, EventStore
+from domain.public_base_url import record_public_base_url
 from infra.api_keys import ADMIN, create_key, has_any_key
 from infra.clock import Clock, SystemClock
 from infra.contacts import purge_erased
@@ -88,6 +90,7 @@ async def background_worker(
     pool = await create_pool(url, settings, max_size=worker_pool_size(len(projections)))
     try:
         store = MeasuredEventStore(pool)
+        await record_public_base_url_setting(settings, store, clock)
         runner = ProjectionRunner(
             pool,
             store,
@@ -178,6 +181,14 @@ async def run_worker_until_signalled(settings: Settings, *, metrics_port: int | 
     return 0
 
 
+async def record_public_base_url_setting(settings: Settings, store: EventStore, clock: Clock) -> None:
+    """Record `BEACON_PUBLIC_URL` in the log when it differs from the last recorded value, so renderers read
+    it from the log (docs/architecture.md#canonical-urls-and-custom-domains)."""
+    context = CommandContext(now=clock.now(), actor=SYSTEM)
+    if await record_public_base_url(store, settings.public_url, context):
+        log.info("public base URL recorded", extra={"public_url": settings.public_url})
+
+
 # --- the HTTP process -----------------------------------------------------------------------------------------------
 
 
@@ -193,8 +204,10 @@ async def http_process(
     the widget cache, the metrics sampler and, unless this process is an API-only replica, a background
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
-    from api.public_documents import DocumentCache
+    from api.public_documents import DocumentCache, DocumentSource
+    from api.public_site import SiteSource
     from api.widget import WidgetSource
+    from projections.public_site import PublicSite
 
     clock = clock or SystemClock()
     chosen = list(projections) if projections is not None else all_projections()
@@ -222,11 +235,12 @@ async def http_process(
                 if run_worker:
                     worker = await stack.enter_async_context(background_worker(settings, url, clock, chosen))
                     pools["worker"] = worker.pool
-                # Every process holds every public document (docs/architecture.md#5-the-widget-is-bytes); the
-                # widget is their only source so far.
-                cache = DocumentCache(
-                    pool, [WidgetSource()], dsn=url, poll_interval=min(0.5, settings.projection_poll_interval)
-                )
+                # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
+                # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
+                sources: list[DocumentSource] = [WidgetSource()]
+                if any(p.name == PublicSite.name for p in chosen):
+                    sources.append(SiteSource(cache_bytes=settings.public_cache_mb * 1024 * 1024))
+                cache = DocumentCache(pool, sources, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
@@ -284,6 +298,16 @@ async def bootstrap_admin_key(settings: Settings) -> None:
         file.write(token + "\n")
     print(f"No API key existed, so Beacon created an admin key ({key.id}). It is shown once:\n\n    {token}\n")
     print(f"(A copy is in {path}, readable only by you.)")
+
+
+async def _record_public_base_url_once(settings: Settings) -> None:
+    from infra.event_store import PostgresEventStore
+
+    pool = await create_pool(await asyncio.to_thread(database_url, settings), settings, max_size=2)
+    try:
+        await record_public_base_url_setting(settings, PostgresEventStore(pool), SystemClock())
+    finally:
+        await close_pool(pool)
 
 
 def _worker_process(env: dict[str, str]) -> None:
@@ -364,6 +388,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, run_worker:
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))
+        if not run_worker:  # otherwise the worker process records it as it starts
+            asyncio.run(_record_public_base_url_once(settings))
     try:
         metrics_dir, metrics = share_metrics(host, port, metrics_port)
     except OSError as error:

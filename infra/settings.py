@@ -45,6 +45,13 @@ class Settings:
     `metrics_token` if one is set; another port: there, with no token (README "Operations")."""
     metrics_token: str | None = None
     """`BEACON_METRICS_TOKEN`: when set, `/metrics` on the HTTP port needs `Authorization: Bearer <token>`."""
+    public_url: str | None = None
+    """`BEACON_PUBLIC_URL`: the public base URL pages without a `public_url` or custom domain are reached under
+    (`{public_url}/{slug}`). Recorded in the log by `beacon serve`/`worker` when it changes
+    (docs/architecture.md#canonical-urls-and-custom-domains); no page may take its host as a custom domain."""
+    public_cache_mb: int = 256
+    """`BEACON_PUBLIC_CACHE_MB`: memory per process for public documents read on demand (history months,
+    past notices); the hot set is held besides (docs/architecture.md#public-site)."""
     log_format: str | None = None
     """`BEACON_LOG_FORMAT`: `json` or `text`. Unset: `text` when stderr is a terminal, `json` otherwise."""
     smtp_url: str | None = None
@@ -105,6 +112,8 @@ class Settings:
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
             metrics_port=metrics_port_from_env(env),
             metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
+            public_url=env.get("BEACON_PUBLIC_URL") or None,
+            public_cache_mb=int(env.get("BEACON_PUBLIC_CACHE_MB", defaults.public_cache_mb)),
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
             smtp_url=env.get("BEACON_SMTP_URL") or None,
             mail_from=env.get("BEACON_MAIL_FROM") or None,
