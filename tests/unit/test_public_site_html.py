@@ -54,6 +54,8 @@ def test_the_banner_says_the_status_in_words_beside_an_icon() -> None:
     assert "Partial System Outage" in page.plain
     banner = render_index(INDEX).decode().split('role="status"')[1].split("</div>")[0]
     assert "<svg" in banner and 'aria-hidden="true"' in banner
+    icon = next(link["href"] for link in page.all("link") if link.get("rel") == "icon")
+    assert icon is not None and icon.startswith("data:image/svg+xml,") and "f07a22" in icon  # the tab shows it too
 
 
 def test_nothing_is_loaded_from_anywhere_and_no_script_runs() -> None:
