@@ -35,10 +35,14 @@ from infra.clock import Clock, SystemClock
 from infra.contacts import purge_erased
 from infra.db import create_pool, database_url, worker_pool_size
 from infra.logs import configure_logging, logging_config, resolve_log_format
+from infra.mail import default_mail_url, mail_transport
 from infra.migrate import migrate
 from infra.settings import Settings, secret_key_bytes
+from infra.webhooks import WebhookSender, target_resolver
 from process_managers.maintenance_scheduler import MaintenanceScheduler
+from process_managers.notification_dispatcher import NotificationDispatcher, RetrySchedule
 from projections.maintenance_schedule import MaintenanceSchedule
+from projections.notification_outbox import NotificationOutbox
 from projections.registry import all_projections
 from projections.runner import Projection, ProjectionRunner, ensure_tables
 from projections.watermark import Watermarks
@@ -71,6 +75,8 @@ class BackgroundWorker:
     runner: ProjectionRunner
     scheduler: MaintenanceScheduler | None
     """None when the maintenance schedule is not among the projections (some tests run a subset)."""
+    dispatcher: NotificationDispatcher | None = None
+    """None when the notification outbox is not among the projections."""
 
 
 @contextlib.asynccontextmanager
@@ -100,13 +106,45 @@ async def background_worker(
                     pool, store, clock, interval=settings.projection_poll_interval, dsn=url
                 )
                 await scheduler.start()
-            yield BackgroundWorker(pool, store, runner, scheduler)
+            dispatcher: NotificationDispatcher | None = None
+            if any(p.name == NotificationOutbox.name for p in projections):
+                dispatcher = await notification_dispatcher(settings, url, pool, store, clock)
+                await dispatcher.start()
+            try:
+                yield BackgroundWorker(pool, store, runner, scheduler, dispatcher)
+            finally:
+                if dispatcher is not None:
+                    await bounded(dispatcher.stop(), "notification dispatcher")
         finally:
             if scheduler is not None:
                 await bounded(scheduler.stop(), "scheduler")
             await bounded(runner.stop(), "projection runner")
     finally:
         await close_pool(pool)
+
+
+async def notification_dispatcher(
+    settings: Settings, url: str, pool: asyncpg.Pool, store: MeasuredEventStore, clock: Clock
+) -> NotificationDispatcher:
+    """The dispatcher as the settings configure it (docs/architecture.md#notification-delivery)."""
+    from api.metrics import record_delivery
+
+    return NotificationDispatcher(
+        pool,
+        store,
+        clock,
+        mail=mail_transport(settings.smtp_url, embedded=settings.database_url is None, data_dir=settings.data_dir),
+        webhooks=WebhookSender(target_resolver(allow_private=settings.webhook_allow_private)),
+        secret_key=await asyncio.to_thread(secret_key_bytes, settings),
+        schedule=RetrySchedule(settings.notify_retry_schedule),
+        mail_from=settings.mail_from,
+        fallback_url=f"http://{settings.host}:{settings.port}",
+        concurrency=settings.notify_concurrency,
+        claim_seconds=settings.notify_claim_seconds,
+        poll_interval=settings.projection_poll_interval,
+        dsn=url,
+        on_outcome=record_delivery,
+    )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: int | None = None) -> None:
@@ -350,6 +388,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, run_worker:
     with probe:
         # Resolve the database once here, so workers share one embedded server (or the given URL).
         url = database_url(settings)
+        if settings.database_url is None:
+            # The children see DATABASE_URL, so the embedded defaults that depend on its absence are fixed here:
+            # the generated secret key, and mail as .eml files under the data directory.
+            os.environ["BEACON_SECRET_KEY"] = secret_key_bytes(settings).decode()
+            if not settings.smtp_url:
+                os.environ["BEACON_SMTP_URL"] = default_mail_url(settings.data_dir)
+                print(f"BEACON_SMTP_URL is not set: mail is written as .eml files under {settings.data_dir / 'mail'}")
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))
