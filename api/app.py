@@ -18,6 +18,7 @@ from api.controllers.api_keys import ApiKeyController
 from api.controllers.audit import AuditController
 from api.controllers.availability import ComponentAvailabilityController
 from api.controllers.components import StatusPageComponentController
+from api.controllers.deliveries import SubscriberDeliveryController
 from api.controllers.health import health_handlers
 from api.controllers.incidents import (
     StatusPageIncidentController,
@@ -60,6 +61,7 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     StatusPageMaintenanceUpdateController,
     ComponentAvailabilityController,
     StatusPageSubscriberController,
+    SubscriberDeliveryController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 

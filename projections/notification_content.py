@@ -159,6 +159,8 @@ def update_content(page: PageFacts, notice: NoticeFacts) -> dict[str, Any]:
             "message": update.message,
         },
         "components": components,
+        # The notice's first notifying update starts the mail thread (its Message-ID is the thread's root).
+        "first_update": not any(earlier.notify_subscribers for earlier in notice.updates[:-1]),
         "text": _text(page, notice, word, components, link),
         "html": _html(page, notice, word, components, link),
         "webhook": webhook_body(page, notice),

@@ -7,6 +7,7 @@ from projections.incident_list import incident_list
 from projections.maintenance_list import maintenance_list
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.notification_outbox import NotificationOutbox
+from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
@@ -25,4 +26,5 @@ def all_projections() -> list[Projection]:
         WidgetHistory(),
         NotificationOutbox(),
         SubscriberList(),
+        PublicSite(),
     ]

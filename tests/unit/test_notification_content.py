@@ -89,6 +89,10 @@ def test_the_parts_carry_message_components_times_and_link() -> None:
         "url": link,
     }
     assert content["page"]["host"] == "status.acme.example"
+    assert content["first_update"] is False
+    assert update_content(PAGE, incident(FIRST))["first_update"] is True
+    quiet = UpdateFacts("01U0", T0, "Internal note.", "investigating", {}, notify_subscribers=False)
+    assert update_content(PAGE, incident(quiet, SECOND))["first_update"] is True  # the first that told anyone
 
 
 def test_markdown_is_rendered_without_raw_html() -> None:
