@@ -93,6 +93,19 @@ async def test_screenshots_of_the_index_on_a_phone_and_a_desktop_in_light_and_da
                 await context.close()
 
 
+async def test_every_page_fits_a_320_px_screen(browser: Browser, scene: tuple[Beacon, Scene]) -> None:
+    beacon, built = scene
+    for url in _pages(beacon, built):
+        context, page, _ = await _open(browser, url, width=320)
+        try:
+            widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            text_size = await page.evaluate("getComputedStyle(document.body).fontSize")
+        finally:
+            await context.close()
+        assert widths[0] <= widths[1], f"{url} scrolls sideways at 320 px ({widths})"
+        assert text_size == "16px"
+
+
 async def test_axe_finds_no_serious_or_critical_violation(browser: Browser, scene: tuple[Beacon, Scene]) -> None:
     beacon, built = scene
     axe = Axe()
