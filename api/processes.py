@@ -28,15 +28,21 @@ from api.auth import KeyCache
 from api.rate_limit import TokenBuckets
 from api.services import Services
 from api.shutdown import bounded, close_pool
+from domain.base import SYSTEM, CommandContext, EventStore
+from domain.public_base_url import record_public_base_url
 from infra.api_keys import ADMIN, create_key, has_any_key
 from infra.clock import Clock, SystemClock
 from infra.contacts import purge_erased
 from infra.db import create_pool, database_url, worker_pool_size
 from infra.logs import configure_logging, logging_config, resolve_log_format
+from infra.mail import default_mail_url, mail_transport
 from infra.migrate import migrate
 from infra.settings import Settings, secret_key_bytes
+from infra.webhooks import WebhookSender, target_resolver
 from process_managers.maintenance_scheduler import MaintenanceScheduler
+from process_managers.notification_dispatcher import NotificationDispatcher, RetrySchedule
 from projections.maintenance_schedule import MaintenanceSchedule
+from projections.notification_outbox import NotificationOutbox
 from projections.registry import all_projections
 from projections.runner import Projection, ProjectionRunner, ensure_tables
 from projections.watermark import Watermarks
@@ -69,6 +75,8 @@ class BackgroundWorker:
     runner: ProjectionRunner
     scheduler: MaintenanceScheduler | None
     """None when the maintenance schedule is not among the projections (some tests run a subset)."""
+    dispatcher: NotificationDispatcher | None = None
+    """None when the notification outbox is not among the projections."""
 
 
 @contextlib.asynccontextmanager
@@ -82,6 +90,7 @@ async def background_worker(
     pool = await create_pool(url, settings, max_size=worker_pool_size(len(projections)))
     try:
         store = MeasuredEventStore(pool)
+        await record_public_base_url_setting(settings, store, clock)
         runner = ProjectionRunner(
             pool,
             store,
@@ -97,13 +106,45 @@ async def background_worker(
                     pool, store, clock, interval=settings.projection_poll_interval, dsn=url
                 )
                 await scheduler.start()
-            yield BackgroundWorker(pool, store, runner, scheduler)
+            dispatcher: NotificationDispatcher | None = None
+            if any(p.name == NotificationOutbox.name for p in projections):
+                dispatcher = await notification_dispatcher(settings, url, pool, store, clock)
+                await dispatcher.start()
+            try:
+                yield BackgroundWorker(pool, store, runner, scheduler, dispatcher)
+            finally:
+                if dispatcher is not None:
+                    await bounded(dispatcher.stop(), "notification dispatcher")
         finally:
             if scheduler is not None:
                 await bounded(scheduler.stop(), "scheduler")
             await bounded(runner.stop(), "projection runner")
     finally:
         await close_pool(pool)
+
+
+async def notification_dispatcher(
+    settings: Settings, url: str, pool: asyncpg.Pool, store: MeasuredEventStore, clock: Clock
+) -> NotificationDispatcher:
+    """The dispatcher as the settings configure it (docs/architecture.md#notification-delivery)."""
+    from api.metrics import record_delivery
+
+    return NotificationDispatcher(
+        pool,
+        store,
+        clock,
+        mail=mail_transport(settings.smtp_url, embedded=settings.database_url is None, data_dir=settings.data_dir),
+        webhooks=WebhookSender(target_resolver(allow_private=settings.webhook_allow_private)),
+        secret_key=await asyncio.to_thread(secret_key_bytes, settings),
+        schedule=RetrySchedule(settings.notify_retry_schedule),
+        mail_from=settings.mail_from,
+        fallback_url=f"http://{settings.host}:{settings.port}",
+        concurrency=settings.notify_concurrency,
+        claim_seconds=settings.notify_claim_seconds,
+        poll_interval=settings.projection_poll_interval,
+        dsn=url,
+        on_outcome=record_delivery,
+    )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: int | None = None) -> None:
@@ -140,6 +181,14 @@ async def run_worker_until_signalled(settings: Settings, *, metrics_port: int | 
     return 0
 
 
+async def record_public_base_url_setting(settings: Settings, store: EventStore, clock: Clock) -> None:
+    """Record `BEACON_PUBLIC_URL` in the log when it differs from the last recorded value, so renderers read
+    it from the log (docs/architecture.md#canonical-urls-and-custom-domains)."""
+    context = CommandContext(now=clock.now(), actor=SYSTEM)
+    if await record_public_base_url(store, settings.public_url, context):
+        log.info("public base URL recorded", extra={"public_url": settings.public_url})
+
+
 # --- the HTTP process -----------------------------------------------------------------------------------------------
 
 
@@ -156,8 +205,10 @@ async def http_process(
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
     from api.public_documents import DocumentCache, DocumentSource
+    from api.public_hosts import HostSource
     from api.public_site import SiteSource
     from api.widget import WidgetSource
+    from projections.public_hosts import PublicHosts
     from projections.public_site import PublicSite
 
     clock = clock or SystemClock()
@@ -189,9 +240,17 @@ async def http_process(
                 # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
                 # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
                 sources: list[DocumentSource] = [WidgetSource()]
+                if any(p.name == PublicHosts.name for p in chosen):  # custom domains (host aliases)
+                    sources.append(HostSource())
                 if any(p.name == PublicSite.name for p in chosen):
                     sources.append(SiteSource(cache_bytes=settings.public_cache_mb * 1024 * 1024))
-                cache = DocumentCache(pool, sources, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
+                cache = DocumentCache(
+                    pool,
+                    sources,
+                    dsn=url,
+                    poll_interval=min(0.5, settings.projection_poll_interval),
+                    trusted_proxies=settings.trusted_proxies,
+                )
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
@@ -249,6 +308,16 @@ async def bootstrap_admin_key(settings: Settings) -> None:
         file.write(token + "\n")
     print(f"No API key existed, so Beacon created an admin key ({key.id}). It is shown once:\n\n    {token}\n")
     print(f"(A copy is in {path}, readable only by you.)")
+
+
+async def _record_public_base_url_once(settings: Settings) -> None:
+    from infra.event_store import PostgresEventStore
+
+    pool = await create_pool(await asyncio.to_thread(database_url, settings), settings, max_size=2)
+    try:
+        await record_public_base_url_setting(settings, PostgresEventStore(pool), SystemClock())
+    finally:
+        await close_pool(pool)
 
 
 def _worker_process(env: dict[str, str]) -> None:
@@ -319,9 +388,18 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, run_worker:
     with probe:
         # Resolve the database once here, so workers share one embedded server (or the given URL).
         url = database_url(settings)
+        if settings.database_url is None:
+            # The children see DATABASE_URL, so the embedded defaults that depend on its absence are fixed here:
+            # the generated secret key, and mail as .eml files under the data directory.
+            os.environ["BEACON_SECRET_KEY"] = secret_key_bytes(settings).decode()
+            if not settings.smtp_url:
+                os.environ["BEACON_SMTP_URL"] = default_mail_url(settings.data_dir)
+                print(f"BEACON_SMTP_URL is not set: mail is written as .eml files under {settings.data_dir / 'mail'}")
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))
+        if not run_worker:  # otherwise the worker process records it as it starts
+            asyncio.run(_record_public_base_url_once(settings))
     try:
         metrics_dir, metrics = share_metrics(host, port, metrics_port)
     except OSError as error:

@@ -124,7 +124,10 @@ async def data_available_since(db: Fetcher, status_page_id: str, component_id: s
 
 def downtime(intervals: Iterable[Interval], start_at: datetime, end_at: datetime) -> timedelta:
     """The length of the union of the intervals clipped to [start_at, end_at); open ones run to the end."""
-    clipped = sorted((max(i.start_at, start_at), min(i.end_at or end_at, end_at)) for i in intervals)
+    clipped = sorted(
+        (max(i.start_at, start_at), min(i.end_at or end_at, end_at))
+        for i in intervals
+    )
     total = timedelta()
     current: tuple[datetime, datetime] | None = None
     for begin, end in clipped:

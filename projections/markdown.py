@@ -11,11 +11,9 @@ from functools import lru_cache
 import nh3
 from markdown_it import MarkdownIt
 
-_MARKDOWN = (
-    MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    .enable(["table", "strikethrough"])
-    .disable("image")
-)
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+    ["table", "strikethrough"]
+).disable("image")
 _TAGS = nh3.ALLOWED_TAGS - {"img"}
 _SCHEMES = {"http", "https", "mailto"}
 

@@ -45,7 +45,6 @@ COMPONENT_STATUS_WORDS: Mapping[str, str] = {
 DOCUMENTATION_URL = "https://support.atlassian.com/statuspage/docs/enable-webhook-notifications/"
 """`meta.documentation` of every webhook body: the body is Statuspage's, so is its documentation."""
 
-
 @dataclass(frozen=True)
 class PageFacts:
     """A status page as the outbox knows it at one log position."""

@@ -119,12 +119,7 @@ async def _catch_up_all(
                 progress(RebuildProgress(state.name, state.position, limit, state.events, elapsed))
 
     states = await catch_up_many(
-        conn,
-        PostgresEventStore(pool),
-        projections,
-        batch_size=batch_size,
-        schema=schema,
-        up_to=up_to,
+        conn, PostgresEventStore(pool), projections, batch_size=batch_size, schema=schema, up_to=up_to,
         progress=report,
     )
     for name, state in states.items():
@@ -292,13 +287,7 @@ async def replay_check(
                     break
                 async with pool.acquire() as conn:
                     await _catch_up_all(
-                        pool,
-                        conn,
-                        [projection],
-                        schema,
-                        stats,
-                        progress,
-                        {projection.name: moved.live},
+                        pool, conn, [projection], schema, stats, progress, {projection.name: moved.live},
                         REBUILD_BATCH,
                     )
     return stats, differences
@@ -372,7 +361,9 @@ async def _reset(conn: asyncpg.Connection, projection: Projection) -> None:
         await conn.execute(
             "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", projection.name
         )
-        await conn.execute("SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", projection.name)
+        await conn.execute(
+            "SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", projection.name
+        )
         if isinstance(projection, NeverRebuiltFromZero):
             await projection.reset_for_rebuild(conn)
             tables = ""

@@ -224,7 +224,9 @@ async def catch_up_many(
                     work.append((projection, state, todo))
                 if state.limit is not None and events[-1].position >= state.limit:
                     state.reached_limit = True
-            for (projection, state, part), (applied, error) in zip(work, await _apply_shared(conn, work), strict=True):
+            for (projection, state, part), (applied, error) in zip(
+                work, await _apply_shared(conn, work), strict=True
+            ):
                 if error is not None:
                     failures.append(ProjectionFailed(projection.name, part[len(applied)], error))
                 if applied:
