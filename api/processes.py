@@ -205,8 +205,10 @@ async def http_process(
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
     from api.public_documents import DocumentCache, DocumentSource
+    from api.public_hosts import HostSource
     from api.public_site import SiteSource
     from api.widget import WidgetSource
+    from projections.public_hosts import PublicHosts
     from projections.public_site import PublicSite
 
     clock = clock or SystemClock()
@@ -238,9 +240,17 @@ async def http_process(
                 # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
                 # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
                 sources: list[DocumentSource] = [WidgetSource()]
+                if any(p.name == PublicHosts.name for p in chosen):  # custom domains (host aliases)
+                    sources.append(HostSource())
                 if any(p.name == PublicSite.name for p in chosen):
                     sources.append(SiteSource(cache_bytes=settings.public_cache_mb * 1024 * 1024))
-                cache = DocumentCache(pool, sources, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
+                cache = DocumentCache(
+                    pool,
+                    sources,
+                    dsn=url,
+                    poll_interval=min(0.5, settings.projection_poll_interval),
+                    trusted_proxies=settings.trusted_proxies,
+                )
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
