@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from projections.public_site_render import CoreInputs, Scope, index_view, rows_of
 from projections.public_site_state import SiteComponent, SiteNotice, SitePage, SiteUpdate
+from projections.public_site_view import ComponentView
 
 C, D = "01C0000000000000000000000C", "01D0000000000000000000000D"
 CREATED = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -48,7 +49,7 @@ def incident(start: datetime, end: datetime) -> SiteNotice:
     )
 
 
-def view(notices: list[SiteNotice]) -> tuple[dict[date, str], str | None, object]:
+def view(notices: list[SiteNotice]) -> tuple[dict[date, str], str | None, ComponentView]:
     scope = Scope(page(), None, None)
     components = {cid: SiteComponent(cid, name, None, CREATED) for cid, name in ((C, "API"), (D, "Web"))}
     index = index_view(CoreInputs(scope, rows_of(scope, components), notices, components))
@@ -73,7 +74,7 @@ def test_bar_cells_are_local_days_and_the_uptime_counts_the_outage() -> None:
     covered = INSTANT - CREATED
     expected = (covered - timedelta(hours=1)) / covered * 100
     assert percent is not None and abs(float(percent) - expected) < 0.0001 and float(percent) <= expected
-    assert getattr(web, "days") is None  # display_uptime off: no bar
+    assert web.days is None  # display_uptime off: no bar
 
 
 def test_an_outage_after_midnight_in_summer_time_falls_on_its_local_day() -> None:
