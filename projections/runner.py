@@ -65,7 +65,12 @@ def parse_progress(payload: str) -> tuple[str, int | None] | None:
 
 
 class Projection(Protocol):
-    """One read model: the tables it owns and how a batch of events changes them."""
+    """One read model: the tables it owns and how a batch of events changes them.
+
+    It may also declare `version: int` (default 1; bump it when what it stores changes, and the new version
+    is built beside the old) and `rebuildable: bool` (default True; False for one never rebuilt from zero,
+    such as a notification outbox): see projections/versions.py. They are read with defaults, so they are
+    not part of this protocol."""
 
     name: str
     writes_wait: bool
