@@ -75,6 +75,16 @@ class Traffic:
     reads: dict[int, int] = dataclasses.field(default_factory=dict)
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
+    @classmethod
+    async def begin(cls, client: Client, keys: Keys, incidents: int) -> Traffic:
+        """A page with `incidents` incidents created before any upgrade."""
+        traffic = cls(keys, await setup_page(client, keys))
+        for number in range(incidents):
+            name = f"before {number}"
+            assert (await create_incident(client, keys, traffic.page, name, name=name)).status_code == 201
+            traffic.first.add(name)
+        return traffic
+
     async def write(self, client: Client, label: str, pace: float = 0.05) -> None:
         """Incidents created one after another, until stopped (a list page holds 250: keep below)."""
         count = 0
@@ -110,11 +120,7 @@ async def test_a_new_version_is_built_beside_the_old_under_writes_and_the_old_is
 ) -> None:
     settings = dataclasses.replace(settings, reader_heartbeat_seconds=0.3, projection_poll_interval=0.05)
     async with process(settings, all_projections()) as old:
-        traffic = Traffic(keys, await setup_page(old, keys))
-        for number in range(30):
-            name = f"before {number}"
-            assert (await create_incident(old, keys, traffic.page, name, name=name)).status_code == 201
-            traffic.first.add(name)
+        traffic = await Traffic.begin(old, keys, 30)
         tasks = [asyncio.create_task(traffic.write(old, "old")), asyncio.create_task(traffic.read(old, ""))]
         try:
             # The new code's process is not up (ready) before its version is built, while the old one serves.
@@ -160,11 +166,7 @@ async def test_rebuild_serves_the_whole_read_model_throughout(
     """`beacon projections rebuild` (the command itself) under writes: every read during it is complete."""
     settings = dataclasses.replace(settings, projection_poll_interval=0.05)
     async with process(settings, all_projections()) as live:
-        traffic = Traffic(keys, await setup_page(live, keys))
-        for number in range(100):
-            name = f"before {number}"
-            assert (await create_incident(live, keys, traffic.page, name, name=name)).status_code == 201
-            traffic.first.add(name)
+        traffic = await Traffic.begin(live, keys, 100)
         tasks = [asyncio.create_task(traffic.write(live, "w", pace=0.15)), asyncio.create_task(traffic.read(live, ""))]
         try:
             rebuild = await asyncio.create_subprocess_exec(
