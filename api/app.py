@@ -27,6 +27,7 @@ from api.controllers.incidents import (
 from api.controllers.maintenances import StatusPageMaintenanceController, StatusPageMaintenanceUpdateController
 from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
+from api.controllers.subscribers import StatusPageSubscriberController
 from api.controllers.widget import StatusPageWidgetController
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import metrics_endpoint
@@ -57,6 +58,7 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     StatusPageMaintenanceController,
     StatusPageMaintenanceUpdateController,
     ComponentAvailabilityController,
+    StatusPageSubscriberController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 

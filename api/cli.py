@@ -26,7 +26,7 @@ from infra.clock import SystemClock
 from infra.db import create_pool, database_url
 from infra.logs import configure_logging
 from infra.migrate import migrate
-from infra.settings import Settings
+from infra.settings import Settings, metrics_port_from_env
 from projections.registry import all_projections
 
 log = logging.getLogger("beacon.cli")
@@ -309,7 +309,7 @@ async def cmd_projections_status(args: argparse.Namespace, settings: Settings) -
 
 def _metrics_port() -> int | None:
     """`BEACON_METRICS_PORT`, the default of `--metrics-port`."""
-    return Settings.from_env().metrics_port
+    return metrics_port_from_env()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,9 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_env()
-    configure_logging(settings.log_format)
     args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as error:  # a setting an operator must fix: say which, without a traceback
+        print(f"beacon: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format)
     if hasattr(args, "sync_handler"):
         return int(args.sync_handler(args, settings))
     with contextlib.suppress(KeyboardInterrupt):

@@ -28,12 +28,15 @@ from api.auth import KeyCache
 from api.rate_limit import TokenBuckets
 from api.services import Services
 from api.shutdown import bounded, close_pool
+from domain.base import SYSTEM, CommandContext, EventStore
+from domain.public_base_url import record_public_base_url
 from infra.api_keys import ADMIN, create_key, has_any_key
 from infra.clock import Clock, SystemClock
+from infra.contacts import purge_erased
 from infra.db import create_pool, database_url, worker_pool_size
 from infra.logs import configure_logging, logging_config, resolve_log_format
 from infra.migrate import migrate
-from infra.settings import Settings
+from infra.settings import Settings, secret_key_bytes
 from process_managers.maintenance_scheduler import MaintenanceScheduler
 from projections.blue_green import ReaderHeartbeat, VersionBuilder, unbuilt, wait_until_built
 from projections.maintenance_schedule import MaintenanceSchedule
@@ -86,6 +89,7 @@ async def background_worker(
     )
     try:
         store = MeasuredEventStore(pool)
+        await record_public_base_url_setting(settings, store, clock)
         runner = ProjectionRunner(
             pool,
             store,
@@ -133,6 +137,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: i
         conn: asyncpg.Connection = await asyncpg.connect(url)
         try:
             await migrate(conn)
+            await purge_erased(conn)
         finally:
             await conn.close()
         worker = await stack.enter_async_context(background_worker(settings, url, SystemClock(), projections))
@@ -155,6 +160,14 @@ async def run_worker_until_signalled(settings: Settings, *, metrics_port: int | 
     return 0
 
 
+async def record_public_base_url_setting(settings: Settings, store: EventStore, clock: Clock) -> None:
+    """Record `BEACON_PUBLIC_URL` in the log when it differs from the last recorded value, so renderers read
+    it from the log (docs/architecture.md#canonical-urls-and-custom-domains)."""
+    context = CommandContext(now=clock.now(), actor=SYSTEM)
+    if await record_public_base_url(store, settings.public_url, context):
+        log.info("public base URL recorded", extra={"public_url": settings.public_url})
+
+
 # --- the HTTP process -----------------------------------------------------------------------------------------------
 
 
@@ -170,17 +183,23 @@ async def http_process(
     the widget cache, the metrics sampler and, unless this process is an API-only replica, a background
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
-    from api.public_documents import DocumentCache
+    from api.public_documents import DocumentCache, DocumentSource
+    from api.public_site import SiteSource
     from api.widget import WidgetSource
+    from projections.public_site import PublicSite
 
     clock = clock or SystemClock()
     chosen = list(projections) if projections is not None else all_projections()
+    secret_key = await asyncio.to_thread(secret_key_bytes, settings)
     url = await asyncio.to_thread(database_url, settings)
     pool = await create_pool(url, settings, stateless=True, search_path=search_path(chosen))
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
             await ensure_tables(conn, chosen)
+            # A database restored from before an erasure must not give the contact back
+            # (docs/architecture.md#subscribers).
+            await purge_erased(conn)
         store = MeasuredEventStore(pool)
         watermarks = Watermarks(
             pool,
@@ -201,11 +220,12 @@ async def http_process(
                 await readers.start()
                 stack.push_async_callback(lambda: bounded(readers.stop(), "projection readers' heartbeat"))
                 await wait_until_built(pool, chosen, settings.projection_poll_interval)
-                # Every process holds every public document (docs/architecture.md#5-the-widget-is-bytes); the
-                # widget is their only source so far.
-                cache = DocumentCache(
-                    pool, [WidgetSource()], dsn=url, poll_interval=min(0.5, settings.projection_poll_interval)
-                )
+                # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
+                # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
+                sources: list[DocumentSource] = [WidgetSource()]
+                if any(p.name == PublicSite.name for p in chosen):
+                    sources.append(SiteSource(cache_bytes=settings.public_cache_mb * 1024 * 1024))
+                cache = DocumentCache(pool, sources, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
@@ -228,6 +248,7 @@ async def http_process(
                     ),
                     widget_cache=cache,
                     metrics_sampler=sampler,
+                    secret_key=secret_key,
                     runner=worker.runner if worker else None,
                     scheduler=worker.scheduler if worker else None,
                 )
@@ -262,6 +283,16 @@ async def bootstrap_admin_key(settings: Settings) -> None:
         file.write(token + "\n")
     print(f"No API key existed, so Beacon created an admin key ({key.id}). It is shown once:\n\n    {token}\n")
     print(f"(A copy is in {path}, readable only by you.)")
+
+
+async def _record_public_base_url_once(settings: Settings) -> None:
+    from infra.event_store import PostgresEventStore
+
+    pool = await create_pool(await asyncio.to_thread(database_url, settings), settings, max_size=2)
+    try:
+        await record_public_base_url_setting(settings, PostgresEventStore(pool), SystemClock())
+    finally:
+        await close_pool(pool)
 
 
 def _worker_process(env: dict[str, str]) -> None:
@@ -335,6 +366,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, run_worker:
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))
+        if not run_worker:  # otherwise the worker process records it as it starts
+            asyncio.run(_record_public_base_url_once(settings))
     try:
         metrics_dir, metrics = share_metrics(host, port, metrics_port)
     except OSError as error:

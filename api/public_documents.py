@@ -85,6 +85,11 @@ class PublicDocument:
     """Set on a page's own document of a kind (`widget`) that `/v2` routes find by the page's id."""
 
 
+Loader = Callable[["DocumentCache", str, str], Awaitable["CachedDocument | None"]]
+"""Reads a document not held in memory, by `(cache, host, path)`: None when there is none; a database
+error when it cannot tell (the fast path answers 503)."""
+
+
 @dataclass(frozen=True)
 class PublicRoute:
     """Public URLs the fast path answers whether or not a document is there: `owns(path)` says which."""
@@ -96,6 +101,11 @@ class PublicRoute:
     """The message of the 404 for an owned URL with no document."""
     preflight_headers: bytes | None
     """The request headers a CORS preflight may ask for; None: `OPTIONS` is a 405 like any other method."""
+    load: Loader | None = None
+    """Where an owned URL's document comes from when it is not in memory (documents read on demand)."""
+    html_error: Callable[[int], bytes | None] | None = None
+    """The HTML page of an error status (404, 503) for a browser (`Accept` prefers `text/html`); None or a
+    None page: the error envelope."""
 
 
 class DocumentSource(Protocol):
@@ -135,6 +145,17 @@ class CachedDocument:
     status_page_id: str
     page_name: str | None
     counts: DocumentCounts
+    status: int = 200
+
+    @classmethod
+    def redirect(cls, location: str, *, cache_control: bytes, counts: DocumentCounts) -> CachedDocument:
+        """A permanent redirect (`301`) held like a document."""
+        headers = [
+            (b"location", location.encode()),
+            (b"content-length", b"0"),
+            (b"cache-control", cache_control),
+        ]
+        return cls(b"", "", headers, headers, 0, "", None, counts, status=301)
 
     @classmethod
     def of(cls, document: PublicDocument) -> CachedDocument:
@@ -348,7 +369,7 @@ class DocumentCache:
 def _error_body(status: int, code: str, request_id: str, message: str) -> bytes:
     return msgspec.json.encode(
         ErrorEnvelope(
-            type=ERROR_TYPES[status],
+            type=ERROR_TYPES.get(status, "api_error"),
             status=status,
             request_id=request_id,
             errors=[ErrorDetail(code=code, message=message)],
@@ -382,6 +403,8 @@ class PublicFrontend:
         cache = self.cache
         if cache is None or scope["type"] != "http":
             return False
+        if b"as_of=" in scope.get("query_string", b""):
+            return False  # a read of the past is rendered on request, never served from memory
         document = cache.find(scope)
         method: str = scope["method"]
         if document is None or (method != "GET" and method != "HEAD"):
@@ -389,12 +412,37 @@ class PublicFrontend:
             if route is None:
                 return False
             request_id = ensure_request_id(scope)
-            if method != "GET" and method != "HEAD":
+            head = method == "HEAD"
+            if method != "GET" and not head:
                 await _other_method(route, method, request_id, send)
-            else:
-                await _send_error(send, 404, "not_found", request_id, route.not_found, head=method == "HEAD")
+                return True
+            if route.load is not None:
+                try:
+                    document = await route.load(cache, _host(scope), scope["path"])
+                except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+                    log.warning("public document %s unavailable: %r", scope["path"], error)
+                    message = "This document cannot be read right now; try again shortly"
+                    await _send_error(
+                        send, 503, "unavailable", request_id, message, head=head, route=route, scope=scope
+                    )
+                    return True
+            if document is None:
+                await _send_error(
+                    send, 404, "not_found", request_id, route.not_found, head=head, route=route, scope=scope
+                )
+                return True
+        else:
+            request_id = ensure_request_id(scope)
+        if document.status != 200:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": document.status,
+                    "headers": [*document.headers, (b"x-request-id", request_id.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
             return True
-        request_id = ensure_request_id(scope)
         if_none_match = _header(scope, b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, document.etag):
             headers = [*document.not_modified_headers, (b"x-request-id", request_id.encode())]
@@ -438,9 +486,23 @@ async def _send_error(
     *,
     head: bool = False,
     extra: tuple[tuple[bytes, bytes], ...] = (),
+    route: PublicRoute | None = None,
+    scope: Scope | None = None,
 ) -> None:
     """The error envelope (docs/architecture.md#error-envelope), built here because these requests never
-    reach Litestar's exception handlers."""
+    reach Litestar's exception handlers; a browser asking for a route with HTML error pages gets the page."""
+    page = route.html_error(status) if route is not None and route.html_error is not None else None
+    if page is not None and scope is not None and prefers_html(_header(scope, b"accept")):
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(page)).encode()),
+            (b"cache-control", b"no-cache"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-request-id", request_id.encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else page})
+        return
     body = _error_body(status, code, request_id, message)
     headers = [
         (b"content-type", b"application/json"),
@@ -453,6 +515,33 @@ async def _send_error(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def prefers_html(accept: bytes | None) -> bool:
+    """Whether an `Accept` header ranks `text/html` above JSON (a browser's navigation does)."""
+    if accept is None:
+        return False
+    best: dict[str, float] = {}
+    for part in accept.decode("latin-1").lower().split(","):
+        media, *params = (item.strip() for item in part.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        best[media] = max(best.get(media, 0.0), quality)
+    html = best.get("text/html", 0.0)
+    return html > 0 and html >= max(best.get("application/json", 0.0), best.get("*/*", 0.0) if html == 0 else 0.0)
+
+
+def _host(scope: Scope) -> str:
+    """The request's host, lower-cased, without port or trailing dot."""
+    host = _header(scope, b"host")
+    if host is None:
+        return DEFAULT_HOST
+    return host.decode("latin-1").rsplit(":", 1)[0].rstrip(".").lower()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

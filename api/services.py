@@ -48,6 +48,8 @@ class Services:
     """This process's widget documents, served by the fast path and waited for by `settle`."""
     metrics_sampler: Sampler
     """Samples this process's pools, widget counts and the projections' lag; `/metrics` asks it first."""
+    secret_key: bytes
+    """`BEACON_SECRET_KEY` (or the embedded default's generated key): signs subscriber links."""
     runner: ProjectionRunner | None = None
     """This process's projection runner; None in an API-only replica."""
     scheduler: MaintenanceScheduler | None = None

@@ -109,9 +109,16 @@ async def _ok(client: Connection, method: str, path: str, body: dict[str, Any]) 
 
 
 async def client_loop(
-    client: Connection, page_id: str, components: list[str], deadline: float, tally: Tally, index: int
+    client: Connection,
+    page_id: str,
+    components: list[str],
+    deadline: float,
+    tally: Tally,
+    index: int,
+    notify: bool = False,
 ) -> None:
-    """One client: declare an incident, post updates to it, repeat until the deadline."""
+    """One client: declare an incident, post updates to it, repeat until the deadline; each command with
+    `notify_subscribers` set to `notify` (bench/notify.py runs it with subscribers to tell)."""
     n = 0
     incident_id: str | None = None
     while time.perf_counter() < deadline:
@@ -126,7 +133,7 @@ async def client_loop(
                     "name": f"Elevated errors #{index}-{n}",
                     "message": "We are investigating elevated error rates.",
                     "incident_status": "investigating",
-                    "notify_subscribers": False,
+                    "notify_subscribers": notify,
                     "component_statuses": [status],
                 },
             )
@@ -137,7 +144,7 @@ async def client_loop(
                     "status_page_incident_id": incident_id,
                     "message": "Resolved: error rates are back to normal.",
                     "incident_status": "resolved",
-                    "notify_subscribers": False,
+                    "notify_subscribers": notify,
                 },
             )
         else:
@@ -147,7 +154,7 @@ async def client_loop(
                     "status_page_incident_id": incident_id,
                     "message": f"Update {n}: still working on it.",
                     "incident_status": STATUSES[n % len(STATUSES)],
-                    "notify_subscribers": False,
+                    "notify_subscribers": notify,
                     "component_statuses": [status],
                 },
             )
@@ -334,7 +341,17 @@ class Run:
         return Run(self.label, self.elapsed + other.elapsed, tally, cpu)
 
 
-async def commands_per_second(url: str, token: str, seconds: float, clients: int, meter: CpuMeter) -> Run:
+async def commands_per_second(
+    url: str,
+    token: str,
+    seconds: float,
+    clients: int,
+    meter: CpuMeter,
+    *,
+    notify: bool = False,
+    prepare: Callable[[str], Awaitable[None]] | None = None,
+) -> Run:
+    """`prepare(page_id)` runs once the page exists, before the warm-up (bench/notify.py adds subscribers)."""
     headers = {"Authorization": f"Bearer {token}"}
     async with contextlib.AsyncExitStack() as stack:
         # One connection per client, opened before the clock starts; the first also sets the page up.
@@ -342,18 +359,23 @@ async def commands_per_second(url: str, token: str, seconds: float, clients: int
             await stack.enter_async_context(Connection(url, headers, timeout=30)) for _ in range(clients)
         ]
         page_id, components = await setup_page(connections[0])
+        if prepare is not None:
+            await prepare(page_id)
         # A second of warm-up: connections to Postgres, prepared statements, the key cache.
         warmup = Tally()
         warm_deadline = time.perf_counter() + min(1.0, seconds)
         await asyncio.gather(
-            *(client_loop(connections[i], page_id, components, warm_deadline, warmup, i) for i in range(clients))
+            *(
+                client_loop(connections[i], page_id, components, warm_deadline, warmup, i, notify)
+                for i in range(clients)
+            )
         )
         tally = Tally()
         await meter.start()
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(
-            *(client_loop(connections[i], page_id, components, deadline, tally, i) for i in range(clients))
+            *(client_loop(connections[i], page_id, components, deadline, tally, i, notify) for i in range(clients))
         )
         elapsed = time.perf_counter() - started
         await meter.stop()

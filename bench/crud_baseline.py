@@ -221,6 +221,10 @@ async def create_status_page(
         public_url=data.public_url,
         slug=data.slug,
         widget_api_enabled=data.widget_api_enabled,
+        public_site_enabled=True,
+        time_zone="UTC",
+        custom_domain=None,
+        automatic_maintenance_notifications="inherit",
     )
     return StatusPageResult(status_page=view)
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+# Benchmarks run with DATABASE_URL, where Beacon requires BEACON_SECRET_KEY; a throwaway one unless set.
+os.environ.setdefault("BEACON_SECRET_KEY", "beacon-benchmarks-secret-key-not-for-production")
 
 
 def with_database(url: str, name: str) -> str:

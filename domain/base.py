@@ -17,7 +17,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 ActorData = dict[str, Any]
-"""An actor as stored on events: `{"type": "api_key", "id": …, "name": …}` or `{"type": "system"}`."""
+"""An actor as stored on events: `{"type": "api_key", "id": …, "name": …}`, `{"type": "system"}` or
+`{"type": "public"}`."""
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,14 @@ class Actor:
     name: str | None = None
 
     def as_data(self) -> ActorData:
-        if self.type == "system":
-            return {"type": "system"}
+        if self.type in ("system", "public"):
+            return {"type": self.type}
         return {"type": self.type, "id": self.id, "name": self.name}
 
 
 SYSTEM = Actor(type="system", name="system")
+PUBLIC = Actor(type="public")
+"""A request from the public page (subscribe, confirm, unsubscribe): recorded with no address or client."""
 
 
 class Unchanged(Enum):

@@ -16,7 +16,9 @@ from infra.ids import new_ulid
 
 PUBLISH = "status_pages.publish_updates"
 ADMIN = "admin"
-SCOPES = (PUBLISH, ADMIN)
+MANAGE_SUBSCRIBERS = "status_pages.manage_subscribers"
+"""Subscribers' personal data: list, create, unsubscribe, erase (README "Subscribers")."""
+SCOPES = (PUBLISH, MANAGE_SUBSCRIBERS, ADMIN)
 TOKEN_PREFIX = "bk_"
 
 

@@ -3,7 +3,9 @@ The README's configuration table lists the same variables."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +48,26 @@ class Settings:
     `metrics_token` if one is set; another port: there, with no token (README "Operations")."""
     metrics_token: str | None = None
     """`BEACON_METRICS_TOKEN`: when set, `/metrics` on the HTTP port needs `Authorization: Bearer <token>`."""
+    public_url: str | None = None
+    """`BEACON_PUBLIC_URL`: the public base URL pages without a `public_url` or custom domain are reached under
+    (`{public_url}/{slug}`). Recorded in the log by `beacon serve`/`worker` when it changes
+    (docs/architecture.md#canonical-urls-and-custom-domains); no page may take its host as a custom domain."""
+    public_cache_mb: int = 256
+    """`BEACON_PUBLIC_CACHE_MB`: memory per process for public documents read on demand (history months,
+    past notices); the hot set is held besides (docs/architecture.md#public-site)."""
     log_format: str | None = None
     """`BEACON_LOG_FORMAT`: `json` or `text`. Unset: `text` when stderr is a terminal, `json` otherwise."""
+
+    secret_key: str | None = None
+    """`BEACON_SECRET_KEY`: signs subscriber links and keys the contacts' blind index
+    (docs/architecture.md#subscribers). Required with `DATABASE_URL`; on the embedded default, generated once
+    into `$BEACON_DATA_DIR/secret_key`."""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """`BEACON_TRUSTED_PROXIES`: comma-separated addresses or networks of reverse proxies whose
+    `X-Forwarded-For` (and `X-Forwarded-Host`) Beacon believes. Unset: none, the peer is the client."""
+    webhook_allow_private: bool = False
+    """`BEACON_WEBHOOK_ALLOW_PRIVATE`: `1` lets webhooks target `http://` URLs and loopback, private,
+    link-local and metadata addresses (tests, and operators who mean it)."""
 
     @property
     def metrics_on_http_port(self) -> bool:
@@ -82,9 +102,14 @@ class Settings:
             ),
             statement_timeout_ms=int(env.get("BEACON_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
-            metrics_port=int(env["BEACON_METRICS_PORT"]) if env.get("BEACON_METRICS_PORT") else None,
+            metrics_port=metrics_port_from_env(env),
             metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
+            public_url=env.get("BEACON_PUBLIC_URL") or None,
+            public_cache_mb=int(env.get("BEACON_PUBLIC_CACHE_MB", defaults.public_cache_mb)),
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
+            secret_key=_secret_key(env),
+            trusted_proxies=_networks(env.get("BEACON_TRUSTED_PROXIES", ""), "BEACON_TRUSTED_PROXIES"),
+            webhook_allow_private=env.get("BEACON_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
         )
 
 
@@ -94,3 +119,72 @@ def _log_format(value: str | None) -> str | None:
     if value not in ("json", "text"):
         raise ValueError(f"BEACON_LOG_FORMAT must be json or text, not {value!r}")
     return value
+
+
+def metrics_port_from_env(environ: dict[str, str] | None = None) -> int | None:
+    """`BEACON_METRICS_PORT` alone: the CLI's parser reads it as a default before the other settings are
+    checked, so `beacon --help` works in an incomplete environment."""
+    value = (os.environ if environ is None else environ).get("BEACON_METRICS_PORT")
+    return int(value) if value else None
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class MissingSecretKey(ValueError):
+    """Raised at start when `DATABASE_URL` is set and `BEACON_SECRET_KEY` is not, or a key is too short."""
+
+
+def _secret_key(env: dict[str, str]) -> str | None:
+    value = env.get("BEACON_SECRET_KEY") or None
+    if value is not None and len(value) < MIN_SECRET_KEY_LENGTH:
+        raise MissingSecretKey(
+            f"BEACON_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters; generate one with"
+            " `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    if value is None and env.get("DATABASE_URL"):
+        raise MissingSecretKey(
+            "BEACON_SECRET_KEY is required when DATABASE_URL is set (it signs subscriber links and must be the"
+            " same on every process); generate one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return value
+
+
+def secret_key_bytes(settings: Settings) -> bytes:
+    """The secret key as bytes: `BEACON_SECRET_KEY`, or on the embedded default the one generated into
+    `$BEACON_DATA_DIR/secret_key` the first time any process needed it (created exclusively, so processes
+    starting together agree on one key)."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    if settings.database_url:
+        raise MissingSecretKey("BEACON_SECRET_KEY is required when DATABASE_URL is set")
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        # Written whole under a temporary name, then linked into place: a process starting at the same
+        # moment either wins the link or reads the winner's complete file, never a half-written one.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    value = path.read_text().strip()
+    if len(value) < MIN_SECRET_KEY_LENGTH:
+        raise MissingSecretKey(f"{path} holds no usable secret key; delete it to have a new one generated")
+    return value.encode()
+
+
+def _networks(value: str, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {part.strip()!r} is not an IP address or network") from None
+    return tuple(networks)

@@ -2,7 +2,8 @@
 (docs/architecture.md#7-time-and-automation).
 
 Every `interval`, and whenever the `maintenance_schedule` projection moves, it reads the windows due
-at the injected clock's `now` and issues the ordinary automation command for each, as `system`. One
+at the injected clock's `now` and issues the ordinary automation command for each, as `system`; then it
+ticks the public site's clock (`projections.public_site.tick`: indexes whose local day has turned). One
 scheduler is active across processes (a session advisory lock); the others stand by. Correctness does
 not rest on the lock or on the schedule being current: the aggregate decides, under optimistic
 concurrency, whether a step is due, so a racing scheduler, a manual update or a stale schedule row
@@ -25,6 +26,7 @@ from infra.clock import Clock
 from infra.event_store import PostgresEventStore
 from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, lock_key
 from infra.ids import new_ulid
+from projections import public_site
 from projections.maintenance_schedule import MaintenanceSchedule, due
 from projections.runner import PROJECTIONS_CHANNEL
 
@@ -140,6 +142,8 @@ class MaintenanceScheduler:
         self.status.active = True
         try:
             await self.run_once(session.conn)
+            # The public site's clock: each page's index turns its 90-day bars over at its local midnight.
+            await public_site.tick(session.conn, self.clock.now())
         except CONNECTION_ERRORS:
             raise
         except Exception as error:

@@ -25,6 +25,7 @@ from eventsourcing.domain import Aggregate
 from domain.component import Component
 from domain.incident import Incident
 from domain.maintenance import Maintenance
+from domain.public_base_url import PublicBaseUrlConfigured
 from domain.status_page import StatusPage
 from domain.structure import component_ids, parse_structure
 from infra.event_store import RecordedEvent
@@ -62,6 +63,10 @@ CREATE TABLE IF NOT EXISTS widget_components (
     id   text PRIMARY KEY,
     name text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS widget_base_url (
+    id  boolean PRIMARY KEY DEFAULT true CHECK (id),
+    url text
+);
 CREATE TABLE IF NOT EXISTS widget_documents (
     page_slug      text   NOT NULL,
     sub_page_slug  text   NOT NULL,
@@ -90,7 +95,13 @@ class PublicWidget:
     name = NAME
     version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # read-your-writes covers the widget of the process that took the write
-    tables: tuple[str, ...] = ("widget_pages", "widget_notices", "widget_components", "widget_documents")
+    tables: tuple[str, ...] = (
+        "widget_pages",
+        "widget_notices",
+        "widget_components",
+        "widget_base_url",
+        "widget_documents",
+    )
     schema_sql = SCHEMA_SQL
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
@@ -111,6 +122,11 @@ class PublicWidget:
         touched_notices = {uuid_to_ulid(stream_id) for stream_id in notice_streams}
         touched_components = {uuid_to_ulid(stream_id) for stream_id in component_streams}
         await _save_state(conn, state, set(touched_pages), touched_notices, touched_components)
+        if any(isinstance(event, PublicBaseUrlConfigured) for _, event in decoded):
+            await conn.execute(
+                "INSERT INTO widget_base_url (id, url) VALUES (true, $1) ON CONFLICT (id) DO UPDATE SET url = $1",
+                state.base_url,
+            )
         changed, deleted = await _store_documents(conn, state, touched_pages)
         await notify(conn, DocumentsChanged(key(self), events[-1].position, changed, deleted))
 
@@ -120,15 +136,18 @@ KEY = version_key(NAME, PublicWidget.version)
 
 
 async def _load_state(conn: asyncpg.Connection, events: Sequence[Aggregate.Event]) -> WidgetState:
-    """The rows the batch's events can change: their pages, notices and the pages placing their components."""
+    """The rows the batch's events can change: their pages, notices and the pages placing their components;
+    every page when the public base URL changes (rare: a deployment's setting)."""
     page_ids = {uuid_to_ulid(e.originator_id) for e in events if isinstance(e, StatusPage.Event)}
     notice_ids = {uuid_to_ulid(e.originator_id) for e in events if isinstance(e, Incident.Event | Maintenance.Event)}
     component_ids_ = [uuid_to_ulid(e.originator_id) for e in events if isinstance(e, Component.Event)]
-    state = WidgetState()
+    every_page = any(isinstance(e, PublicBaseUrlConfigured) for e in events)
+    state = WidgetState(base_url=await conn.fetchval("SELECT url FROM widget_base_url"))
     rows = await conn.fetch(
-        "SELECT state FROM widget_pages WHERE id = ANY($1::text[]) OR component_ids && $2::text[]",
+        "SELECT state FROM widget_pages WHERE $3 OR id = ANY($1::text[]) OR component_ids && $2::text[]",
         list(page_ids),
         component_ids_,
+        every_page,
     )
     for row in rows:
         page = _PAGE_DECODER.decode(row["state"])
@@ -207,7 +226,7 @@ async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched
     keep: set[tuple[str, str]] = set()
     for page_id in page_ids:
         page = state.pages[page_id]
-        for sub_slug, body in render_documents(page, notices[page_id], names).items():
+        for sub_slug, body in render_documents(page, notices[page_id], names, state.base_url).items():
             key = (page.slug, sub_slug)
             keep.add(key)
             etag = etag_of(body)

@@ -8,21 +8,24 @@ projections are rebuilt in one pass: each batch of the log is read and decoded o
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 
 from infra.event_store import PostgresEventStore
 from projections.blue_green import build
-from projections.runner import CatchUpState, Projection, catch_up_many, ensure_tables
+from projections.runner import CatchUpState, Projection, advisory_key, catch_up_many, ensure_tables
 from projections.versions import is_rebuildable, quote_ident, schema_of, versioned
 
 REBUILD_BATCH = 2500
 """Events per rebuild transaction: bigger batches render each touched page and notice less often (measured
 ~10% faster than 1000 on the 100k bench log; 5000 gained nothing more)."""
 SHOWN_ROWS = 5
+LIVE_STALL_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,21 @@ class Difference:
         return "\n".join(lines)
 
 
+@runtime_checkable
+class NeverRebuiltFromZero(Protocol):
+    """A projection whose tables are partly history rather than a fold (the notification outbox: what it
+    handed the dispatcher must never be handed again). A rebuild calls `reset_for_rebuild` instead of
+    emptying its tables, and `replay-check` compares what `replay_differences` says can be compared."""
+
+    rebuildable: bool
+
+    async def reset_for_rebuild(self, conn: asyncpg.Connection) -> None: ...
+
+    async def replay_differences(
+        self, conn: asyncpg.Connection, *, live: str, scratch: str, shown: int
+    ) -> list[Difference]: ...
+
+
 class CheckpointMoved(Exception):
     """Raised when the live projection's checkpoint is not where the rebuild stopped, so its tables cannot
     be compared row for row."""
@@ -195,16 +213,19 @@ async def compare(
         scratch_position = await _checkpoint(conn, scratch, projection.name)
         if live_position != scratch_position:
             raise CheckpointMoved(projection.name, live_position, scratch_position)
+        if isinstance(projection, NeverRebuiltFromZero):
+            return await projection.replay_differences(conn, live=live, scratch=scratch, shown=shown)
         for table in projection.tables:
-            difference = await _compare_table(conn, projection.name, table, live, scratch, shown)
+            difference = await compare_tables(conn, projection.name, table, live, scratch, shown)
             if difference is not None:
                 differences.append(difference)
     return differences
 
 
-async def _compare_table(
+async def compare_tables(
     conn: asyncpg.Connection, name: str, table: str, live: str, scratch: str, shown: int
 ) -> Difference | None:
+    """One table of a projection in `live` against its rebuild in `scratch`, row for row (None if equal)."""
     rows = await conn.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
         " ORDER BY ordinal_position",
@@ -313,22 +334,26 @@ async def rebuild_live_many(
     current; then the shadow is moved in at one commit. Readers see the old read model or the rebuilt one,
     never an empty or partial one. One pass over the log per projection (each has its own shadow).
 
-    A projection that is never rebuilt from zero (`rebuildable = False`, a notification outbox) is refused."""
+    A projection never rebuilt from zero (`NeverRebuiltFromZero`, the notification outbox) keeps its tables:
+    it is rebuilt in place (`_rebuild_in_place`), as its own `reset_for_rebuild` says."""
     by_name = {p.name: p for p in projections}
     for name in names:
         if name not in by_name:
             known = ", ".join(by_name) or "none"
             raise UnknownProjection(f"no projection named {name!r} (registered: {known})")
-        if not is_rebuildable(by_name[name]):
-            raise UnknownProjection(f"projection {name!r} is never rebuilt from zero (it keeps its tables)")
     selected = [by_name[name] for name in dict.fromkeys(names)]
     stats = RebuildStats()
     started = time.perf_counter()
     store = PostgresEventStore(pool)
     async with pool.acquire() as conn:
         await ensure_tables(conn, selected)
+        in_place = [p for p in selected if isinstance(p, NeverRebuiltFromZero) or not is_rebuildable(p)]
+        if in_place:
+            await _rebuild_in_place(pool, conn, in_place, stats, progress, batch_size)
         end = await _log_end(conn)
         for projection in selected:
+            if projection in in_place:
+                continue
             reached = CatchUpState(projection.name)
             began = time.perf_counter()
 
@@ -353,3 +378,90 @@ async def rebuild_live_many(
             stats.projection_seconds[projection.name] = reached.apply_seconds
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+async def _rebuild_in_place(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    selected: Sequence[Projection],
+    stats: RebuildStats,
+    progress: ProgressCallback | None,
+    batch_size: int,
+) -> None:
+    """Reset each projection and its checkpoint in one transaction, then fold the log into it again.
+
+    With a projection's advisory lock no runner can interfere, and this call does the catching up.
+    If a running worker holds the lock, the reset still happens safely (the runner locks the checkpoint
+    row per batch, so it waits for the reset and then sees position 0) and the worker refills the
+    tables; this call waits for it and reports its progress."""
+    locked: list[Projection] = []
+    try:
+        for projection in selected:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name)):
+                locked.append(projection)
+        for projection in selected:
+            await _reset(conn, projection)
+        if locked:
+            await _catch_up_all(pool, conn, locked, "public", stats, progress, None, batch_size)
+        for projection in selected:
+            if projection not in locked:
+                await _follow_worker(conn, projection.name, stats, progress)
+    finally:
+        for projection in locked:
+            await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(projection.name))
+
+
+async def _reset(conn: asyncpg.Connection, projection: Projection) -> None:
+    """Empty the projection's live tables (only its state tables, for one never rebuilt from zero) and move
+    its checkpoint to 0, in one transaction."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO beacon_projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", projection.name
+        )
+        await conn.execute(
+            "SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", projection.name
+        )
+        if isinstance(projection, NeverRebuiltFromZero):
+            await projection.reset_for_rebuild(conn)
+            tables = ""
+        else:
+            tables = ", ".join(f"public.{quote_ident(table)}" for table in projection.tables)
+        if tables:
+            # RESTART IDENTITY: serial keys restart as in a fresh rebuild, so the tables stay byte-equal.
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
+        await conn.execute(
+            "UPDATE beacon_projection_checkpoints SET position = 0, updated_at = now() WHERE name = $1",
+            projection.name,
+        )
+
+
+class RebuildStalled(Exception):
+    """Raised when the worker that holds a projection stops making progress during a live rebuild."""
+
+
+async def _follow_worker(
+    conn: asyncpg.Connection, name: str, stats: RebuildStats, progress: ProgressCallback | None
+) -> None:
+    end = await _log_end(conn)
+    started = time.perf_counter()
+    last_move = started
+    position = 0
+    while position < end:
+        await asyncio.sleep(0.2)
+        reached = await _checkpoint(conn, "public", name)
+        now = time.perf_counter()
+        if reached != position:
+            last_move = now
+            position = reached
+            if progress is not None:
+                events: int = await conn.fetchval(
+                    "SELECT count(*) FROM beacon_events WHERE notification_id <= $1", position
+                )
+                progress(RebuildProgress(name, position, end, events, now - started))
+        elif now - last_move > LIVE_STALL_SECONDS:
+            raise RebuildStalled(
+                f"projection {name} is held by another process but has not moved past position {position} "
+                f"for {LIVE_STALL_SECONDS:.0f}s; check that process (`beacon worker` / `beacon serve`) and its logs"
+            )
+    stats.positions[name] = position
+    stats.events[name] = await conn.fetchval("SELECT count(*) FROM beacon_events WHERE notification_id <= $1", position)

@@ -6,9 +6,12 @@ from projections.component_availability import ComponentAvailability
 from projections.incident_list import incident_list
 from projections.maintenance_list import maintenance_list
 from projections.maintenance_schedule import MaintenanceSchedule
+from projections.notification_outbox import NotificationOutbox
+from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
 from projections.status_page_catalog import StatusPageCatalog
+from projections.subscriber_list import SubscriberList
 from projections.widget_history import WidgetHistory
 
 
@@ -21,4 +24,7 @@ def all_projections() -> list[Projection]:
         maintenance_list(),
         ComponentAvailability(),
         WidgetHistory(),
+        NotificationOutbox(),
+        SubscriberList(),
+        PublicSite(),
     ]

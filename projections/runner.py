@@ -627,7 +627,10 @@ class ProjectionRunner:
                 self.statuses[state.name].position = state.position
 
         try:
-            states = await catch_up_many(conn, self.store, active, batch_size=self.batch_size, progress=progress)
+            # A projection may ask for smaller transactions (`batch_size`): the outbox, whose every event may
+            # fan out to 100,000 rows, so its intents reach the dispatcher a few updates at a time.
+            batch_size = min(getattr(p, "batch_size", self.batch_size) for p in active)
+            states = await catch_up_many(conn, self.store, active, batch_size=batch_size, progress=progress)
         except ProjectionFailed as failure:
             # Recorded before this process gives up on it: should the record fail with the connection, the
             # projection is taken up and fails again on the next connection, and is recorded then.

@@ -40,8 +40,24 @@ CREATE TABLE IF NOT EXISTS {PAGES} (
     display_uptime_mode text        NOT NULL,
     items               jsonb       NOT NULL,
     created_at          timestamptz NOT NULL,
-    updated_at          timestamptz NOT NULL
+    updated_at          timestamptz NOT NULL,
+    public_site_enabled boolean     NOT NULL,
+    time_zone           text        NOT NULL,
+    custom_domain       text,
+    automatic_maintenance_notifications text NOT NULL
 );
+-- Tables made before the page settings: the rows take what the upcast events say (the widget switch for
+-- the public site, the defaults for the rest), so a rebuild from the log would write the same values.
+ALTER TABLE {PAGES} ADD COLUMN IF NOT EXISTS public_site_enabled boolean;
+UPDATE {PAGES} SET public_site_enabled = widget_api_enabled WHERE public_site_enabled IS NULL;
+ALTER TABLE {PAGES} ALTER COLUMN public_site_enabled SET NOT NULL;
+ALTER TABLE {PAGES} ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE {PAGES} ALTER COLUMN time_zone DROP DEFAULT;
+ALTER TABLE {PAGES} ADD COLUMN IF NOT EXISTS custom_domain text;
+-- Not UNIQUE: the reservation keeps domains unique (domain/custom_domain.py); a fold must never fail on it.
+CREATE INDEX IF NOT EXISTS {PAGES}_custom_domain ON {PAGES} (custom_domain) WHERE custom_domain IS NOT NULL;
+ALTER TABLE {PAGES} ADD COLUMN IF NOT EXISTS automatic_maintenance_notifications text NOT NULL DEFAULT 'inherit';
+ALTER TABLE {PAGES} ALTER COLUMN automatic_maintenance_notifications DROP DEFAULT;
 CREATE TABLE IF NOT EXISTS {COMPONENTS} (
     id          text        PRIMARY KEY,
     position    bigint      NOT NULL UNIQUE,
@@ -65,6 +81,10 @@ class PageRow:
     public_url: str | None
     widget_api_enabled: bool
     created_at: datetime
+    public_site_enabled: bool = True
+    time_zone: str = "UTC"
+    custom_domain: str | None = None
+    automatic_maintenance_notifications: str = "inherit"
 
 
 @dataclass(frozen=True)
@@ -94,8 +114,9 @@ Handler = Callable[[asyncpg.Connection, RecordedEvent, Any], Awaitable[None]]
 async def _page_created(conn: asyncpg.Connection, record: RecordedEvent, event: StatusPage.Created) -> None:
     await conn.execute(
         f"INSERT INTO {PAGES} (id, position, name, slug, description, public_url, widget_api_enabled,"
-        " display_uptime_mode, items, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]'::jsonb, $9, $9)",
+        " display_uptime_mode, items, created_at, updated_at, public_site_enabled, time_zone, custom_domain,"
+        " automatic_maintenance_notifications)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]'::jsonb, $9, $9, $10, $11, $12, $13)",
         uuid_to_ulid(record.stream_id),
         record.position,
         event.name,
@@ -105,19 +126,28 @@ async def _page_created(conn: asyncpg.Connection, record: RecordedEvent, event: 
         event.widget_api_enabled,
         event.display_uptime_mode,
         event.timestamp,
+        event.public_site_enabled,
+        event.time_zone,
+        event.custom_domain,
+        event.automatic_maintenance_notifications,
     )
 
 
 async def _page_updated(conn: asyncpg.Connection, record: RecordedEvent, event: StatusPage.Updated) -> None:
     await conn.execute(
         f"UPDATE {PAGES} SET name = $2, description = $3, public_url = $4, widget_api_enabled = $5,"
-        " updated_at = $6 WHERE id = $1",
+        " updated_at = $6, public_site_enabled = $7, time_zone = $8, custom_domain = $9,"
+        " automatic_maintenance_notifications = $10 WHERE id = $1",
         uuid_to_ulid(record.stream_id),
         event.name,
         event.description,
         event.public_url,
         event.widget_api_enabled,
         event.timestamp,
+        event.public_site_enabled,
+        event.time_zone,
+        event.custom_domain,
+        event.automatic_maintenance_notifications,
     )
 
 
@@ -201,6 +231,10 @@ def _page(row: Any) -> PageRow:
         public_url=row["public_url"],
         widget_api_enabled=row["widget_api_enabled"],
         created_at=row["created_at"],
+        public_site_enabled=row["public_site_enabled"],
+        time_zone=row["time_zone"],
+        custom_domain=row["custom_domain"],
+        automatic_maintenance_notifications=row["automatic_maintenance_notifications"],
     )
 
 
@@ -214,7 +248,10 @@ def _component(row: Any) -> ComponentRow:
     )
 
 
-_PAGE_COLUMNS = "id, name, slug, description, public_url, widget_api_enabled, created_at"
+_PAGE_COLUMNS = (
+    "id, name, slug, description, public_url, widget_api_enabled, created_at, public_site_enabled, time_zone,"
+    " custom_domain, automatic_maintenance_notifications"
+)
 _COMPONENT_COLUMNS = "id, name, description, archived, created_at"
 
 
@@ -242,6 +279,14 @@ async def get_page(db: Fetcher, page_id: str) -> PageRow | None:
 
 async def get_page_by_slug(db: Fetcher, slug: str) -> PageRow | None:
     row = await db.fetchrow(f"SELECT {_PAGE_COLUMNS} FROM {PAGES} WHERE slug = $1", slug)
+    return _page(row) if row else None
+
+
+async def get_page_by_custom_domain(db: Fetcher, host: str) -> PageRow | None:
+    """The page whose custom domain is `host` (already normalised: lower case, no port, no trailing dot)."""
+    row = await db.fetchrow(
+        f"SELECT {_PAGE_COLUMNS} FROM {PAGES} WHERE custom_domain = $1 ORDER BY position LIMIT 1", host
+    )
     return _page(row) if row else None
 
 

@@ -7,10 +7,12 @@ the same bytes.
 
 Decisions the widget's contract leaves open:
 
-- `page_url` is the page's `public_url`; incident links are `{public_url}/incidents/{id}`, maintenance
-  links `{public_url}/maintenances/{id}`, a sub-page's `page_url` is `{public_url}/{sub_page_slug}`. A page
-  without `public_url` renders these as `null` (the keys stay): the document is then a function of the
-  log alone, so a rebuild anywhere is byte-identical and no setting can leave stale links behind.
+- `page_url` is the page's canonical URL (domain/canonical_url.py: its `public_url`, else its custom
+  domain, else its slug under the public base URL recorded in the log); incident links are
+  `{page_url}/incidents/{id}`, maintenance links `{page_url}/maintenances/{id}`, a sub-page's `page_url`
+  is `{page_url}/{sub_page_slug}`. A page with none of the three renders these as `null` (the keys stay).
+  The base URL is folded from its event like everything else, never read from the environment, so the
+  document is a function of the log alone and a rebuild anywhere is byte-identical.
 - `affected_components` lists every visible component the notice has named, in the order first named,
   with its current status (operational included); `current_worst_impact` is the worst of those.
 - The page's own document shows every ongoing notice of the page (one touching only hidden components
@@ -35,9 +37,11 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 
+from domain.canonical_url import canonical_url, sub_page_url
 from domain.component import Component
 from domain.incident import Incident, IncidentComponentStatus
 from domain.maintenance import Maintenance, MaintenanceStatus, started_at_after
+from domain.public_base_url import PublicBaseUrlConfigured
 from domain.status_page import StatusPage
 from domain.structure import component_ids, component_placements, parse_structure, sub_pages
 from infra.clock import format_timestamp
@@ -69,6 +73,7 @@ class PageState(msgspec.Struct):
     public_url: str | None
     widget_enabled: bool
     items: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    custom_domain: str | None = None
 
 
 class NoticeState(msgspec.Struct):
@@ -97,6 +102,9 @@ class WidgetState:
     pages: dict[str, PageState] = field(default_factory=dict)
     notices: dict[str, NoticeState | None] = field(default_factory=dict)
     component_names: dict[str, str] = field(default_factory=dict)
+    base_url: str | None = None
+    """The public base URL of the last `PublicBaseUrlConfigured` folded (links of pages without a
+    `public_url` or custom domain)."""
     _placed: dict[str, tuple[list[dict[str, Any]], frozenset[str]]] = field(default_factory=dict, repr=False)
     """A memo, not state: each page's structure (the very list) and the component ids it places, so a
     component event asks each page a set lookup instead of parsing every page's structure again (which
@@ -184,6 +192,9 @@ def evolve(state: WidgetState, event: Aggregate.Event) -> set[str]:
         return set()
     if isinstance(event, Incident.Event | Maintenance.Event):
         return _evolve_notice(state, stream_id, event)
+    if isinstance(event, PublicBaseUrlConfigured):
+        state.base_url = event.url
+        return set(state.pages)  # every page's links may follow it (the caller loaded every page)
     return set()
 
 
@@ -195,6 +206,7 @@ def _evolve_page(state: WidgetState, page_id: str, event: Aggregate.Event) -> se
             slug=event.slug,
             public_url=event.public_url,
             widget_enabled=event.widget_api_enabled,
+            custom_domain=event.custom_domain,
         )
         return {page_id}
     page = state.pages.get(page_id)
@@ -204,6 +216,7 @@ def _evolve_page(state: WidgetState, page_id: str, event: Aggregate.Event) -> se
         page.name = event.name
         page.public_url = event.public_url
         page.widget_enabled = event.widget_api_enabled
+        page.custom_domain = event.custom_domain
     elif isinstance(event, StatusPage.StructureReplaced):
         page.items = event.items
     else:
@@ -288,17 +301,23 @@ def _statuses(data: Iterable[Mapping[str, str]]) -> dict[str, str]:
 
 
 def render_documents(
-    page: PageState, notices: Iterable[NoticeState], component_names: Mapping[str, str]
+    page: PageState,
+    notices: Iterable[NoticeState],
+    component_names: Mapping[str, str],
+    base_url: str | None = None,
 ) -> dict[str, bytes]:
-    """Every document of `page`; none when its widget is disabled (the routes then answer 404)."""
+    """Every document of `page`; none when its widget is disabled (the routes then answer 404).
+    `base_url` is the public base URL as of the state rendered (`WidgetState.base_url`)."""
     if not page.widget_enabled:
         return {}
     on_page = [notice for notice in notices if notice.status_page_id == page.id]
     structure = parse_structure(page.items)
-    documents = {"": render(page, on_page, component_names)}
+    documents = {"": render(page, on_page, component_names, base_url=base_url)}
     for sub_page in sub_pages(structure):
         assert sub_page.slug is not None  # the domain resolves every sub-page's slug
-        documents[sub_page.slug] = render(page, on_page, component_names, sub_page_id=sub_page.id)
+        documents[sub_page.slug] = render(
+            page, on_page, component_names, base_url=base_url, sub_page_id=sub_page.id
+        )
     return documents
 
 
@@ -307,16 +326,20 @@ def render(
     notices: Iterable[NoticeState],
     component_names: Mapping[str, str],
     *,
+    base_url: str | None = None,
     sub_page_id: str | None = None,
 ) -> bytes:
     """One document's bytes: the page's, or with `sub_page_id` that sub-page's."""
     placements = component_placements(parse_structure(page.items))
-    base = page.public_url.rstrip("/") if page.public_url else None
+    base = canonical_url(
+        public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug
+    )
     title, page_url = page.name, base
     if sub_page_id is not None:
         sub_page = next(item for item in sub_pages(parse_structure(page.items)) if item.id == sub_page_id)
         title = sub_page.name
-        page_url = f"{base}/{sub_page.slug}" if base else None
+        assert sub_page.slug is not None
+        page_url = sub_page_url(base, sub_page.slug)
 
     def affected(notice: NoticeState) -> list[AffectedComponent]:
         shown = []
@@ -424,4 +447,5 @@ def documents_of(
     if page is None:
         return None
     notices = [notice for notice in state.notices.values() if notice is not None]
-    return render_documents(page, notices, state.component_names if component_names is None else component_names)
+    names = state.component_names if component_names is None else component_names
+    return render_documents(page, notices, names, state.base_url)

@@ -16,7 +16,8 @@ An `as_of` read finds the last position recorded at or before the instant, start
 valid snapshot at or before it, folds the page's indexed events after the snapshot with
 `widget_document.fold_record`, folds the log past this projection's checkpoint (normally nothing) the way the
 full fold does, reads the names of the placed components as of that position, and renders with
-`widget_document.render_documents`. Component names are not folded: a name shown is the one a component's
+`widget_document.render_documents`, with the public base URL as of that position (one probe of its
+stream). Component names are not folded: a name shown is the one a component's
 last `Created`/`Updated` at or before the position gave it, one index probe per placed component
 (`beacon_events_stream_position_idx`), which also covers a component renamed before it was placed.
 """
@@ -41,6 +42,7 @@ from domain.structure import component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from projections import widget_document
+from projections.public_base_url import base_url_at
 from projections.versions import version_key
 from projections.widget_document import NoticeState, PageState, WidgetState, documents_of, fold_record
 
@@ -375,6 +377,8 @@ async def documents_as_of(
             after = rows[-1]["position"]
         page = state.pages.get(status_page_id)
         names = await component_names_at(conn, component_ids(parse_structure(page.items)), position) if page else {}
+        # Not indexed per page (it concerns every page): one probe of its own stream instead.
+        state.base_url = await base_url_at(conn, position)
     cost = AsOfCost(position, start, len(folded), tail)
     return documents_of(state, status_page_id, names), cost
 

@@ -16,6 +16,7 @@ from infra.migrate import migrate
 from infra.settings import Settings
 from tests.support import databases
 from tests.support.http import Keys, make_keys
+from tests.support.live_server import TEST_SECRET_KEY
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +49,7 @@ async def database_url(server_url: str, template_database: str) -> AsyncIterator
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, projection_poll_interval=0.05)
+    return Settings(database_url=database_url, projection_poll_interval=0.05, secret_key=TEST_SECRET_KEY)
 
 
 @pytest.fixture

@@ -2,15 +2,17 @@
 own CreateStatusPage and UpdateStatusPage (admin, through the domain; they answer from the aggregate).
 
 UpdateStatusPage is a partial update: an absent field keeps its value and `null` resets it to its default
-(no description, no public URL, widget on), so `{"widget_api_enabled": false}` alone disables the widget
-and touches nothing else. Show's `status_page` object can be edited and sent back as the body: its
+(no description, no public URL, widget on, public site on, UTC, no custom domain, maintenance
+notifications inherited), so `{"widget_api_enabled": false}` alone disables the widget and touches
+nothing else. The page settings are the README's "Page settings"; a custom domain already used by another
+page is a 409 naming it. Show's `status_page` object can be edited and sent back as the body: its
 read-only `id` and `slug` are accepted when they are the page's own, and are a 422 naming the field
 (`read_only`) otherwise — a different value cannot be applied, and dropping it would hide the mistake.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol, cast
 
 import msgspec
 from litestar import Controller, get, post, put
@@ -23,9 +25,15 @@ from api.services import services_of
 from api.types import AnyRequest
 from api.wire import Payload, not_found, path_id
 from domain.base import NotFound
+from domain.custom_domain import CustomDomainTaken
+from domain.public_base_url import base_url_host
 from domain.rules import check_read_only
 from domain.status_page import (
+    DEFAULT_MAINTENANCE_NOTIFICATIONS,
+    DEFAULT_PUBLIC_SITE_ENABLED,
+    DEFAULT_TIME_ZONE,
     DEFAULT_WIDGET_API_ENABLED,
+    SettingsChange,
     SlugTaken,
     StatusPage,
     create_status_page,
@@ -36,10 +44,14 @@ from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
 
 register_status(SlugTaken, 409)
+register_status(CustomDomainTaken, 409)
+
+MaintenanceNotifications = Literal["inherit", "never"]
 
 
 class StatusPageView(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """incident.io's StatusPageV2 plus Beacon's `slug` and `widget_api_enabled`."""
+    """incident.io's StatusPageV2 plus Beacon's `slug`, `widget_api_enabled` and page settings (always
+    present, `custom_domain` as `null` when unset)."""
 
     id: str
     name: str
@@ -47,6 +59,10 @@ class StatusPageView(msgspec.Struct, omit_defaults=True, kw_only=True):
     public_url: str | None = None
     slug: str
     widget_api_enabled: bool
+    public_site_enabled: bool
+    time_zone: str
+    custom_domain: str | msgspec.UnsetType | None = msgspec.UNSET
+    automatic_maintenance_notifications: MaintenanceNotifications
 
 
 class StatusPageResult(msgspec.Struct):
@@ -64,6 +80,10 @@ class CreateStatusPagePayload(Payload):
     description: str | None = None
     public_url: str | None = None
     widget_api_enabled: bool = DEFAULT_WIDGET_API_ENABLED
+    public_site_enabled: bool = DEFAULT_PUBLIC_SITE_ENABLED
+    time_zone: str = DEFAULT_TIME_ZONE
+    custom_domain: str | None = None
+    automatic_maintenance_notifications: MaintenanceNotifications = DEFAULT_MAINTENANCE_NOTIFICATIONS
 
 
 class UpdateStatusPagePayload(Payload):
@@ -73,6 +93,10 @@ class UpdateStatusPagePayload(Payload):
     description: str | msgspec.UnsetType | None = msgspec.UNSET
     public_url: str | msgspec.UnsetType | None = msgspec.UNSET
     widget_api_enabled: bool | msgspec.UnsetType | None = msgspec.UNSET
+    public_site_enabled: bool | msgspec.UnsetType | None = msgspec.UNSET
+    time_zone: str | msgspec.UnsetType | None = msgspec.UNSET
+    custom_domain: str | msgspec.UnsetType | None = msgspec.UNSET
+    automatic_maintenance_notifications: MaintenanceNotifications | msgspec.UnsetType | None = msgspec.UNSET
     id: str | msgspec.UnsetType = msgspec.UNSET
     """Read-only, accepted when it is the page's own."""
     slug: str | msgspec.UnsetType = msgspec.UNSET
@@ -90,6 +114,14 @@ class _Page(Protocol):
     def public_url(self) -> str | None: ...
     @property
     def widget_api_enabled(self) -> bool: ...
+    @property
+    def public_site_enabled(self) -> bool: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def custom_domain(self) -> str | None: ...
+    @property
+    def automatic_maintenance_notifications(self) -> str: ...
 
 
 def _view(page_id: str, page: _Page) -> StatusPageView:
@@ -101,6 +133,10 @@ def _view(page_id: str, page: _Page) -> StatusPageView:
         public_url=page.public_url,
         slug=page.slug,
         widget_api_enabled=page.widget_api_enabled,
+        public_site_enabled=page.public_site_enabled,
+        time_zone=page.time_zone,
+        custom_domain=page.custom_domain,
+        automatic_maintenance_notifications=cast(MaintenanceNotifications, page.automatic_maintenance_notifications),
     )
 
 
@@ -147,6 +183,13 @@ class StatusPageController(Controller):
             description=data.description,
             public_url=data.public_url,
             widget_api_enabled=data.widget_api_enabled,
+            settings=SettingsChange(
+                public_site_enabled=data.public_site_enabled,
+                time_zone=data.time_zone,
+                custom_domain=data.custom_domain,
+                automatic_maintenance_notifications=data.automatic_maintenance_notifications,
+            ),
+            reserved_host=base_url_host(services.settings.public_url),
             context=context,
         )
         await services.settle_command(context)
@@ -173,6 +216,13 @@ class StatusPageController(Controller):
                 public_url=given(data.public_url),
                 widget_api_enabled=given(data.widget_api_enabled),
                 slug=given(data.slug),
+                settings=SettingsChange(
+                    public_site_enabled=given(data.public_site_enabled),
+                    time_zone=given(data.time_zone),
+                    custom_domain=given(data.custom_domain),
+                    automatic_maintenance_notifications=given(data.automatic_maintenance_notifications),
+                ),
+                reserved_host=base_url_host(services.settings.public_url),
                 context=context,
             )
         except NotFound as error:  # the domain names the stream by UUID; the client knows the ULID

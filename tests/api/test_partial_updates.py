@@ -70,7 +70,8 @@ async def test_null_resets_a_page_field_to_its_default_and_absent_ones_stay(clie
     assert response.status_code == 200, response.text
     assert response.json()["status_page"] == {
         "id": page["id"], "name": "Acme Corp", "public_url": "https://status.acme.test", "slug": "acme",
-        "widget_api_enabled": True,
+        "widget_api_enabled": True, "public_site_enabled": True, "time_zone": "UTC", "custom_domain": None,
+        "automatic_maintenance_notifications": "inherit",
     }
     assert (await client.get("/acme/api/v1/summary")).status_code == 200
 
@@ -255,6 +256,9 @@ async def test_the_served_openapi_makes_every_update_field_optional(client: Clie
     schemas = document["components"]["schemas"]
     page = next(schema for name, schema in schemas.items() if name.endswith("UpdateStatusPagePayload"))
     component = next(schema for name, schema in schemas.items() if name.endswith("UpdateStatusPageComponentPayload"))
-    assert set(page["properties"]) == {"name", "description", "public_url", "widget_api_enabled", "id", "slug"}
+    assert set(page["properties"]) == {
+        "name", "description", "public_url", "widget_api_enabled", "id", "slug", "public_site_enabled", "time_zone",
+        "custom_domain", "automatic_maintenance_notifications",
+    }
     assert set(component["properties"]) == {"name", "description", "id", "management_meta"}
     assert not page.get("required") and not component.get("required")

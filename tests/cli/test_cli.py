@@ -21,7 +21,7 @@ from infra.api_keys import ADMIN, PUBLISH, create_key, find_by_token
 from infra.clock import SystemClock
 from infra.settings import Settings
 from projections.registry import all_projections
-from tests.support.live_server import BEACON
+from tests.support.live_server import BEACON, TEST_SECRET_KEY
 
 MIGRATIONS = sorted(path.name for path in (Path(__file__).parents[2] / "infra" / "migrations").glob("*.sql"))
 
@@ -39,7 +39,12 @@ class Run:
 
 def beacon(database_url: str, tmp_path: Path, *args: str) -> Run:
     """`beacon ARGS…` with only the environment an operator would set."""
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "BEACON_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url,
+        "BEACON_SECRET_KEY": TEST_SECRET_KEY,
+        "BEACON_DATA_DIR": str(tmp_path / "data"),
+    }
     done = subprocess.run([BEACON, *args], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -87,7 +92,7 @@ async def _write_some_history(database_url: str) -> int:
     finally:
         await conn.close()
     headers = {"Authorization": f"Bearer {token}"}
-    app = create_app(Settings(database_url=database_url, projection_poll_interval=0.05))
+    app = create_app(Settings(database_url=database_url, projection_poll_interval=0.05, secret_key=TEST_SECRET_KEY))
     async with AsyncTestClient(app=app) as client:
         component = (await client.post("/v2/status_page_components", json={"name": "API"}, headers=headers)).json()
         component_id = component["status_page_component"]["id"]

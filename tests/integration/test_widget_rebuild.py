@@ -6,18 +6,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from domain.base import Actor, CommandContext
-from domain.component import Component
-from domain.incident import Incident
-from domain.maintenance import Maintenance
-from domain.status_page import StatusPage
-from infra.event_store import PostgresEventStore
 from projections.public_widget import PublicWidget
 from projections.runner import catch_up, ensure_tables
-from tests.support.builders import T0
-from tests.support.widget_history import realistic_history
-
-STREAM_TYPES = (StatusPage, Component, Incident, Maintenance)
+from tests.support.widget_history import append_realistic_history
 
 
 async def documents(conn: asyncpg.Connection, schema: str) -> list[tuple[str, str, bytes, str]]:
@@ -26,13 +17,7 @@ async def documents(conn: asyncpg.Connection, schema: str) -> list[tuple[str, st
 
 
 async def test_rebuild_from_zero_is_byte_identical(pool: asyncpg.Pool) -> None:
-    store = PostgresEventStore(pool)
-    context = CommandContext(now=T0, actor=Actor(type="system"))
-    for event in realistic_history().events:
-        [kind] = [cls for cls in STREAM_TYPES if isinstance(event, cls.Event)]
-        await store.append(
-            [event], stream_type=kind.STREAM_TYPE, expected_version=event.originator_version - 1, context=context
-        )
+    store = await append_realistic_history(pool)
     projection = PublicWidget()
     async with pool.acquire() as conn:
         await ensure_tables(conn, [projection])

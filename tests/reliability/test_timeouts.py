@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from infra.db import create_pool, server_settings
 from infra.settings import Settings
 from tests.support.http import Keys
+from tests.support.live_server import TEST_SECRET_KEY
 
 
 async def test_every_pooled_connection_carries_the_timeouts(database_url: str) -> None:
@@ -88,7 +89,12 @@ async def test_the_server_kills_a_session_idle_in_a_transaction(database_url: st
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, projection_poll_interval=0.05, read_your_writes_timeout=5.0)
+    return Settings(
+        database_url=database_url,
+        projection_poll_interval=0.05,
+        read_your_writes_timeout=5.0,
+        secret_key=TEST_SECRET_KEY,
+    )
 
 
 async def test_the_projection_runner_recovers_when_its_connections_are_killed(

@@ -68,6 +68,11 @@ def create_key(database_url: str, name: str, *scopes: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+TEST_SECRET_KEY = "beacon-tests-secret-key-not-for-production-use"
+"""`BEACON_SECRET_KEY` for tests and benchmarks, which run with `DATABASE_URL` (where the key is required)."""
+os.environ.setdefault("BEACON_SECRET_KEY", TEST_SECRET_KEY)
+
+
 def _env(database_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url, **extra}
 

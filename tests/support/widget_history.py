@@ -8,16 +8,18 @@ from __future__ import annotations
 from typing import TypeVar, cast
 from uuid import UUID
 
+import asyncpg
 from eventsourcing.domain import Aggregate
 
-from domain.base import Actor
+from domain.base import Actor, CommandContext
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident, PastUpdate
 from domain.maintenance import Maintenance
 from domain.status_page import StatusPage
 from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem
+from infra.event_store import PostgresEventStore
 from infra.ids import ulid_to_uuid, uuid_to_ulid
-from tests.support.builders import at
+from tests.support.builders import T0, at
 
 BY = Actor(type="api_key", id="key-1", name="ops")
 BASE = "https://status.acme.test"
@@ -176,3 +178,16 @@ def realistic_history() -> History:
     gone.delete(at=at(31), by=BY)
     h.record(gone)
     return h
+
+
+async def append_realistic_history(pool: asyncpg.Pool) -> PostgresEventStore:
+    """The realistic history appended to the event store, in commit order."""
+    store = PostgresEventStore(pool)
+    context = CommandContext(now=T0, actor=Actor(type="system"))
+    stream_types = (StatusPage, Component, Incident, Maintenance)
+    for event in realistic_history().events:
+        [kind] = [cls for cls in stream_types if isinstance(event, cls.Event)]
+        await store.append(
+            [event], stream_type=kind.STREAM_TYPE, expected_version=event.originator_version - 1, context=context
+        )
+    return store

@@ -18,6 +18,7 @@ from bench.crud_baseline import create_app
 from infra.api_keys import ADMIN, create_key
 from infra.clock import SystemClock
 from infra.settings import Settings
+from tests.support.live_server import TEST_SECRET_KEY
 
 
 async def test_an_incident_goes_from_declared_to_resolved(database_url: str) -> None:
@@ -26,7 +27,7 @@ async def test_an_incident_goes_from_declared_to_resolved(database_url: str) -> 
         _, token = await create_key(conn, name="bench", scopes=(ADMIN,), now=SystemClock().now())
     finally:
         await conn.close()
-    app = create_app(Settings(database_url=database_url))
+    app = create_app(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY))
     async with AsyncTestClient(app) as client:
         client.headers["Authorization"] = f"Bearer {token}"
 

@@ -48,6 +48,12 @@ PAGE_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8057")
 OTHER_PAGE_ID = UUID("01890a5d-ac96-774b-bcce-b302099a8058")
 T1 = T0 + timedelta(minutes=5)
 BY = ALICE.as_data()
+DEFAULT_SETTINGS = {
+    "public_site_enabled": True,
+    "time_zone": "UTC",
+    "custom_domain": None,
+    "automatic_maintenance_notifications": "inherit",
+}
 
 LOGIN = "01KFZ0000000000000000LOGIN"
 API = "01KFZ00000000000000000API0"
@@ -124,6 +130,7 @@ def test_create_records_the_page_with_widget_enabled_by_default() -> None:
                 "widget_api_enabled": True,
                 "display_uptime_mode": "chart_and_percentage",
                 "by": BY,
+                **DEFAULT_SETTINGS,
             },
         )
     ]
@@ -200,6 +207,7 @@ def test_update_records_all_editable_fields() -> None:
                 "public_url": "http://status.acme.test/",
                 "widget_api_enabled": False,
                 "by": BY,
+                **DEFAULT_SETTINGS,
             },
         )
     ]
@@ -234,6 +242,7 @@ def test_update_changes_only_what_it_is_given() -> None:
                 "public_url": "https://status.acme.test",
                 "widget_api_enabled": False,
                 "by": BY,
+                **DEFAULT_SETTINGS,
             },
         )
     ]

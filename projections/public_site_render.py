@@ -1,0 +1,763 @@
+"""The public site's documents from its state, without a database (docs/architecture.md#public-site): the
+eight Statuspage JSON documents, the feeds and the HTML views of a page or sub-page, each as bytes. The
+`public_site` projection calls these for what a batch dirtied; the same functions serve a rebuild, so the
+bytes never depend on when or how they were rendered.
+
+Decisions the contract leaves open:
+
+- A page's documents cover every visible component of the page and its sub-pages; a sub-page's cover its
+  own and the notices that name one of them. Notice lists are the ones the projection loaded for the page
+  (open notices, the last 91 days, the 50 newest of each kind, the 25 latest updated), so a sub-page's
+  `incidents.json` lists its own among the page's 50 newest.
+- The clock-dependent parts (the 90-day bars and uptime) are rendered at `SitePage.instant`.
+- `/history` shows the latest three months with notices; a month's page links to the months before and
+  after it that have notices (`HistoryView.months` is filled on `/history` only, so adding a notice
+  re-renders its month, its neighbours and `/history`, not every month).
+- A day of the bars is the worst incident status any component of the row held during the day; the
+  uptime is `component_availability`'s rule over the bar's days up to the instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from types import ModuleType
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem, parse_structure, sub_pages
+from projections import statuspage
+from projections.component_availability import Interval, availability_percent, downtime
+from projections.public_site_state import SiteComponent, SiteNotice, SitePage
+from projections.public_site_view import (
+    Banner,
+    ComponentView,
+    DayCell,
+    HistoryView,
+    IndexView,
+    Link,
+    MonthLink,
+    NoticeDay,
+    NoticePageView,
+    NoticeView,
+    PageView,
+    SiteLinks,
+    UpdateView,
+)
+from projections.statuspage import (
+    COMPONENT_SEVERITY,
+    ComponentFacts,
+    NoticeFacts,
+    PageFacts,
+    UpdateFacts,
+)
+
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+ATOM = "application/atom+xml; charset=utf-8"
+RSS = "application/rss+xml; charset=utf-8"
+
+BAR_DAYS = 90
+PAST_DAYS = 15
+RECENT = timedelta(days=BAR_DAYS + 1)
+"""How far back the index needs every notice (the bars); older ones only by the lists' counts."""
+LIST_SIZE = 50
+FEED_SIZE = 25
+HISTORY_MONTHS = 3
+
+JSON_DOCUMENTS = (
+    "summary",
+    "status",
+    "components",
+    "incidents",
+    "scheduled-maintenances",
+    "incidents/unresolved",
+    "scheduled-maintenances/upcoming",
+    "scheduled-maintenances/active",
+)
+
+_ENCODER = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Document:
+    """One rendered document: its path on Beacon's own host, its type, its bytes, and whether every process
+    keeps it in memory (`hot`) or reads it when asked."""
+
+    path: str
+    content_type: str
+    body: bytes
+    hot: bool
+
+
+# The HTML renderer: the templates' module once it is there, a plain stand-in until then.
+
+
+def _html() -> ModuleType | None:
+    try:
+        return importlib.import_module("projections.public_site_html")
+    except ImportError:
+        return None
+
+
+def _renderer(name: str) -> Callable[[Any], bytes]:
+    module = _html()
+    if module is not None and hasattr(module, name):
+        return cast(Callable[[Any], bytes], getattr(module, name))
+    return _stand_in
+
+
+def _stand_in(view: Any) -> bytes:
+    """A minimal, escaped HTML rendering of a view: enough to serve and test until the templates render it."""
+    from html import escape
+
+    page: PageView = view.page
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(page.name)}</title>"
+        f'<link rel=alternate type="application/atom+xml" href="{escape(page.links.feed_atom)}">'
+        f'<link rel=alternate type="application/rss+xml" href="{escape(page.links.feed_rss)}"></head>'
+        f"<body><h1>{escape(page.name)}</h1><pre>{escape(repr(view))}</pre></body></html>"
+    ).encode()
+
+
+def unavailable_page() -> bytes:
+    """The static page of a 503 for a browser."""
+    renderer = _renderer("unavailable_page")
+    if renderer is _stand_in:
+        return b"<!doctype html><html lang=en><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1>"
+    return cast(Callable[[], bytes], renderer)()
+
+
+def not_found_page() -> bytes:
+    """The page of a 404 for a browser."""
+    renderer = _renderer("not_found_page")
+    if renderer is _stand_in:
+        return b"<!doctype html><html lang=en><title>Page not found</title><h1>Page not found</h1>"
+    return cast(Callable[[], bytes], renderer)()
+
+
+# A page or a sub-page, as a page of its own.
+
+
+@dataclass(frozen=True)
+class Scope:
+    page: SitePage
+    sub_page: SubPageItem | None
+    base_url: str | None
+    """Beacon's public base URL as the log last recorded it."""
+
+    @property
+    def id(self) -> str:
+        return self.sub_page.id if self.sub_page is not None else self.page.id
+
+    @property
+    def name(self) -> str:
+        return f"{self.page.name} — {self.sub_page.name}" if self.sub_page is not None else self.page.name
+
+    @property
+    def prefix(self) -> str:
+        """The scope's path on Beacon's own host (`/acme`, `/acme/eu`)."""
+        return f"/{self.page.slug}/{self.sub_page.slug}" if self.sub_page is not None else f"/{self.page.slug}"
+
+    @property
+    def url(self) -> str | None:
+        page_url = canonical_url(self.page, self.base_url)
+        if self.sub_page is None or page_url is None:
+            return page_url
+        return f"{page_url}/{self.sub_page.slug}"
+
+    @property
+    def items(self) -> tuple[StructureItem, ...]:
+        structure = parse_structure(self.page.items)
+        if self.sub_page is None:
+            return structure
+        return next((item.items for item in sub_pages(structure) if item.id == self.sub_page.id), ())
+
+    def link(self, path: str) -> str:
+        return self.prefix + path
+
+
+def canonical_url(page: SitePage, base_url: str | None) -> str | None:
+    """The page's `public_url`, else `https://{custom_domain}`, else `{public base URL}/{slug}`; None without
+    any of the three."""
+    if page.public_url:
+        return page.public_url.rstrip("/")
+    if page.custom_domain:
+        return f"https://{page.custom_domain}"
+    if base_url:
+        return f"{base_url.rstrip('/')}/{page.slug}"
+    return None
+
+
+def scopes(page: SitePage, base_url: str | None) -> list[Scope]:
+    """The page and each of its sub-pages."""
+    found = [Scope(page, None, base_url)]
+    for sub_page in sub_pages(parse_structure(page.items)):
+        found.append(Scope(page, sub_page, base_url))
+    return found
+
+
+# Component rows.
+
+
+@dataclass(frozen=True)
+class Row:
+    """A visible component row of a scope, or a group with its visible children."""
+
+    facts: ComponentFacts
+    display: bool
+    """`display_uptime` (a group's `display_aggregated_uptime`)."""
+    data_since: datetime
+    """Where its data begins: its creation or its earliest impact, whichever is earlier (a group: its
+    earliest child's)."""
+    children: tuple[Row, ...] = ()
+
+
+def rows_of(scope: Scope, components: Mapping[str, SiteComponent]) -> list[Row]:
+    page = scope.page
+    top: list[Row] = []
+
+    def component(item: ComponentItem, position: int, group_id: str | None) -> Row:
+        known = components.get(item.component_id)
+        created = known.created_at if known is not None else page.created_at
+        since = page.impact_since.get(item.component_id)
+        data_since = min(created, since) if since is not None else created
+        return Row(
+            ComponentFacts(
+                id=item.component_id,
+                name=known.name if known is not None else "",
+                status=page.statuses.get(item.component_id, "operational"),
+                created_at=created,
+                updated_at=page.status_changed.get(item.component_id, created),
+                position=position,
+                description=known.description if known is not None else None,
+                showcase=item.display_uptime,
+                start_date=data_since.astimezone(UTC).date(),
+                group_id=group_id,
+            ),
+            item.display_uptime,
+            data_since,
+        )
+
+    def add(item: ComponentItem | GroupItem) -> None:
+        if item.hidden:
+            return
+        position = len(top) + 1
+        if isinstance(item, ComponentItem):
+            top.append(component(item, position, None))
+            return
+        children = tuple(
+            component(child, index + 1, item.id)
+            for index, child in enumerate(child for child in item.components if not child.hidden)
+        )
+        created = page.groups_since.get(item.id, page.created_at)
+        top.append(
+            Row(
+                ComponentFacts(
+                    id=item.id,
+                    name=item.name,
+                    status=statuspage.worst_status(child.facts.status for child in children),
+                    created_at=created,
+                    updated_at=max((child.facts.updated_at for child in children), default=created),
+                    position=position,
+                    description=item.description,
+                    showcase=item.display_aggregated_uptime,
+                    start_date=None,
+                    group_id=None,
+                    group=True,
+                    components=tuple(child.facts.id for child in children),
+                ),
+                item.display_aggregated_uptime,
+                min((child.data_since for child in children), default=created),
+                children,
+            )
+        )
+
+    for item in scope.items:
+        if isinstance(item, SubPageItem):
+            for member in item.items:
+                add(member)
+        else:
+            add(item)
+    return top
+
+
+def flat(rows: Iterable[Row]) -> list[ComponentFacts]:
+    """Statuspage's flat list: each group row followed by its children."""
+    out: list[ComponentFacts] = []
+    for row in rows:
+        out.append(row.facts)
+        out.extend(child.facts for child in row.children)
+    return out
+
+
+def leaves(rows: Iterable[Row]) -> list[ComponentFacts]:
+    return [facts for facts in flat(rows) if not facts.group]
+
+
+# Notices as Statuspage facts.
+
+
+def notice_facts(
+    notice: SiteNotice, components: Mapping[str, SiteComponent], visible: set[str] | None = None
+) -> NoticeFacts:
+    """The notice as Statuspage facts; with `visible`, only those components count: its updates' component
+    changes list only them and its impact is the worst status one of them reached (a hidden component is
+    never shown publicly, not even through an impact)."""
+    before: dict[str, str] = {}
+    updates: list[UpdateFacts] = []
+    worst: str | None = None
+    monitoring_at: datetime | None = None
+    resolved_at: datetime | None = None
+    for update in notice.updates:
+        names = {cid: components[cid].name for cid, _ in update.statuses if cid in components}
+        updates.append(
+            UpdateFacts(
+                id=update.id,
+                status=update.status,
+                message=update.message,
+                published_at=update.at,
+                notify_subscribers=update.notify,
+                changes=statuspage.component_changes(
+                    before,
+                    [(c, s) for c, s in update.statuses if visible is None or c in visible],
+                    names,
+                ),
+            )
+        )
+        for component_id, status in update.statuses:
+            before[component_id] = status
+            if notice.kind == "incident" and status != "operational" and (visible is None or component_id in visible):
+                if COMPONENT_SEVERITY.get(status, 0) > COMPONENT_SEVERITY.get(worst or "operational", 0):
+                    worst = status
+        if update.status == "monitoring" and monitoring_at is None:
+            monitoring_at = update.at
+        if update.status in ("resolved", "maintenance_complete"):
+            resolved_at = update.at
+    return NoticeFacts(
+        id=notice.id,
+        kind=notice.kind,
+        name=notice.name,
+        status=notice.status,
+        created_at=notice.created_at,
+        updated_at=notice.updated_at,
+        updates=tuple(updates),
+        worst_reached=worst,
+        monitoring_at=monitoring_at,
+        resolved_at=resolved_at,
+        scheduled_for=notice.start_at,
+        scheduled_until=notice.end_at,
+    )
+
+
+def named_components(notice: SiteNotice) -> list[str]:
+    """Every component the notice named, in the order first named."""
+    return list(dict.fromkeys(cid for update in notice.updates for cid, _ in update.statuses))
+
+
+def in_scope(scope: Scope, notices: Iterable[SiteNotice], visible: set[str]) -> list[SiteNotice]:
+    """A page's notices are all of its own; a sub-page's those that name one of its visible components."""
+    own = [notice for notice in notices if notice.status_page_id == scope.page.id]
+    if scope.sub_page is None:
+        return own
+    return [notice for notice in own if visible.intersection(named_components(notice))]
+
+
+def _newest(notices: Iterable[SiteNotice], key: Callable[[SiteNotice], datetime]) -> list[SiteNotice]:
+    return sorted(notices, key=lambda n: (key(n), n.id), reverse=True)
+
+
+def _soonest(notices: Iterable[SiteNotice]) -> list[SiteNotice]:
+    return sorted(notices, key=lambda n: (n.begun_at, n.id))
+
+
+# The JSON documents and the feeds.
+
+
+@dataclass
+class CoreInputs:
+    """What a scope's index, JSON and feeds are rendered from."""
+
+    scope: Scope
+    rows: list[Row]
+    notices: list[SiteNotice]
+    components: Mapping[str, SiteComponent]
+
+    def __post_init__(self) -> None:
+        self.visible = {facts.id for facts in leaves(self.rows)}
+
+    def facts(self, notice: SiteNotice) -> NoticeFacts:
+        return notice_facts(notice, self.components, self.visible)
+
+    def incident_object(self, notice: SiteNotice) -> dict[str, Any]:
+        affected = set(named_components(notice))
+        shown = [facts for facts in leaves(self.rows) if facts.id in affected]
+        return statuspage.incident(self.facts(notice), page_id=self.scope.id, base_url=self.scope.url, components=shown)
+
+
+def page_facts(scope: Scope) -> PageFacts:
+    return PageFacts(
+        id=scope.id, name=scope.name, url=scope.url, time_zone=scope.page.time_zone, updated_at=scope.page.updated_at
+    )
+
+
+def json_documents(inputs: CoreInputs) -> dict[str, bytes]:
+    """The eight documents, keyed by their name under `api/v2/` without `.json`."""
+    scope = inputs.scope
+    page = statuspage.page_object(page_facts(scope))
+    components = statuspage.component_objects(flat(inputs.rows), scope.id)
+    incidents = [n for n in inputs.notices if n.kind == "incident"]
+    windows = [n for n in inputs.notices if n.kind == "maintenance"]
+    unresolved = _newest((n for n in incidents if n.open), lambda n: n.created_at)
+    upcoming = _soonest(n for n in windows if n.status == "maintenance_scheduled")
+    active = _soonest(n for n in windows if n.status == "maintenance_in_progress")
+    unresolved_objects = [inputs.incident_object(n) for n in unresolved]
+    upcoming_objects = [inputs.incident_object(n) for n in upcoming]
+    active_objects = [inputs.incident_object(n) for n in active]
+    status = statuspage.status_object(
+        statuspage.status_indicator(
+            [facts.status for facts in leaves(inputs.rows)], (obj["impact"] for obj in unresolved_objects)
+        )
+    )
+    newest_incidents = [inputs.incident_object(n) for n in _newest(incidents, lambda n: n.created_at)[:LIST_SIZE]]
+    newest_windows = [inputs.incident_object(n) for n in _newest(windows, lambda n: n.created_at)[:LIST_SIZE]]
+    bodies: dict[str, dict[str, Any]] = {
+        "summary": {
+            "page": page,
+            "components": components,
+            "incidents": unresolved_objects,
+            "scheduled_maintenances": active_objects + upcoming_objects,
+            "status": status,
+        },
+        "status": {"page": page, "status": status},
+        "components": {"page": page, "components": components},
+        "incidents": {"page": page, "incidents": newest_incidents},
+        "scheduled-maintenances": {"page": page, "scheduled_maintenances": newest_windows},
+        "incidents/unresolved": {"page": page, "incidents": unresolved_objects},
+        "scheduled-maintenances/upcoming": {"page": page, "scheduled_maintenances": upcoming_objects},
+        "scheduled-maintenances/active": {"page": page, "scheduled_maintenances": active_objects},
+    }
+    return {name: _ENCODER.encode(body) for name, body in bodies.items()}
+
+
+def feed_entries(inputs: CoreInputs) -> list[NoticeFacts]:
+    """The 25 notices with the latest updates, newest first."""
+    return [inputs.facts(n) for n in _newest(inputs.notices, lambda n: n.updated_at)[:FEED_SIZE]]
+
+
+# The HTML views.
+
+_STATUS_TEXT = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "full_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+    "investigating": "Investigating",
+    "identified": "Identified",
+    "monitoring": "Monitoring",
+    "resolved": "Resolved",
+    "maintenance_scheduled": "Scheduled",
+    "maintenance_in_progress": "In progress",
+    "maintenance_complete": "Completed",
+    "no_data": "No data",
+}
+
+
+def status_text(status: str) -> str:
+    return _STATUS_TEXT.get(status, status.replace("_", " ").capitalize())
+
+
+def local_text(instant: datetime, zone: ZoneInfo) -> str:
+    """`3 Mar 2026, 14:05 CET`."""
+    local = instant.astimezone(zone)
+    return f"{local.day} {local:%b %Y}, {local:%H:%M} {local.tzname()}"
+
+
+def day_text(day: date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def duration_text(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes or not parts:
+        parts.append(f"{minutes} min")
+    return " ".join(parts)
+
+
+def page_view(scope: Scope) -> PageView:
+    structure = parse_structure(scope.page.items)
+    return PageView(
+        id=scope.id,
+        name=scope.name,
+        description=scope.page.description,
+        time_zone=scope.page.time_zone,
+        links=SiteLinks(
+            home=scope.prefix,
+            history=scope.link("/history"),
+            feed_atom=scope.link("/history.atom"),
+            feed_rss=scope.link("/history.rss"),
+            summary_json=scope.link("/api/v2/summary.json"),
+            status_json=scope.link("/api/v2/status.json"),
+            subscribe_action=scope.link("/subscriptions"),
+            canonical=scope.url,
+        ),
+        sub_pages=()
+        if scope.sub_page is not None
+        else tuple(Link(f"/{scope.page.slug}/{s.slug}", s.name) for s in sub_pages(structure)),
+        parent=Link(f"/{scope.page.slug}", scope.page.name) if scope.sub_page is not None else None,
+    )
+
+
+def notice_view(
+    scope: Scope, notice: SiteNotice, components: Mapping[str, SiteComponent], visible: set[str]
+) -> NoticeView:
+    zone = scope.page.zone
+    facts = notice_facts(notice, components, visible)
+    updates = tuple(
+        UpdateView(
+            id=update.id,
+            status=update.status,
+            status_text=status_text(update.status),
+            at=update.published_at.astimezone(UTC),
+            at_local=local_text(update.published_at, zone),
+            message=update.message,
+            components=tuple(
+                f"{change.name}: {status_text(change.new_status)}"
+                for change in update.changes or ()
+                if change.component_id in visible
+            ),
+        )
+        for update in reversed(facts.updates)
+    )
+    ended = facts.resolved_at
+    path = "incidents" if notice.kind == "incident" else "maintenances"
+    return NoticeView(
+        id=notice.id,
+        kind=notice.kind,
+        name=notice.name,
+        status=notice.status,
+        status_text=status_text(notice.status),
+        impact=facts.impact,
+        href=scope.link(f"/{path}/{notice.id}"),
+        updates=updates,
+        components=tuple(
+            components[cid].name for cid in named_components(notice) if cid in visible and cid in components
+        ),
+        started_at=notice.created_at.astimezone(UTC),
+        started_at_local=local_text(notice.created_at, zone),
+        ended_at=ended.astimezone(UTC) if ended is not None else None,
+        ended_at_local=local_text(ended, zone) if ended is not None else None,
+        duration=duration_text(ended - notice.created_at) if ended is not None else None,
+        scheduled_for=notice.start_at.astimezone(UTC) if notice.start_at is not None else None,
+        scheduled_for_local=local_text(notice.start_at, zone) if notice.start_at is not None else None,
+        scheduled_until=notice.end_at.astimezone(UTC) if notice.end_at is not None else None,
+        scheduled_until_local=local_text(notice.end_at, zone) if notice.end_at is not None else None,
+    )
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of a local day, in UTC (a DST day is 23 or 25 hours long)."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
+
+
+def _incident_intervals(notices: Iterable[SiteNotice]) -> dict[str, list[tuple[datetime, datetime | None, str]]]:
+    """Each component's non-operational ranges during incidents (maintenance does not count)."""
+    found: dict[str, list[tuple[datetime, datetime | None, str]]] = {}
+    for notice in notices:
+        if notice.kind != "incident":
+            continue
+        open_at: dict[str, tuple[datetime, str]] = {}
+        for update in notice.updates:
+            for component_id, status in update.statuses:
+                current = open_at.pop(component_id, None)
+                if current is not None:
+                    if current[1] == status:
+                        open_at[component_id] = current
+                        continue
+                    found.setdefault(component_id, []).append((current[0], update.at, current[1]))
+                if status != "operational":
+                    open_at[component_id] = (update.at, status)
+        for component_id, (start, status) in open_at.items():
+            found.setdefault(component_id, []).append((start, None, status))
+    return found
+
+
+def _bar(
+    ids: Sequence[str],
+    intervals: Mapping[str, list[tuple[datetime, datetime | None, str]]],
+    data_since: datetime,
+    days: Sequence[date],
+    zone: ZoneInfo,
+    instant: datetime,
+) -> tuple[tuple[DayCell, ...], str | None]:
+    cells: list[DayCell] = []
+    for day in days:
+        start, end = day_start(day, zone), min(day_start(day + timedelta(days=1), zone), instant)
+        if day_start(day + timedelta(days=1), zone) <= data_since:
+            cells.append(DayCell(day, "no_data", f"{day_text(day)}: no data"))
+            continue
+        worst = "operational"
+        for component_id in ids:
+            for begin, finish, status in intervals.get(component_id, ()):
+                if begin < end and (finish is None or finish > start):
+                    worst = statuspage.worst_status((worst, status))
+        text = (
+            f"{day_text(day)}: no incidents"
+            if worst == "operational"
+            else f"{day_text(day)}: {status_text(worst).lower()}"
+        )
+        cells.append(DayCell(day, worst, text))
+    window_start = max(day_start(days[0], zone), data_since)
+    outages = [
+        Interval(begin, finish)
+        for component_id in ids
+        for begin, finish, status in intervals.get(component_id, ())
+        if status in ("partial_outage", "full_outage")
+    ]
+    covered = instant - window_start if instant > window_start else timedelta()
+    return tuple(cells), availability_percent(
+        covered, downtime(outages, window_start, instant) if covered else timedelta()
+    )
+
+
+def index_view(inputs: CoreInputs) -> IndexView:
+    scope, page = inputs.scope, inputs.scope.page
+    zone, instant = page.zone, page.instant
+    today = instant.astimezone(zone).date()
+    days = [today - timedelta(days=offset) for offset in range(BAR_DAYS - 1, -1, -1)]
+    visible = {facts.id for facts in leaves(inputs.rows)}
+    intervals = _incident_intervals(inputs.notices)
+    mode = page.uptime_mode
+
+    def component_view(row: Row) -> ComponentView:
+        ids = [child.facts.id for child in row.children if child.display] if row.facts.group else [row.facts.id]
+        cells: tuple[DayCell, ...] | None = None
+        percent: str | None = None
+        if mode != "nothing" and row.display:
+            cells, percent = _bar(ids, intervals, row.data_since, days, zone, instant)
+            if mode == "chart_only":
+                percent = None
+        return ComponentView(
+            id=row.facts.id,
+            name=row.facts.name,
+            description=row.facts.description,
+            status=statuspage.component_status(row.facts.status),
+            status_text=status_text(row.facts.status),
+            days=cells,
+            uptime_percent=percent,
+            children=tuple(component_view(child) for child in row.children),
+        )
+
+    data = json_documents_status(inputs)
+    in_progress = any(n.status == "maintenance_in_progress" for n in inputs.notices)
+    views = {n.id: notice_view(scope, n, inputs.components, visible) for n in inputs.notices}
+    past: list[NoticeDay] = []
+    for offset in range(PAST_DAYS):
+        day = today - timedelta(days=offset)
+        start, end = day_start(day, zone), day_start(day + timedelta(days=1), zone)
+        shown = [
+            views[n.id]
+            for n in _newest(inputs.notices, lambda n: n.begun_at)
+            if start <= n.begun_at < end and (n.kind == "incident" or n.status == "maintenance_complete")
+        ]
+        past.append(NoticeDay(day, day_text(day), tuple(shown)))
+    return IndexView(
+        page=page_view(scope),
+        banner=Banner(indicator=data[0], maintenance=in_progress and data[0] == "none", text=data[1]),
+        components=tuple(component_view(row) for row in inputs.rows),
+        ongoing_incidents=tuple(
+            views[n.id] for n in _newest(inputs.notices, lambda n: n.updated_at) if n.kind == "incident" and n.open
+        ),
+        in_progress_maintenances=tuple(
+            views[n.id] for n in _soonest(inputs.notices) if n.status == "maintenance_in_progress"
+        ),
+        upcoming_maintenances=tuple(
+            views[n.id] for n in _soonest(inputs.notices) if n.status == "maintenance_scheduled"
+        ),
+        past_days=tuple(past),
+        uptime_mode=mode,
+    )
+
+
+def json_documents_status(inputs: CoreInputs) -> tuple[str, str]:
+    unresolved = [n for n in inputs.notices if n.kind == "incident" and n.open]
+    return statuspage.status_indicator(
+        [facts.status for facts in leaves(inputs.rows)], (inputs.facts(n).impact for n in unresolved)
+    )
+
+
+def month_label(month: str) -> str:
+    return datetime.strptime(month + "-01", "%Y-%m-%d").strftime("%B %Y")
+
+
+def month_link(scope: Scope, month: str, count: int) -> MonthLink:
+    return MonthLink(month=month, label=month_label(month), href=scope.link(f"/history/{month}"), count=count)
+
+
+def history_days(
+    scope: Scope, notices: Iterable[SiteNotice], components: Mapping[str, SiteComponent], visible: set[str]
+) -> tuple[NoticeDay, ...]:
+    zone = scope.page.zone
+    by_day: dict[date, list[SiteNotice]] = {}
+    for notice in notices:
+        by_day.setdefault(notice.begun_at.astimezone(zone).date(), []).append(notice)
+    return tuple(
+        NoticeDay(
+            day,
+            day_text(day),
+            tuple(notice_view(scope, n, components, visible) for n in _newest(by_day[day], lambda n: n.begun_at)),
+        )
+        for day in sorted(by_day, reverse=True)
+    )
+
+
+def history_view(
+    scope: Scope,
+    month: str | None,
+    notices: Sequence[SiteNotice],
+    components: Mapping[str, SiteComponent],
+    visible: set[str],
+) -> HistoryView:
+    """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
+    months = scope.page.months
+    ordered = sorted(months, reverse=True)
+    if month is None:
+        return HistoryView(
+            page=page_view(scope),
+            months=tuple(month_link(scope, m, months[m]) for m in ordered),
+            month=None,
+            days=history_days(scope, notices, components, visible),
+        )
+    older = [m for m in ordered if m < month]
+    newer = [m for m in ordered if m > month]
+    return HistoryView(
+        page=page_view(scope),
+        months=(),
+        month=month_link(scope, month, months.get(month, 0)),
+        days=history_days(scope, notices, components, visible),
+        previous=month_link(scope, older[0], months[older[0]]) if older else None,
+        next=month_link(scope, newer[-1], months[newer[-1]]) if newer else None,
+    )
+
+
+def render_index(view: IndexView) -> bytes:
+    return _renderer("render_index")(view)
+
+
+def render_history(view: HistoryView) -> bytes:
+    return _renderer("render_history")(view)
+
+
+def render_notice(view: NoticePageView) -> bytes:
+    return _renderer("render_notice")(view)

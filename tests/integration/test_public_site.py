@@ -1,0 +1,112 @@
+"""The public site projection against the real Postgres (docs/architecture.md#public-site): the realistic
+page (groups, a sub-page, hidden components, every notice state) gives the reviewed JSON documents and
+feeds, byte-identical whatever the batch size (a rebuild from zero equals the live table), and the clock's
+tick moves only the indexes."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import feedparser
+
+from projections.public_site import PublicSite, tick
+from projections.runner import catch_up, ensure_tables
+from tests.support.builders import T0
+from tests.support.widget_history import BILLING, SSO, append_realistic_history, ulid
+
+
+async def documents(conn: asyncpg.Connection, schema: str) -> dict[str, tuple[bytes, str, int]]:
+    rows = await conn.fetch(f"SELECT path, body, etag, position FROM {schema}.site_documents ORDER BY path")
+    return {r["path"]: (bytes(r["body"]), r["etag"], r["position"]) for r in rows}
+
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "public_site"
+"""The realistic page's JSON documents and feeds, as reviewed. `BEACON_UPDATE_GOLDEN=1` rewrites them (then
+read the diff: it is the change a Statuspage client would see)."""
+
+
+def golden_name(path: str) -> str:
+    return path.strip("/").replace("/", "__")
+
+
+def is_golden(path: str) -> bool:
+    return "/api/v2/" in path or path.endswith(("history.atom", "history.rss"))
+
+
+async def test_realistic_page_renders_the_golden_documents(pool: asyncpg.Pool) -> None:
+    store = await append_realistic_history(pool)
+    projection = PublicSite()
+    async with pool.acquire() as conn:
+        await ensure_tables(conn, [projection])
+        await catch_up(conn, store, projection, batch_size=500)
+        live = await documents(conn, "public")
+
+    golden = {path: body for path, (body, _, _) in live.items() if is_golden(path)}
+    assert len(golden) == 2 * (8 + 2)  # the page and its sub-page: eight JSON documents and two feeds each
+    if os.environ.get("BEACON_UPDATE_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        for path, body in golden.items():
+            (GOLDEN / golden_name(path)).write_bytes(body)
+    expected = {golden_name(path): (GOLDEN / golden_name(path)).read_bytes() for path in golden}
+    assert {golden_name(path): body for path, body in golden.items()} == expected
+
+    # What the golden files say, in words.
+    summary = json.loads(live["/acme/api/v2/summary.json"][0])
+    assert summary["status"] == {"indicator": "critical", "description": "Major System Outage"}
+    assert SSO not in json.dumps(summary) and BILLING not in json.dumps(summary)  # hidden, never named
+    assert [c["name"] for c in summary["components"]] == ["API", "Auth", "Login", "EU API", "EU Storage", "EU S3"]
+    impacts = {i["name"]: i["impact"] for i in json.loads(live["/acme/api/v2/incidents.json"][0])["incidents"]}
+    assert impacts == {
+        "Billing delays": "minor",  # only a hidden component: no impact shown
+        "API errors": "critical",
+        "Blip": "critical",  # stays after resolution
+        "EU API slow": "minor",
+        "Login failing": "major",  # the hidden SSO's full outage does not count
+        "Last week": "critical",
+    }
+    windows = json.loads(live["/acme/api/v2/scheduled-maintenances.json"][0])["scheduled_maintenances"]
+    assert [(w["name"], w["status"]) for w in windows] == [
+        ("Done already", "completed"),
+        ("EU storage move", "in_progress"),
+        ("Network work", "scheduled"),
+        ("DB upgrade", "scheduled"),
+    ]  # "Cancelled" was deleted
+    sub = json.loads(live["/acme/eu/api/v2/summary.json"][0])
+    assert sub["page"]["name"] == "Acme — Europe" and sub["page"]["url"] == "https://status.acme.test/eu"
+    assert [i["name"] for i in sub["incidents"]] == ["EU API slow"]
+    for feed in ("/acme/history.atom", "/acme/history.rss"):
+        parsed = feedparser.parse(live[feed][0])
+        assert parsed.bozo == 0
+        assert len(parsed.entries) == 10 and parsed.entries[0].id == f"urn:beacon:maintenance:{ulid(203)}"
+    assert live["/acme/feed.atom"][0] == live["/acme/history.atom"][0]
+
+
+async def test_rebuild_from_zero_is_byte_identical(pool: asyncpg.Pool) -> None:
+    """One event per batch and one batch of everything agree, documents and positions alike; so do both
+    after the clock's tick."""
+    store = await append_realistic_history(pool)
+    projection = PublicSite()
+    async with pool.acquire() as conn:
+        await ensure_tables(conn, [projection])
+        await catch_up(conn, store, projection, batch_size=500)
+        live = await documents(conn, "public")
+
+        await ensure_tables(conn, [projection], schema="site_rebuild")
+        await catch_up(conn, store, projection, batch_size=1, schema="site_rebuild")
+        rebuilt = await documents(conn, "site_rebuild")
+        assert rebuilt == live
+
+        next_day = T0 + timedelta(days=1, hours=1)
+        assert await tick(conn, next_day) == 1
+        assert await tick(conn, next_day) == 0  # nothing more is due that day
+        ticked = await documents(conn, "public")
+        assert await tick(conn, next_day, schema="site_rebuild") == 1
+        assert await documents(conn, "site_rebuild") == ticked
+
+    changed = {path for path in live if ticked[path][0] != live[path][0]}
+    assert changed == {"/acme", "/acme/eu"}  # only the indexes depend on the clock
+    assert all(ticked[path][2] == live[path][2] for path in live)  # and no position moved
