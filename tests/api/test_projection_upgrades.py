@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -174,7 +175,7 @@ async def test_rebuild_serves_the_whole_read_model_throughout(
                 "projections",
                 "rebuild",
                 "incident_list",
-                env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+                env={**os.environ, "DATABASE_URL": database_url},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
