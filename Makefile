@@ -6,6 +6,9 @@ VENV       := .venv
 BIN        := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+# A real client of the Statuspage JSON from npm (tests/consumers), pinned by its package-lock.json.
+NPM_DIR    := tests/consumers/npm
+NPM_STAMP  := $(NPM_DIR)/node_modules/.installed
 
 .PHONY: run test lint typecheck install install-run clean
 
@@ -24,7 +27,13 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install-run: $(RUN_STAMP)
 
-install: $(TEST_STAMP)
+# Without npm the consumer test that needs it skips, saying so.
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error && touch $(NPM_STAMP); \
+	else echo "npm not found: tests/consumers skips the statuspage.io npm client"; fi
+
+install: $(TEST_STAMP) $(NPM_STAMP)
 
 run: $(RUN_STAMP)
 	$(BIN)/beacon serve
@@ -35,8 +44,8 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(NPM_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NPM_DIR)/node_modules

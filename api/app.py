@@ -18,6 +18,7 @@ from api.controllers.api_keys import ApiKeyController
 from api.controllers.audit import AuditController
 from api.controllers.availability import ComponentAvailabilityController
 from api.controllers.components import StatusPageComponentController
+from api.controllers.deliveries import SubscriberDeliveryController
 from api.controllers.health import health_handlers
 from api.controllers.incidents import (
     StatusPageIncidentController,
@@ -25,6 +26,7 @@ from api.controllers.incidents import (
     StatusPageRetrospectiveIncidentController,
 )
 from api.controllers.maintenances import StatusPageMaintenanceController, StatusPageMaintenanceUpdateController
+from api.controllers.public_subscriptions import PUBLIC_SUBSCRIPTION_HANDLERS
 from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
 from api.controllers.subscribers import StatusPageSubscriberController
@@ -59,6 +61,7 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     StatusPageMaintenanceUpdateController,
     ComponentAvailabilityController,
     StatusPageSubscriberController,
+    SubscriberDeliveryController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 
@@ -88,7 +91,7 @@ def create_app(
     # /metrics is on the HTTP port unless BEACON_METRICS_PORT names another (README "Operations").
     metrics = [metrics_endpoint] if settings.metrics_on_http_port else []
     app = PublicLitestar(
-        route_handlers=[v2, *health_handlers, *metrics],
+        route_handlers=[v2, *PUBLIC_SUBSCRIPTION_HANDLERS, *health_handlers, *metrics],
         lifespan=[lifespan],
         logging_config=None,  # records go to the root logger, which infra.logs configures
         exception_handlers=EXCEPTION_HANDLERS,

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import asyncpg
@@ -272,6 +272,13 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell, the first row a header."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
 async def cmd_projections_status(args: argparse.Namespace, settings: Settings) -> int:
     """Where each projection is, as the database has it: the same report as `GET /readyz?detail=1`. A stopped
     projection is reported, not an error of this command (exit 0)."""
@@ -298,12 +305,50 @@ async def cmd_projections_status(args: argparse.Namespace, settings: Settings) -
         rows.append(
             (item.name, str(item.checkpoint), str(item.head), str(item.lag), f"{item.lag_seconds:.1f}", waits, state)
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_table(rows)
     for item in report:
         if item.error is not None:
             print(f"{item.name}: {item.error}")
+    return 0
+
+
+async def cmd_notifications_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Where notification delivery stands per channel (the report of `/readyz?detail=1`): backlog, retries,
+    oldest due, pauses and the last day's failures. A backlog or a pause is reported, not an error (exit 0)."""
+    import msgspec
+
+    from process_managers.notification_status import delivery_status
+
+    conn = await _connect(settings)
+    try:
+        report = await delivery_status(conn, SystemClock().now())
+    finally:
+        await conn.close()
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return 0
+    if not report:
+        print("no notifications yet (no worker has created the outbox's tables)")
+        return 0
+    rows = [("channel", "backlog", "retrying", "oldest due s", "failed 24h", "state")]
+    for item in report:
+        state = "running"
+        if item.paused:
+            state = f"PAUSED until {item.paused_until}" if item.paused_until else "PAUSED"
+        rows.append(
+            (
+                item.channel,
+                str(item.backlog),
+                str(item.retrying),
+                f"{item.oldest_due_seconds:.1f}",
+                str(item.failures_24h),
+                state,
+            )
+        )
+    _print_table(rows)
+    for item in report:
+        if item.paused and item.paused_reason:
+            print(f"{item.channel}: {item.paused_reason}")
     return 0
 
 
@@ -363,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = projections.add_parser("status", help="checkpoint, lag and stop of every projection")
     status.add_argument("--json", action="store_true", help="print the report as JSON")
     status.set_defaults(handler=cmd_projections_status)
+
+    notifications = sub.add_parser("notifications", help="notification delivery").add_subparsers(
+        dest="notifications_command", required=True
+    )
+    delivery = notifications.add_parser("status", help="backlog, oldest due, paused channels, failures by channel")
+    delivery.add_argument("--json", action="store_true", help="print the report as JSON")
+    delivery.set_defaults(handler=cmd_notifications_status)
     return parser
 
 

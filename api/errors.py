@@ -204,8 +204,13 @@ def handle_api_error(request: AnyRequest, error: ApiError) -> Response[bytes]:
     return envelope_response(request, error.status, [error.detail], headers=error.headers, rate_limit=error.rate_limit)
 
 
+def domain_status(error: DomainError) -> int:
+    """The status code a domain error answers: the one registered for its class (or a base), else 422."""
+    return next((DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 422)
+
+
 def handle_domain(request: AnyRequest, error: DomainError) -> Response[bytes]:
-    status = next((DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 422)
+    status = domain_status(error)
     detail = ErrorDetail(code=error.code, message=error.message, source=_body(error.field))
     return envelope_response(request, status, [detail])
 

@@ -39,6 +39,7 @@ from prometheus_client import (
 from api.errors import ApiError
 from api.services import services_of
 from domain.base import AppendResult, ConcurrencyConflict
+from infra.clock import SystemClock
 from infra.event_store import PostgresEventStore
 from projections.runner import Projection, lag
 
@@ -129,6 +130,41 @@ POOL_MAX_CONNECTIONS = Gauge(
     ["pool"],
     multiprocess_mode="livesum",
 )
+NOTIFICATION_DELIVERIES = Counter(
+    "beacon_notification_deliveries_total",
+    "Notification delivery attempts recorded, by channel (email, webhook) and outcome: delivered, failed, "
+    "forbidden_address, cancelled, or paused (the transport failed; the attempt was given back).",
+    ["channel", "outcome"],
+)
+NOTIFICATION_BACKLOG = Gauge(
+    "beacon_notification_intents_pending",
+    "Notification intents not yet delivered, failed or cancelled, by channel (the backlog).",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+NOTIFICATION_RETRYING = Gauge(
+    "beacon_notification_retry_backlog",
+    "Pending notification intents that failed at least once and wait for a retry, by channel.",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+NOTIFICATION_OLDEST_DUE = Gauge(
+    "beacon_notification_oldest_due_seconds",
+    "How long the oldest due notification intent has been waiting to be sent, by channel (0 when none is due).",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+NOTIFICATION_PAUSED = Gauge(
+    "beacon_notification_channel_paused",
+    "1 while a channel's transport is paused (email without BEACON_SMTP_URL, or a relay failing), else 0.",
+    ["channel"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def record_delivery(channel: str, outcome: str) -> None:
+    """The dispatcher's `on_outcome`: one recorded attempt."""
+    NOTIFICATION_DELIVERIES.labels(channel, outcome).inc()
 
 
 def count_projection_failure(name: str) -> None:
@@ -236,9 +272,28 @@ class Sampler:
             PROJECTION_LAG_SECONDS.labels(item.name).set(item.lag_seconds)
             PROJECTION_STOPPED.labels(item.name).set(1 if item.stopped else 0)
 
+    async def sample_notifications(self) -> None:
+        """Each notification channel's backlog, retries, oldest due age and pause, from the database."""
+        from process_managers.notification_status import delivery_status
+
+        if self.store is None or not self.projections:
+            return
+        try:
+            async with asyncio.timeout(SCRAPE_DATABASE_TIMEOUT):
+                report = await delivery_status(next(iter(self.pools.values())), SystemClock().now())
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+            log.warning("notification metrics not refreshed: %r", error)
+            return
+        for channel in report:
+            NOTIFICATION_BACKLOG.labels(channel.channel).set(channel.backlog)
+            NOTIFICATION_RETRYING.labels(channel.channel).set(channel.retrying)
+            NOTIFICATION_OLDEST_DUE.labels(channel.channel).set(channel.oldest_due_seconds)
+            NOTIFICATION_PAUSED.labels(channel.channel).set(1 if channel.paused else 0)
+
     async def sample(self) -> None:
         self.sample_local()
         await self.sample_projections()
+        await self.sample_notifications()
 
     async def start(self) -> None:
         await self.sample()
@@ -260,6 +315,7 @@ class Sampler:
             if time.monotonic() - last_projections >= PROJECTION_SAMPLE_INTERVAL:
                 last_projections = time.monotonic()
                 await self.sample_projections()
+                await self.sample_notifications()
 
 
 _registry: CollectorRegistry | None = None

@@ -196,8 +196,6 @@ def document_errors(document: dict[str, Any], app: Litestar) -> None:
     """Add the envelope schema and an envelope response for each error status to every operation (in place,
     idempotent); Litestar's own 400 schema is replaced, since Beacon never sends that body."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    if "ErrorEnvelope" in schemas:
-        return
     _, components = msgspec.json.schema_components([ErrorEnvelope], ref_template="#/components/schemas/{name}")
     schemas.update(components)
     scopes = operation_scopes(app)

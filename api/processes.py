@@ -35,11 +35,15 @@ from infra.clock import Clock, SystemClock
 from infra.contacts import purge_erased
 from infra.db import create_pool, database_url, worker_pool_size
 from infra.logs import configure_logging, logging_config, resolve_log_format
+from infra.mail import default_mail_url, mail_transport
 from infra.migrate import migrate
 from infra.settings import Settings, secret_key_bytes
+from infra.webhooks import WebhookSender, target_resolver
 from process_managers.maintenance_scheduler import MaintenanceScheduler
+from process_managers.notification_dispatcher import NotificationDispatcher, RetrySchedule
 from projections.blue_green import ReaderHeartbeat, VersionBuilder, unbuilt, wait_until_built
 from projections.maintenance_schedule import MaintenanceSchedule
+from projections.notification_outbox import NotificationOutbox
 from projections.registry import all_projections
 from projections.runner import Projection, ProjectionRunner, ensure_tables
 from projections.versions import key, search_path
@@ -73,6 +77,8 @@ class BackgroundWorker:
     runner: ProjectionRunner
     scheduler: MaintenanceScheduler | None
     """None when the maintenance schedule is not among the projections (some tests run a subset)."""
+    dispatcher: NotificationDispatcher | None = None
+    """None when the notification outbox is not among the projections."""
 
 
 @contextlib.asynccontextmanager
@@ -115,7 +121,15 @@ async def background_worker(
                     pool, store, clock, interval=settings.projection_poll_interval, dsn=url
                 )
                 await scheduler.start()
-            yield BackgroundWorker(pool, store, runner, scheduler)
+            dispatcher: NotificationDispatcher | None = None
+            if any(p.name == NotificationOutbox.name for p in projections):
+                dispatcher = await notification_dispatcher(settings, url, pool, store, clock)
+                await dispatcher.start()
+            try:
+                yield BackgroundWorker(pool, store, runner, scheduler, dispatcher)
+            finally:
+                if dispatcher is not None:
+                    await bounded(dispatcher.stop(), "notification dispatcher")
         finally:
             if scheduler is not None:
                 await bounded(scheduler.stop(), "scheduler")
@@ -124,6 +138,30 @@ async def background_worker(
             await bounded(runner.stop(), "projection runner")
     finally:
         await close_pool(pool)
+
+
+async def notification_dispatcher(
+    settings: Settings, url: str, pool: asyncpg.Pool, store: MeasuredEventStore, clock: Clock
+) -> NotificationDispatcher:
+    """The dispatcher as the settings configure it (docs/architecture.md#notification-delivery)."""
+    from api.metrics import record_delivery
+
+    return NotificationDispatcher(
+        pool,
+        store,
+        clock,
+        mail=mail_transport(settings.smtp_url, embedded=settings.database_url is None, data_dir=settings.data_dir),
+        webhooks=WebhookSender(target_resolver(allow_private=settings.webhook_allow_private)),
+        secret_key=await asyncio.to_thread(secret_key_bytes, settings),
+        schedule=RetrySchedule(settings.notify_retry_schedule),
+        mail_from=settings.mail_from,
+        fallback_url=f"http://{settings.host}:{settings.port}",
+        concurrency=settings.notify_concurrency,
+        claim_seconds=settings.notify_claim_seconds,
+        poll_interval=settings.projection_poll_interval,
+        dsn=url,
+        on_outcome=record_delivery,
+    )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: int | None = None) -> None:
@@ -184,8 +222,10 @@ async def http_process(
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
     from api.public_documents import DocumentCache, DocumentSource
+    from api.public_hosts import HostSource
     from api.public_site import SiteSource
     from api.widget import WidgetSource
+    from projections.public_hosts import PublicHosts
     from projections.public_site import PublicSite
 
     clock = clock or SystemClock()
@@ -223,9 +263,17 @@ async def http_process(
                 # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
                 # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
                 sources: list[DocumentSource] = [WidgetSource()]
+                if any(p.name == PublicHosts.name for p in chosen):  # custom domains (host aliases)
+                    sources.append(HostSource())
                 if any(p.name == PublicSite.name for p in chosen):
                     sources.append(SiteSource(cache_bytes=settings.public_cache_mb * 1024 * 1024))
-                cache = DocumentCache(pool, sources, dsn=url, poll_interval=min(0.5, settings.projection_poll_interval))
+                cache = DocumentCache(
+                    pool,
+                    sources,
+                    dsn=url,
+                    poll_interval=min(0.5, settings.projection_poll_interval),
+                    trusted_proxies=settings.trusted_proxies,
+                )
                 await cache.start()
                 stack.push_async_callback(lambda: bounded(cache.stop(), "public documents"))
                 # This process's pools (the worker's too when it runs one), widget counts and projection lag.
@@ -363,6 +411,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, run_worker:
     with probe:
         # Resolve the database once here, so workers share one embedded server (or the given URL).
         url = database_url(settings)
+        if settings.database_url is None:
+            # The children see DATABASE_URL, so the embedded defaults that depend on its absence are fixed here:
+            # the generated secret key, and mail as .eml files under the data directory.
+            os.environ["BEACON_SECRET_KEY"] = secret_key_bytes(settings).decode()
+            if not settings.smtp_url:
+                os.environ["BEACON_SMTP_URL"] = default_mail_url(settings.data_dir)
+                print(f"BEACON_SMTP_URL is not set: mail is written as .eml files under {settings.data_dir / 'mail'}")
         os.environ["DATABASE_URL"] = url
         settings = Settings.from_env()
         asyncio.run(bootstrap_admin_key(settings))

@@ -10,9 +10,13 @@ a position) and which public URLs it answers even when no document is there (the
 unknown page, a CORS preflight, the 405 of another method). A new kind of document (the HTML page,
 feeds, Statuspage JSON) is a new source feeding this same cache and fast path, not a new cache.
 
-The host part of the key is `DEFAULT_HOST` for documents served on Beacon's own address, which is every
-document today; a page served on a custom domain would have its documents under that host, and the
-fast path reads the `Host` header only once such a document exists.
+The host part of the key is `DEFAULT_HOST` for documents served on Beacon's own address. A page on a
+custom domain is served through a host alias (docs/architecture.md#canonical-urls-and-custom-domains): a
+source may hand the cache `HostAlias`es besides documents, and a request whose host (`Host`, or
+`X-Forwarded-Host` from a trusted proxy) is an alias has its path rewritten to `/{slug}{path}` before the
+fast path and Litestar see it, so every public route of the page answers at the domain's root and every
+other path there is a path under the page that does not exist (a 404). `/healthz` and `/readyz` are left
+as they are.
 
 `DocumentCache` loads everything at start and then follows the sources: `NOTIFY beacon_public_documents`
 names the source and the batch position that changed or removed documents
@@ -34,6 +38,7 @@ import asyncpg
 import msgspec
 from litestar import Litestar
 
+from api.client_address import Network, request_host
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
 from api.metrics import DocumentCounts
 from api.request_id import ensure_request_id
@@ -108,6 +113,23 @@ class PublicRoute:
     None page: the error envelope."""
 
 
+@dataclass(frozen=True)
+class HostAlias:
+    """A custom domain: requests on `host` are requests for the page `slug`'s public routes at its root."""
+
+    host: str
+    slug: str
+    status_page_id: str
+    position: int
+
+
+UNALIASED_PATHS = frozenset({"/healthz", "/readyz"})
+"""Paths a custom domain answers as Beacon's own host does: a load balancer probes them on any host name."""
+
+ALIASED_HOST = "beacon.alias"
+"""The scope key where a rewritten request keeps the custom domain it came on (for logs and renderers)."""
+
+
 class DocumentSource(Protocol):
     """Where documents come from: a projection that renders and stores them."""
 
@@ -128,8 +150,8 @@ class DocumentSource(Protocol):
         """How far the projection has read the log."""
         ...
 
-    async def read(self, conn: asyncpg.Connection, *, after: int | None) -> list[PublicDocument]:
-        """Every document, or only those written past `after`."""
+    async def read(self, conn: asyncpg.Connection, *, after: int | None) -> Sequence[PublicDocument | HostAlias]:
+        """Every document (and host alias), or only those written past `after`."""
         ...
 
 
@@ -196,8 +218,11 @@ class DocumentCache:
         *,
         dsn: str | None = None,
         poll_interval: float = 0.5,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.pool = pool
+        self.trusted_proxies = tuple(trusted_proxies)
+        """Whose `X-Forwarded-Host` names the host a request asked for (`BEACON_TRUSTED_PROXIES`)."""
         self.dsn = dsn
         """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps
         pooled connections for its passes, and a long-held listener must not starve request handlers."""
@@ -214,7 +239,10 @@ class DocumentCache:
         self._default: dict[str, CachedDocument] = {}
         """The documents of `DEFAULT_HOST` by path: what the fast path looks up."""
         self._hosts: dict[str, dict[str, CachedDocument]] = {}
-        """Documents of other hosts (custom domains), by host then path; empty today."""
+        """Documents of other hosts, by host then path."""
+        self._held_aliases: dict[str, dict[str, HostAlias]] = {name: {} for name in self.sources}
+        self.aliases: dict[str, HostAlias] = {}
+        """Custom domains by host, from every source."""
         self._pending: list[str] = []
         # Replaced on every move: a waiter holds the event current when it checked, so no move is missed.
         self._changed = asyncio.Event()
@@ -232,10 +260,27 @@ class DocumentCache:
     def page_document(self, status_page_id: str, kind: str) -> CachedDocument | None:
         return self.pages.get((status_page_id, kind))
 
+    def alias(self, scope: Scope) -> None:
+        """Rewrite a request on a custom domain to its page's path (module docstring); others are left alone."""
+        if not self.aliases or ALIASED_HOST in scope:
+            return
+        host = request_host(scope, self.trusted_proxies)
+        alias = self.aliases.get(host) if host is not None else None
+        if alias is None or scope["path"] in UNALIASED_PATHS:
+            return
+        prefix = f"/{alias.slug}"
+        path: str = scope["path"]
+        scope["path"] = prefix if path == "/" else prefix + path
+        raw: bytes | None = scope.get("raw_path")
+        if raw is not None:
+            scope["raw_path"] = prefix.encode() if raw == b"/" else prefix.encode() + raw
+        scope[ALIASED_HOST] = alias.host
+
     def find(self, scope: Scope) -> CachedDocument | None:
-        """The document a request asks for: by `Host` only when some document is on a host of its own."""
+        """The document a request asks for: by `Host` only when some document is on a host of its own (a
+        request rewritten from a custom domain is already a path on Beacon's own host)."""
         paths = self._default
-        if self._hosts:
+        if self._hosts and ALIASED_HOST not in scope:
             host = _header(scope, b"host")
             if host is not None:
                 paths = self._hosts.get(host.decode("latin-1").rsplit(":", 1)[0].lower(), paths)
@@ -284,7 +329,7 @@ class DocumentCache:
         """Re-read `sources` (all by default): everything, or what was written past what is held. Each
         source's checkpoint is read before its documents: what is read is then at least that current."""
         names = list(self.sources if sources is None else sources)
-        read: list[tuple[str, int, list[PublicDocument]]] = []
+        read: list[tuple[str, int, Sequence[PublicDocument | HostAlias]]] = []
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             for name in names:
                 source = self.sources[name]
@@ -295,12 +340,17 @@ class DocumentCache:
         for name, checkpoint, _ in read:
             self._advance(name, checkpoint)
 
-    def load(self, source: str, documents: Iterable[PublicDocument], *, full: bool) -> None:
+    def load(self, source: str, documents: Iterable[PublicDocument | HostAlias], *, full: bool) -> None:
         """Hold `documents` of `source`, in place of all it held (`full`) or besides (replacing equal keys)."""
         held = {} if full else dict(self._held[source])
+        aliases = {} if full else dict(self._held_aliases[source])
         for document in documents:
-            held[(document.host, document.path)] = CachedDocument.of(document)
+            if isinstance(document, HostAlias):
+                aliases[document.host] = document
+            else:
+                held[(document.host, document.path)] = CachedDocument.of(document)
         self._held[source] = held
+        self._held_aliases[source] = aliases
         self._publish()
 
     def _publish(self) -> None:
@@ -314,7 +364,12 @@ class DocumentCache:
         for (host, path), document in documents.items():
             (default if host == DEFAULT_HOST else hosts.setdefault(host, {}))[path] = document
         pages = {(d.status_page_id, d.page_name): d for d in documents.values() if d.page_name is not None}
+        aliases: dict[str, HostAlias] = {}
+        held_aliases = (alias for held in self._held_aliases.values() for alias in held.values())
+        for alias in sorted(held_aliases, key=lambda alias: alias.position):
+            aliases[alias.host] = alias  # a domain that moved between pages: the latest wins
         self.documents, self.pages, self._default, self._hosts = documents, pages, default, hosts
+        self.aliases = aliases
 
     def _advance(self, source: str, position: int) -> None:
         if position > self.positions[source]:
@@ -403,6 +458,7 @@ class PublicFrontend:
         cache = self.cache
         if cache is None or scope["type"] != "http":
             return False
+        cache.alias(scope)  # before anything reads the path: Litestar gets the rewritten request too
         if b"as_of=" in scope.get("query_string", b""):
             return False  # a read of the past is rendered on request, never served from memory
         document = cache.find(scope)
@@ -537,7 +593,10 @@ def prefers_html(accept: bytes | None) -> bool:
 
 
 def _host(scope: Scope) -> str:
-    """The request's host, lower-cased, without port or trailing dot."""
+    """The request's host, lower-cased, without port or trailing dot (Beacon's own for a request rewritten
+    from a custom domain: its path is already the page's)."""
+    if ALIASED_HOST in scope:
+        return DEFAULT_HOST
     host = _header(scope, b"host")
     if host is None:
         return DEFAULT_HOST

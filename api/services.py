@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("beacon.api")
 
+PUBLIC_PER_MINUTE = 10
+"""Subscribe requests a client may make per minute (README "Subscribers")."""
+
 
 @dataclass
 class Services:
@@ -54,6 +57,11 @@ class Services:
     """This process's projection runner; None in an API-only replica."""
     scheduler: MaintenanceScheduler | None = None
     """This process's maintenance scheduler; None in an API-only replica."""
+    public_limits: TokenBuckets = field(
+        default_factory=lambda: TokenBuckets(rate=PUBLIC_PER_MINUTE / 60, burst=PUBLIC_PER_MINUTE)
+    )
+    """Public subscribe requests per client (an IPv4 address or an IPv6 /64; api/client_address.py), in this
+    process."""
     migrated: bool = False
     """Set once `/readyz` has found the migrations applied (they are never taken back)."""
 

@@ -57,6 +57,20 @@ class Settings:
     past notices); the hot set is held besides (docs/architecture.md#public-site)."""
     log_format: str | None = None
     """`BEACON_LOG_FORMAT`: `json` or `text`. Unset: `text` when stderr is a terminal, `json` otherwise."""
+    smtp_url: str | None = None
+    """`BEACON_SMTP_URL`: where notification mail goes: `smtp://user:pass@host:587` (STARTTLS), `smtps://…`
+    (implicit TLS) or `file://DIR` (`.eml` files). Unset: `.eml` files under `data_dir/mail` on the embedded
+    database; with `DATABASE_URL` set the email channel stays paused (README "Notifications")."""
+    mail_from: str | None = None
+    """`BEACON_MAIL_FROM`: the sender of notification mail. Unset: `status@{the page's canonical host}`."""
+    notify_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    """`BEACON_NOTIFY_RETRY_SCHEDULE`: seconds before each retry of a failed delivery, comma-separated; one
+    attempt more than delays (README "Notifications")."""
+    notify_concurrency: int = 16
+    """`BEACON_NOTIFY_CONCURRENCY`: deliveries in flight at once per channel (the SMTP pool opens at most 4)."""
+    notify_claim_seconds: float = 120.0
+    """`BEACON_NOTIFY_CLAIM_SECONDS`: how long a claimed delivery is reserved for the worker sending it; a
+    worker that dies mid-send leaves it to be tried again after this."""
 
     secret_key: str | None = None
     """`BEACON_SECRET_KEY`: signs subscriber links and keys the contacts' blind index
@@ -107,6 +121,11 @@ class Settings:
             public_url=env.get("BEACON_PUBLIC_URL") or None,
             public_cache_mb=int(env.get("BEACON_PUBLIC_CACHE_MB", defaults.public_cache_mb)),
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
+            smtp_url=env.get("BEACON_SMTP_URL") or None,
+            mail_from=env.get("BEACON_MAIL_FROM") or None,
+            notify_retry_schedule=_schedule(env.get("BEACON_NOTIFY_RETRY_SCHEDULE"), defaults.notify_retry_schedule),
+            notify_concurrency=int(env.get("BEACON_NOTIFY_CONCURRENCY", defaults.notify_concurrency)),
+            notify_claim_seconds=float(env.get("BEACON_NOTIFY_CLAIM_SECONDS", defaults.notify_claim_seconds)),
             secret_key=_secret_key(env),
             trusted_proxies=_networks(env.get("BEACON_TRUSTED_PROXIES", ""), "BEACON_TRUSTED_PROXIES"),
             webhook_allow_private=env.get("BEACON_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
@@ -119,6 +138,18 @@ def _log_format(value: str | None) -> str | None:
     if value not in ("json", "text"):
         raise ValueError(f"BEACON_LOG_FORMAT must be json or text, not {value!r}")
     return value
+
+
+def _schedule(value: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
+    if not value:
+        return default
+    try:
+        delays = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError(f"BEACON_NOTIFY_RETRY_SCHEDULE must be seconds separated by commas, not {value!r}") from None
+    if any(delay < 0 for delay in delays):
+        raise ValueError("BEACON_NOTIFY_RETRY_SCHEDULE's delays cannot be negative")
+    return delays
 
 
 def metrics_port_from_env(environ: dict[str, str] | None = None) -> int | None:

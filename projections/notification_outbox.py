@@ -5,7 +5,8 @@ neither lose nor double one.
 Writes never wait for it (`writes_wait = False`: it runs in a runner pass of its own), so a fan-out to
 100,000 subscribers never delays a command's answer. For each published update that notifies, it writes
 one message row (`beacon_notification_messages`: the content, fixed as of that update) and, in one
-`INSERT … SELECT`, one intent per subscriber in scope (`beacon_notification_intents`). The dispatcher
+`INSERT … SELECT`, one intent per subscriber in scope (`beacon_notification_intents`); nothing at all
+while the page has no subscriber to tell, so folding a long log without subscribers costs little. The dispatcher
 (process_managers/notification_dispatcher.py) claims and delivers the intents.
 
 Scope and state are read at the update's log position, from this projection's own fold of the log (pages,
@@ -27,10 +28,12 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from domain.canonical_url import canonical_url
 from domain.component import Component
 from domain.incident import Incident
 from domain.maintenance import Maintenance, MaintenanceStatus
-from domain.status_page import StatusPage
+from domain.public_base_url import PublicBaseUrlConfigured
+from domain.status_page import MAINTENANCE_NOTIFICATIONS, StatusPage
 from domain.structure import component_placements, parse_structure, sub_pages
 from domain.subscriber import DELIVERABLE, Channel, Subscriber, SubscriberState
 from infra.event_store import RecordedEvent
@@ -56,6 +59,9 @@ STATE_TABLES = (SUBSCRIBERS, PAGES, COMPONENTS, NOTICES, SETTINGS)
 HISTORY_TABLES = (MESSAGES, INTENTS, HORIZON)
 """What the outbox has handed the dispatcher: kept through every rebuild."""
 
+NEVER = "never"
+"""The page's `automatic_maintenance_notifications` that silences automatic maintenance transitions."""
+assert NEVER in MAINTENANCE_NOTIFICATIONS
 TOLD_STATES = sorted(state.value for state in DELIVERABLE)
 """The subscriber states that are told about updates (email confirmed, webhook active)."""
 
@@ -231,10 +237,6 @@ def _statuses(data: Sequence[dict[str, str]]) -> dict[str, str]:
     return {item["component_id"]: item["component_status"] for item in data}
 
 
-PUBLIC_BASE_URL_CONFIGURED = "beacon.PublicBaseUrl.Configured"
-"""domain/public_base_url.py's event (read by topic: its field `url` is all this projection needs)."""
-
-
 class NotificationOutbox:
     """The `notification_outbox` projection."""
 
@@ -250,8 +252,10 @@ class NotificationOutbox:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         batch = _Batch(conn, await _horizon(conn))
+        await batch.prefetch(events)
         for record in events:
             await batch.fold(record)
+        await batch.flush()
 
     async def reset_for_rebuild(self, conn: asyncpg.Connection) -> None:
         """What a rebuild does instead of emptying the tables (inside its transaction, checkpoint at 0):
@@ -307,16 +311,80 @@ async def _recent_pairs(conn: asyncpg.Connection, schema: str) -> set[tuple[str 
 
 
 async def _horizon(conn: asyncpg.Connection) -> int:
-    position: int | None = await conn.fetchval(f"SELECT position FROM {HORIZON} WHERE name = 'emit_after'")
-    return position or 0
+    """The position up to which events are folded without writing messages: the dispatcher's high-water
+    position after a rebuild (`reset_for_rebuild`), 0 otherwise.
+
+    A fold into a scratch schema (`replay-check`, bench/replay.py) writes only the newest notifying updates
+    the live tables hold, the ones `replay_differences` compares: replaying every update of a page with
+    100,000 subscribers would write 100,000 rows per update for nothing."""
+    row = await conn.fetchrow(
+        f"SELECT (SELECT position FROM {HORIZON} WHERE name = 'emit_after') AS position,"
+        f" (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        f"  WHERE c.oid = to_regclass('{HORIZON}')) AS schema"
+    )
+    position: int = row["position"] or 0
+    if row["schema"] == "public" or not await conn.fetchval(f"SELECT to_regclass('public.{MESSAGES}') IS NOT NULL"):
+        return position
+    oldest: int | None = await conn.fetchval(
+        f"SELECT min(position) FROM (SELECT position FROM public.{MESSAGES} WHERE kind = 'update'"
+        " ORDER BY position DESC LIMIT $1) AS newest",
+        REPLAY_CHECKED_UPDATES,
+    )
+    return max(position, (oldest or 1) - 1)
 
 
 class _Batch:
-    """Folds one batch of events on the runner's connection. Holds nothing across batches."""
+    """Folds one batch of events on the runner's connection. Holds nothing across batches.
+
+    Pages and notices are read once per batch (the batch's own streams in one query up front) and written
+    back once, at its end (`flush`); subscribers, component names and the base URL are written as their
+    events come, since the fan-out statement reads them in SQL."""
 
     def __init__(self, conn: asyncpg.Connection, emit_after: int) -> None:
         self.conn = conn
         self.emit_after = emit_after
+        self.pages: dict[UUID, PageState | None] = {}
+        self.notices: dict[UUID, NoticeState | None] = {}
+        self.changed_pages: set[UUID] = set()
+        self.changed_notices: set[UUID] = set()
+        self.open_in_table: dict[UUID, dict[UUID, NoticeState]] = {}
+        """Per page, its open notices as the table held them at the start of the batch (read on demand)."""
+        self.told: dict[UUID, bool] = {}
+        """Per page, whether any subscriber of it is told about updates (cleared by subscriber events)."""
+
+    async def prefetch(self, events: Sequence[RecordedEvent]) -> None:
+        notices = {r.stream_id for r in events if r.stream_type in _NOTICE_STREAMS}
+        pages = {r.stream_id for r in events if r.stream_type == StatusPage.STREAM_TYPE}
+        if notices:
+            rows = await self.conn.fetch(f"SELECT id, notice FROM {NOTICES} WHERE id = ANY($1::uuid[])", notices)
+            self.notices.update(dict.fromkeys(notices))
+            self.notices.update({row["id"]: _NOTICE_DECODER.decode(row["notice"]) for row in rows})
+        if pages:
+            rows = await self.conn.fetch(f"SELECT id, page FROM {PAGES} WHERE id = ANY($1::uuid[])", pages)
+            self.pages.update(dict.fromkeys(pages))
+            self.pages.update({row["id"]: _PAGE_DECODER.decode(row["page"]) for row in rows})
+
+    async def flush(self) -> None:
+        """Write back the pages and notices the batch changed, a statement per table."""
+        pages = [(i, page) for i in sorted(self.changed_pages) if (page := self.pages[i]) is not None]
+        if pages:
+            await self.conn.execute(
+                f"INSERT INTO {PAGES} (id, page) SELECT * FROM unnest($1::uuid[], $2::text[])"
+                " ON CONFLICT (id) DO UPDATE SET page = EXCLUDED.page",
+                [i for i, _ in pages],
+                [_ENCODER.encode(page).decode() for _, page in pages],
+            )
+        notices = [(i, notice) for i in sorted(self.changed_notices) if (notice := self.notices[i]) is not None]
+        if notices:
+            await self.conn.execute(
+                f"INSERT INTO {NOTICES} (id, status_page_id, open, notice)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::boolean[], $4::text[])"
+                " ON CONFLICT (id) DO UPDATE SET open = EXCLUDED.open, notice = EXCLUDED.notice",
+                [i for i, _ in notices],
+                [_uuid(notice.status_page_id) for _, notice in notices],
+                [notice.is_open for _, notice in notices],
+                [_ENCODER.encode(notice).decode() for _, notice in notices],
+            )
 
     async def fold(self, record: RecordedEvent) -> None:
         handler = _HANDLERS.get(record.topic)
@@ -329,20 +397,19 @@ class _Batch:
     # Pages, components and the base URL
 
     async def page(self, page_id: UUID) -> PageState | None:
-        text = await self.conn.fetchval(f"SELECT page FROM {PAGES} WHERE id = $1", page_id)
-        return None if text is None else _PAGE_DECODER.decode(text)
+        if page_id not in self.pages:
+            text = await self.conn.fetchval(f"SELECT page FROM {PAGES} WHERE id = $1", page_id)
+            self.pages[page_id] = None if text is None else _PAGE_DECODER.decode(text)
+        return self.pages[page_id]
 
     async def save_page(self, page_id: UUID, page: PageState) -> None:
-        await self.conn.execute(
-            f"INSERT INTO {PAGES} (id, page) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET page = EXCLUDED.page",
-            page_id,
-            _ENCODER.encode(page).decode(),
-        )
+        self.pages[page_id] = page
+        self.changed_pages.add(page_id)
 
-    async def page_created(self, record: RecordedEvent, event: Any) -> None:
+    async def page_created(self, record: RecordedEvent, event: StatusPage.Created) -> None:
         await self.save_page(record.stream_id, PageState(name=event.name, slug=event.slug, **_settings(event)))
 
-    async def page_updated(self, record: RecordedEvent, event: Any) -> None:
+    async def page_updated(self, record: RecordedEvent, event: StatusPage.Updated) -> None:
         page = await self.page(record.stream_id)
         if page is not None:
             page.name = event.name
@@ -363,28 +430,24 @@ class _Batch:
             event.name,
         )
 
-    async def base_url_configured(self, record: RecordedEvent, event: Any) -> None:
+    async def base_url_configured(self, record: RecordedEvent, event: PublicBaseUrlConfigured) -> None:
         await self.conn.execute(
             f"INSERT INTO {SETTINGS} (name, value) VALUES ('base_url', $1)"
             " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-            getattr(event, "url", None),
+            event.url,
         )
 
     async def page_facts(self, page_id: UUID, page: PageState) -> content.PageFacts:
         """The page as a message shows it, its status as of this log position included."""
         base_url = await self.conn.fetchval(f"SELECT value FROM {SETTINGS} WHERE name = 'base_url'")
-        open_notices = [
-            _NOTICE_DECODER.decode(row["notice"])
-            for row in await self.conn.fetch(
-                f"SELECT notice FROM {NOTICES} WHERE status_page_id = $1 AND open ORDER BY id", page_id
-            )
-        ]
-        indicator, description = page_status(page.items, open_notices)
+        indicator, description = page_status(page.items, await self.open_notices(page_id))
         return content.PageFacts(
             id=uuid_to_ulid(page_id),
             name=page.name,
             slug=page.slug,
-            url=canonical_url(page, base_url),
+            url=canonical_url(
+                public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug
+            ),
             time_zone=page.time_zone,
             status_indicator=indicator,
             status_description=description,
@@ -393,18 +456,41 @@ class _Batch:
     # Notices
 
     async def notice(self, notice_id: UUID) -> NoticeState | None:
-        text = await self.conn.fetchval(f"SELECT notice FROM {NOTICES} WHERE id = $1", notice_id)
-        return None if text is None else _NOTICE_DECODER.decode(text)
+        if notice_id not in self.notices:
+            text = await self.conn.fetchval(f"SELECT notice FROM {NOTICES} WHERE id = $1", notice_id)
+            self.notices[notice_id] = None if text is None else _NOTICE_DECODER.decode(text)
+        return self.notices[notice_id]
 
     async def save_notice(self, notice_id: UUID, notice: NoticeState) -> None:
-        await self.conn.execute(
-            f"INSERT INTO {NOTICES} (id, status_page_id, open, notice) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (id) DO UPDATE SET open = EXCLUDED.open, notice = EXCLUDED.notice",
-            notice_id,
-            _uuid(notice.status_page_id),
-            notice.is_open,
-            _ENCODER.encode(notice).decode(),
-        )
+        self.notices[notice_id] = notice
+        self.changed_notices.add(notice_id)
+
+    async def open_notices(self, page_id: UUID) -> list[NoticeState]:
+        """The page's open notices as of this event: the table's, as this batch has changed them."""
+        if page_id not in self.open_in_table:
+            rows = await self.conn.fetch(
+                f"SELECT id, notice FROM {NOTICES} WHERE status_page_id = $1 AND open", page_id
+            )
+            self.open_in_table[page_id] = {row["id"]: _NOTICE_DECODER.decode(row["notice"]) for row in rows}
+        current = dict(self.open_in_table[page_id])
+        for notice_id in self.changed_notices:
+            notice = self.notices[notice_id]
+            if notice is not None and _uuid(notice.status_page_id) == page_id:
+                if notice.is_open:
+                    current[notice_id] = notice
+                else:
+                    current.pop(notice_id, None)
+        return [current[notice_id] for notice_id in sorted(current)]
+
+    async def anyone_told(self, page_id: UUID) -> bool:
+        """Whether the page has a subscriber that updates go to: without one, an update writes nothing."""
+        if page_id not in self.told:
+            self.told[page_id] = await self.conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {SUBSCRIBERS} WHERE status_page_id = $1 AND state = ANY($2::text[]))",
+                page_id,
+                list(TOLD_STATES),
+            )
+        return self.told[page_id]
 
     async def incident_declared(self, record: RecordedEvent, event: Incident.Declared) -> None:
         notice = NoticeState(
@@ -464,7 +550,7 @@ class _Batch:
         notify = event.notify_subscribers
         if isinstance(event, Maintenance.Started | Maintenance.Completed):
             page = await self.page(_uuid(notice.status_page_id))
-            if page is not None and page.automatic_maintenance_notifications == "never":
+            if page is not None and page.automatic_maintenance_notifications == NEVER:
                 notify = False
         await self._published(record, notice, update, notify=notify)
 
@@ -497,7 +583,7 @@ class _Batch:
     async def _fan_out(self, record: RecordedEvent, notice: NoticeState) -> None:
         page_id = _uuid(notice.status_page_id)
         page = await self.page(page_id)
-        if page is None:
+        if page is None or not await self.anyone_told(page_id):
             return
         named = list(notice.component_statuses)
         names: dict[str, str] = {
@@ -541,6 +627,7 @@ class _Batch:
     # Subscribers
 
     async def subscriber_created(self, record: RecordedEvent, event: Subscriber.Created) -> None:
+        self.told.clear()
         await self.conn.execute(
             f"INSERT INTO {SUBSCRIBERS} (subscriber_id, status_page_id, channel, sub_page_id, component_ids,"
             " state, contact) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subscriber_id) DO NOTHING",
@@ -560,6 +647,7 @@ class _Batch:
 
     async def subscriber_moved(self, record: RecordedEvent, event: Any) -> None:
         """A change of state; an erasure also forgets the contact's ciphertext, a rotation replaces it."""
+        self.told.clear()
         await self.conn.execute(
             f"UPDATE {SUBSCRIBERS} SET state = coalesce($2, state),"
             " contact = CASE WHEN $3 THEN $4 ELSE contact END WHERE subscriber_id = $1",
@@ -638,13 +726,13 @@ _STATE_AFTER: dict[type[Any], str] = {
 }
 
 
-def _settings(event: Any) -> dict[str, Any]:
-    """The page settings an event carries (events older than a setting carry its default)."""
+def _settings(event: StatusPage.Created | StatusPage.Updated) -> dict[str, Any]:
+    """The page settings a message depends on (events older than a setting carry its default, upcast)."""
     return {
         "public_url": event.public_url,
-        "custom_domain": getattr(event, "custom_domain", None),
-        "time_zone": getattr(event, "time_zone", "UTC"),
-        "automatic_maintenance_notifications": getattr(event, "automatic_maintenance_notifications", "inherit"),
+        "custom_domain": event.custom_domain,
+        "time_zone": event.time_zone,
+        "automatic_maintenance_notifications": event.automatic_maintenance_notifications,
     }
 
 
@@ -681,19 +769,9 @@ def touched_sub_pages(items: list[dict[str, Any]], named: Sequence[str]) -> list
     return list(touched)
 
 
-def canonical_url(page: PageState, base_url: str | None) -> str | None:
-    """The page's canonical public URL: its own public URL, else its custom domain, else the base URL
-    and its slug."""
-    if page.public_url:
-        return page.public_url.rstrip("/")
-    if page.custom_domain:
-        return f"https://{page.custom_domain}"
-    if base_url:
-        return f"{base_url.rstrip('/')}/{page.slug}"
-    return None
-
-
 Handler = Callable[[_Batch, RecordedEvent, Any], Awaitable[None]]
+
+_NOTICE_STREAMS = frozenset({Incident.STREAM_TYPE, Maintenance.STREAM_TYPE})
 
 _HANDLERS: dict[str, Handler] = {
     StatusPage.Created.TOPIC: _Batch.page_created,
@@ -701,7 +779,7 @@ _HANDLERS: dict[str, Handler] = {
     StatusPage.StructureReplaced.TOPIC: _Batch.structure_replaced,
     Component.Created.TOPIC: _Batch.component_named,
     Component.Updated.TOPIC: _Batch.component_named,
-    PUBLIC_BASE_URL_CONFIGURED: _Batch.base_url_configured,
+    PublicBaseUrlConfigured.TOPIC: _Batch.base_url_configured,
     Incident.Declared.TOPIC: _Batch.incident_declared,
     Incident.RetrospectiveRecorded.TOPIC: _Batch.retrospective_recorded,
     Incident.UpdatePublished.TOPIC: _Batch.update_published,

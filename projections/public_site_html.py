@@ -54,7 +54,8 @@ class MessageForm:
 
 def render_index(view: IndexView) -> bytes:
     """`GET /{slug}`: the banner, ongoing notices, components with their bars, past incidents, the form."""
-    return _render("index.html", view.page, view=view, brand_heading=True)
+    tone = "maintenance" if view.banner.maintenance else view.banner.indicator
+    return _render("index.html", view.page, view=view, brand_heading=True, favicon=_favicon(tone))
 
 
 def render_history(view: HistoryView) -> bytes:
@@ -130,8 +131,7 @@ def _render(template: str, page: PageView | None, **context: Any) -> bytes:
         page=page,
         css=Markup(css),
         csp=_content_security_policy(css, origins),
-        favicon=_favicon(),
-        **context,
+        **{"favicon": _favicon("none"), **context},
     )
     return text.encode()
 
@@ -166,12 +166,23 @@ def _stylesheet() -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+_FAVICON_COLOURS = {
+    "none": "1b7a43",
+    "minor": "e3a51a",
+    "major": "f07a22",
+    "critical": "de3a45",
+    "maintenance": "4a8af4",
+}
+
+
 @cache
-def _favicon() -> str:
-    """A small round mark as a `data:` URL, so the browser does not ask Beacon (or anyone) for /favicon.ico."""
+def _favicon(tone: str) -> str:
+    """A small round mark in the colour of the page's status, as a `data:` URL: a tab shows the status at a
+    glance, and the browser asks no host (not even Beacon) for /favicon.ico."""
+    colour = _FAVICON_COLOURS.get(tone, _FAVICON_COLOURS["none"])
     svg = (
         "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
-        "<circle cx='8' cy='8' r='7' fill='%231b7a43'/><circle cx='8' cy='8' r='3' fill='white'/></svg>"
+        f"<circle cx='8' cy='8' r='7' fill='%23{colour}'/><circle cx='8' cy='8' r='3' fill='white'/></svg>"
     )
     return "data:image/svg+xml," + svg.replace("<", "%3C").replace(">", "%3E")
 

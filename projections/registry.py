@@ -7,6 +7,7 @@ from projections.incident_list import incident_list
 from projections.maintenance_list import maintenance_list
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.notification_outbox import NotificationOutbox
+from projections.public_hosts import PublicHosts
 from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
@@ -27,4 +28,5 @@ def all_projections() -> list[Projection]:
         NotificationOutbox(),
         SubscriberList(),
         PublicSite(),
+        PublicHosts(),
     ]

@@ -28,7 +28,8 @@ import asyncpg
 
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.follow import CONNECTION_ERRORS, Follower, Session, lock_key
-from projections.versions import is_legacy, quote_ident, register, versioned
+from projections.versions import is_legacy, register, versioned
+from projections.versions import quote_ident as quote_ident  # re-exported: modules quote names through the runner
 
 log = logging.getLogger("beacon.projections")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,8 @@ from infra.migrate import migrate
 from infra.settings import Settings
 from tests.support import databases
 from tests.support.http import Keys, make_keys
-from tests.support.live_server import TEST_SECRET_KEY
+from tests.support.live_server import TEST_SECRET_KEY, Beacon, running_beacon
+from tests.support.public_site_scene import Scene, build_scene
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +82,13 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """An httpx client over ASGI, as a client would drive the app."""
     async with AsyncTestClient(app=app) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+async def scene(
+    server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Beacon, Scene]]:
+    """A running Beacon with the bad day of tests/support/public_site_scene.py, shared by a module's tests
+    (the browser and the real consumers of the public documents)."""
+    async with running_beacon(server_url, template_database, tmp_path_factory.mktemp("scene")) as beacon:
+        yield beacon, await asyncio.to_thread(build_scene, beacon)

@@ -1,7 +1,8 @@
 """`/healthz` (the process answers) and `/readyz` (this process can serve: the database answers and is
-migrated). A stopped projection never makes a process unready: every replica would leave the load balancer
-and take the public page down with it, during the very incident it reports
-(docs/architecture.md#4-projections-and-checkpoints). `/readyz?detail=1` reports the projections instead."""
+migrated). A stopped projection or a notification backlog never makes a process unready: every replica would
+leave the load balancer and take the public page down with it, during the very incident it reports
+(docs/architecture.md#4-projections-and-checkpoints). `/readyz?detail=1` reports the projections and the
+notification channels instead."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.errors import DATABASE_UNAVAILABLE, ApiError
 from api.services import Services, services_of
 from api.types import AnyRequest
 from infra.migrate import is_migrated
+from process_managers.notification_status import ChannelStatus, delivery_status
 from projections.runner import ProjectionLag
 
 
@@ -30,6 +32,9 @@ class Readiness(msgspec.Struct, omit_defaults=True):
     empty when the database cannot be read."""
     reason: str | None = None
     """Why not ready, or why `projections` is empty (the database cannot be read, or is not migrated)."""
+    notifications: list[ChannelStatus] | None = None
+    """Each notification channel's backlog, oldest due age, failures and pause (a backlog never makes a
+    process unready)."""
 
 
 @get("/healthz", include_in_schema=False)
@@ -65,7 +70,11 @@ async def _readiness(services: Services) -> Readiness:
     except DATABASE_UNAVAILABLE as error:
         return Readiness(status="not_ready", projections=[], reason=f"the database cannot be read: {error!r}")
     try:
-        return Readiness(status="ready", projections=await services.projections_lag())
+        return Readiness(
+            status="ready",
+            projections=await services.projections_lag(),
+            notifications=await delivery_status(services.pool, services.clock.now()),
+        )
     except DATABASE_UNAVAILABLE as error:
         return Readiness(status="ready", projections=[], reason=f"the projections cannot be read: {error!r}")
 

@@ -20,6 +20,12 @@ PUBLIC = {
     ("get", "/{page_slug}/{sub_page_slug}/api/v1/summary"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    *(
+        (method, f"{base}/subscriptions{action}")
+        for base in ("/{page_slug}", "/{page_slug}/{sub_page_slug}")
+        for method, action in [("post", "")]
+        + [(method, f"/{link}") for link in ("confirm", "manage", "unsubscribe") for method in ("get", "post")]
+    ),
 }
 
 

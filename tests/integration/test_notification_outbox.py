@@ -18,12 +18,20 @@ from domain.base import CommandContext, load, save
 from domain.component import Component, ComponentInfo
 from domain.incident import Incident, PastUpdate
 from domain.maintenance import Maintenance
-from domain.status_page import StatusPage
+from domain.public_base_url import PublicBaseUrl
+from domain.status_page import PageSettings, StatusPage
 from domain.structure import ComponentItem, SubPageItem
 from domain.subscriber import Channel, Subscriber
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
-from projections.notification_outbox import INTENTS, MESSAGES, SUBSCRIBERS, NotificationOutbox, intent_id
+from projections.notification_outbox import (
+    INTENTS,
+    MESSAGES,
+    REPLAY_CHECKED_UPDATES,
+    SUBSCRIBERS,
+    NotificationOutbox,
+    intent_id,
+)
 from projections.rebuild import rebuild_live_many, replay_check
 from projections.runner import ProjectionRunner, catch_up, ensure_tables
 from tests.support.builders import OPERATOR, at, context_at
@@ -517,3 +525,61 @@ async def test_the_runner_hands_the_outbox_small_transactions(pool: asyncpg.Pool
     finally:
         await runner.stop()
     assert sum(outbox.batches) == head and max(outbox.batches) == outbox.batch_size
+
+
+async def test_page_settings_shape_who_is_told_and_what_they_read(
+    pool: asyncpg.Pool, outbox: NotificationOutbox
+) -> None:
+    store = PostgresEventStore(pool)
+    log = Log(store)
+    await page_with_components(log)
+    await log.save(PublicBaseUrl.first(url="https://status.example.com", at=at(0)))
+    page = await load(store, StatusPage, PAGE)
+    quiet = PageSettings(time_zone="Europe/Paris", automatic_maintenance_notifications="never")
+    page.update(public_url=None, settings=quiet, at=at(0), by=OPERATOR)
+    await log.save(page)
+    await subscribe(log, 1)
+    window = schedule(1, "moving storage", [B], start=60, end=120, automate=True)
+    window.start_automatically(update_id=update(2), at=at(60))  # silenced by the page
+    await log.save(window)
+    page.update(settings=PageSettings(time_zone="Europe/Paris"), at=at(70), by=OPERATOR)
+    await log.save(page)
+    window.complete_automatically(update_id=update(3), at=at(120))  # inherits the window's flag again
+    await log.save(window)
+    async with pool.acquire() as conn:
+        await catch_up(conn, store, outbox)
+        rows = await conn.fetch(f"SELECT content FROM {MESSAGES} ORDER BY position")
+    contents = [msgspec.json.decode(row["content"]) for row in rows]
+    assert [c["update"]["message"] for c in contents] == [
+        "moving storage",
+        "This scheduled maintenance has been completed.",
+    ]
+    scheduled = contents[0]
+    link = f"https://status.example.com/acme/maintenances/{ulid(window.id)}"  # the base URL and the slug
+    assert scheduled["notice"]["url"] == link and scheduled["page"]["time_zone"] == "Europe/Paris"
+    assert "Scheduled 2026-01-28 11:00 UTC (12:00 CET) to 2026-01-28 12:00 UTC (13:00 CET)" in scheduled["text"]
+    assert f"Details: {link}" in scheduled["text"]
+
+
+async def test_replay_check_refolds_only_the_updates_it_compares(
+    pool: asyncpg.Pool, outbox: NotificationOutbox
+) -> None:
+    store = PostgresEventStore(pool)
+    log = Log(store)
+    await page_with_components(log)
+    subscribers = [await subscribe(log, n) for n in range(2)]
+    for n in range(1, REPLAY_CHECKED_UPDATES + 6):
+        await log.save(declare(n, f"incident {n}"))
+    async with pool.acquire() as conn:
+        await catch_up(conn, store, outbox)
+    _, differences = await replay_check(pool, [outbox], "outbox_replay_check")
+    assert differences == []
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT m.update_id, i.subscriber_id FROM outbox_replay_check.{INTENTS} i"
+            f" JOIN outbox_replay_check.{MESSAGES} m ON m.id = i.message_id"
+        )
+    newest = range(6, REPLAY_CHECKED_UPDATES + 6)
+    assert sorted((r["update_id"], r["subscriber_id"]) for r in rows) == sorted(
+        (ulid_to_uuid(update(n)), s) for n in newest for s in subscribers
+    )

@@ -17,6 +17,7 @@ from projections.public_site_html import (
     render_notice,
     unavailable_page,
 )
+from projections.public_site_view import Link
 from tests.support.public_site_views import HISTORY, INCIDENT, INCIDENT_PAGE, INDEX, MONTH, PAGE
 
 
@@ -53,6 +54,8 @@ def test_the_banner_says_the_status_in_words_beside_an_icon() -> None:
     assert "Partial System Outage" in page.plain
     banner = render_index(INDEX).decode().split('role="status"')[1].split("</div>")[0]
     assert "<svg" in banner and 'aria-hidden="true"' in banner
+    icon = next(link["href"] for link in page.all("link") if link.get("rel") == "icon")
+    assert icon is not None and icon.startswith("data:image/svg+xml,") and "f07a22" in icon  # the tab shows it too
 
 
 def test_nothing_is_loaded_from_anywhere_and_no_script_runs() -> None:
@@ -195,3 +198,27 @@ def test_message_pages_carry_their_status_and_post_only_with_a_button() -> None:
     assert form["method"] == "post" and form["action"] == "/acme/subscriptions/unsubscribe"
     assert {"type": "hidden", "name": "token", "value": "t.1"} in page.all("input")
     assert "404" in Elements(not_found_page()).plain and "503" in Elements(unavailable_page()).plain
+
+
+def test_a_sub_page_on_a_custom_domain_links_its_parent_and_may_post_there() -> None:
+    base = "https://status.acme.example/eu"
+    sub_page = replace(
+        PAGE,
+        name="Acme Cloud — Europe",
+        links=replace(
+            PAGE.links,
+            home=base,
+            history=f"{base}/history",
+            subscribe_action=f"{base}/subscriptions",
+            canonical=base,
+        ),
+        sub_pages=(),
+        parent=Link("https://status.acme.example", "Acme Cloud"),
+    )
+    page = Elements(render_index(replace(INDEX, page=sub_page)))
+    assert {"rel": "canonical", "href": base} in page.all("link")
+    assert "https://status.acme.example" in {a["href"] for a in page.all("a")}
+    assert page.all("form")[0]["action"] == f"{base}/subscriptions"
+    policy = next(m["content"] for m in page.all("meta") if m.get("http-equiv") == "Content-Security-Policy")
+    assert policy is not None and "form-action 'self' https://status.acme.example;" in policy
+    assert "Acme Cloud — Europe" in page.plain and "Part of Acme Cloud" in page.plain
