@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.history import migrated_database
 from bench.replay import copy_mixed_log
 from bench.scratch import scratch_database
 from bench.widget import call, nginx, wrk
-from infra.db import create_pool, database_url
-from infra.migrate import migrate
+from infra.db import database_url
 from infra.settings import Settings
 from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
@@ -134,28 +134,20 @@ def serving(database_url: str, duration: str, writes: int) -> None:
 async def render_cost(events: int) -> None:
     settings = Settings.from_env()
     server = await asyncio.to_thread(database_url, settings)
-    async with scratch_database(server) as url:
-        pool = await create_pool(url, settings)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            written = await copy_mixed_log(pool, events)
-            projections: list[Projection] = [PublicWidget(), PublicSite()]
-            stats = await rebuild(pool, projections, "beacon_bench_public")
-            rates = {}
-            for projection in projections:
-                seconds = stats.projection_seconds[projection.name]
-                rates[projection.name] = stats.events[projection.name] / seconds
-                print(
-                    f"rebuild of {written:,} events: {projection.name:<14} {rates[projection.name]:>10,.0f} events/s"
-                    f"  ({seconds:.2f}s in its apply)"
-                )
+    async with migrated_database(server, settings) as (_, pool):
+        written = await copy_mixed_log(pool, events)
+        projections: list[Projection] = [PublicWidget(), PublicSite()]
+        stats = await rebuild(pool, projections, "beacon_bench_public")
+        rates = {}
+        for projection in projections:
+            seconds = stats.projection_seconds[projection.name]
+            rates[projection.name] = stats.events[projection.name] / seconds
             print(
-                f"render cost ratio public_site / public_widget: {rates['public_site'] / rates['public_widget']:.2f}"
-                " (goal >= 0.5)"
+                f"rebuild of {written:,} events: {projection.name:<14} {rates[projection.name]:>10,.0f} events/s"
+                f"  ({seconds:.2f}s in its apply)"
             )
-        finally:
-            await pool.close()
+        ratio = rates["public_site"] / rates["public_widget"]
+        print(f"render cost ratio public_site / public_widget: {ratio:.2f} (goal >= 0.5)")
 
 
 def main() -> None:
