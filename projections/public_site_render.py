@@ -20,6 +20,7 @@ Decisions the contract leaves open:
 from __future__ import annotations
 
 import importlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -389,6 +390,7 @@ class CoreInputs:
 
     def __post_init__(self) -> None:
         self.visible = {facts.id for facts in leaves(self.rows)}
+        self.views = Views(self.scope, self.components, self.visible)
 
     def facts(self, notice: SiteNotice) -> NoticeFacts:
         return notice_facts(notice, self.components, self.visible)
@@ -566,6 +568,21 @@ def notice_view(
     )
 
 
+class Views:
+    """Each notice's view in one scope, made once per render however many documents show it (its page, its
+    month, the history, the index)."""
+
+    def __init__(self, scope: Scope, components: Mapping[str, SiteComponent], visible: set[str]) -> None:
+        self.scope, self.components, self.visible = scope, components, visible
+        self._made: dict[str, NoticeView] = {}
+
+    def __call__(self, notice: SiteNotice) -> NoticeView:
+        view = self._made.get(notice.id)
+        if view is None:
+            view = self._made[notice.id] = notice_view(self.scope, notice, self.components, self.visible)
+        return view
+
+
 def day_start(day: date, zone: ZoneInfo) -> datetime:
     """The first instant of a local day, in UTC (a DST day is 23 or 25 hours long)."""
     return datetime.combine(day, time(), zone).astimezone(UTC)
@@ -598,33 +615,32 @@ def _bar(
     intervals: Mapping[str, list[tuple[datetime, datetime | None, str]]],
     data_since: datetime,
     days: Sequence[date],
-    zone: ZoneInfo,
+    bounds: Sequence[datetime],
     instant: datetime,
 ) -> tuple[tuple[DayCell, ...], str | None]:
+    """The cells of `days` (whose starts and the end of the last are `bounds`) and the uptime percentage."""
+    worst = ["operational"] * len(days)
+    outages: list[Interval] = []
+    for component_id in ids:
+        for begin, finish, status in intervals.get(component_id, ()):
+            if status in ("partial_outage", "full_outage"):
+                outages.append(Interval(begin, finish))
+            if begin >= instant or (finish is not None and finish <= bounds[0]) or begin >= bounds[-1]:
+                continue
+            first = max(bisect_right(bounds, begin) - 1, 0)
+            last = len(days) if finish is None else min(bisect_left(bounds, finish), len(days))
+            for index in range(first, last):
+                if COMPONENT_SEVERITY.get(status, 0) > COMPONENT_SEVERITY.get(worst[index], 0):
+                    worst[index] = status
     cells: list[DayCell] = []
-    for day in days:
-        start, end = day_start(day, zone), min(day_start(day + timedelta(days=1), zone), instant)
-        if day_start(day + timedelta(days=1), zone) <= data_since:
+    for index, day in enumerate(days):
+        if bounds[index + 1] <= data_since:
             cells.append(DayCell(day, "no_data", f"{day_text(day)}: no data"))
-            continue
-        worst = "operational"
-        for component_id in ids:
-            for begin, finish, status in intervals.get(component_id, ()):
-                if begin < end and (finish is None or finish > start):
-                    worst = statuspage.worst_status((worst, status))
-        text = (
-            f"{day_text(day)}: no incidents"
-            if worst == "operational"
-            else f"{day_text(day)}: {status_text(worst).lower()}"
-        )
-        cells.append(DayCell(day, worst, text))
-    window_start = max(day_start(days[0], zone), data_since)
-    outages = [
-        Interval(begin, finish)
-        for component_id in ids
-        for begin, finish, status in intervals.get(component_id, ())
-        if status in ("partial_outage", "full_outage")
-    ]
+        elif worst[index] == "operational":
+            cells.append(DayCell(day, "operational", f"{day_text(day)}: no incidents"))
+        else:
+            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_text(worst[index]).lower()}"))
+    window_start = max(bounds[0], data_since)
     covered = instant - window_start if instant > window_start else timedelta()
     return tuple(cells), availability_percent(
         covered, downtime(outages, window_start, instant) if covered else timedelta()
@@ -636,7 +652,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
     zone, instant = page.zone, page.instant
     today = instant.astimezone(zone).date()
     days = [today - timedelta(days=offset) for offset in range(BAR_DAYS - 1, -1, -1)]
-    visible = {facts.id for facts in leaves(inputs.rows)}
+    bounds = [day_start(day, zone) for day in days] + [day_start(today + timedelta(days=1), zone)]
     intervals = _incident_intervals(inputs.notices)
     mode = page.uptime_mode
 
@@ -645,7 +661,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
         cells: tuple[DayCell, ...] | None = None
         percent: str | None = None
         if mode != "nothing" and row.display:
-            cells, percent = _bar(ids, intervals, row.data_since, days, zone, instant)
+            cells, percent = _bar(ids, intervals, row.data_since, days, bounds, instant)
             if mode == "chart_only":
                 percent = None
         return ComponentView(
@@ -661,13 +677,13 @@ def index_view(inputs: CoreInputs) -> IndexView:
 
     data = json_documents_status(inputs)
     in_progress = any(n.status == "maintenance_in_progress" for n in inputs.notices)
-    views = {n.id: notice_view(scope, n, inputs.components, visible) for n in inputs.notices}
+    view = inputs.views
     past: list[NoticeDay] = []
     for offset in range(PAST_DAYS):
         day = today - timedelta(days=offset)
         start, end = day_start(day, zone), day_start(day + timedelta(days=1), zone)
         shown = [
-            views[n.id]
+            view(n)
             for n in _newest(inputs.notices, lambda n: n.begun_at)
             if start <= n.begun_at < end and (n.kind == "incident" or n.status == "maintenance_complete")
         ]
@@ -677,14 +693,12 @@ def index_view(inputs: CoreInputs) -> IndexView:
         banner=Banner(indicator=data[0], maintenance=in_progress and data[0] == "none", text=data[1]),
         components=tuple(component_view(row) for row in inputs.rows),
         ongoing_incidents=tuple(
-            views[n.id] for n in _newest(inputs.notices, lambda n: n.updated_at) if n.kind == "incident" and n.open
+            view(n) for n in _newest(inputs.notices, lambda n: n.updated_at) if n.kind == "incident" and n.open
         ),
         in_progress_maintenances=tuple(
-            views[n.id] for n in _soonest(inputs.notices) if n.status == "maintenance_in_progress"
+            view(n) for n in _soonest(inputs.notices) if n.status == "maintenance_in_progress"
         ),
-        upcoming_maintenances=tuple(
-            views[n.id] for n in _soonest(inputs.notices) if n.status == "maintenance_scheduled"
-        ),
+        upcoming_maintenances=tuple(view(n) for n in _soonest(inputs.notices) if n.status == "maintenance_scheduled"),
         past_days=tuple(past),
         uptime_mode=mode,
     )
@@ -705,9 +719,7 @@ def month_link(scope: Scope, month: str, count: int) -> MonthLink:
     return MonthLink(month=month, label=month_label(month), href=scope.link(f"/history/{month}"), count=count)
 
 
-def history_days(
-    scope: Scope, notices: Iterable[SiteNotice], components: Mapping[str, SiteComponent], visible: set[str]
-) -> tuple[NoticeDay, ...]:
+def history_days(scope: Scope, notices: Iterable[SiteNotice], views: Views) -> tuple[NoticeDay, ...]:
     zone = scope.page.zone
     by_day: dict[date, list[SiteNotice]] = {}
     for notice in notices:
@@ -716,7 +728,7 @@ def history_days(
         NoticeDay(
             day,
             day_text(day),
-            tuple(notice_view(scope, n, components, visible) for n in _newest(by_day[day], lambda n: n.begun_at)),
+            tuple(views(n) for n in _newest(by_day[day], lambda n: n.begun_at)),
         )
         for day in sorted(by_day, reverse=True)
     )
@@ -726,8 +738,7 @@ def history_view(
     scope: Scope,
     month: str | None,
     notices: Sequence[SiteNotice],
-    components: Mapping[str, SiteComponent],
-    visible: set[str],
+    views: Views,
 ) -> HistoryView:
     """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
     months = scope.page.months
@@ -737,7 +748,7 @@ def history_view(
             page=page_view(scope),
             months=tuple(month_link(scope, m, months[m]) for m in ordered),
             month=None,
-            days=history_days(scope, notices, components, visible),
+            days=history_days(scope, notices, views),
         )
     older = [m for m in ordered if m < month]
     newer = [m for m in ordered if m > month]
@@ -745,7 +756,7 @@ def history_view(
         page=page_view(scope),
         months=(),
         month=month_link(scope, month, months.get(month, 0)),
-        days=history_days(scope, notices, components, visible),
+        days=history_days(scope, notices, views),
         previous=month_link(scope, older[0], months[older[0]]) if older else None,
         next=month_link(scope, newer[-1], months[newer[-1]]) if newer else None,
     )

@@ -145,3 +145,24 @@ async def test_hot_documents_are_served_while_the_database_is_unreachable(client
     cold = await get(client, "/acme/history", Accept="text/html")
     assert cold.status_code == 503 and cold.headers["content-type"].startswith("text/html")
     assert (await get(client, "/acme/history/2020-01")).json()["status"] == 503
+
+
+async def test_feed_entry_ids_survive_an_edit(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    incident = await declare(client, ids["page"]["id"], "Login failing", {ids["login"]: "partial_outage"})
+    await caught_up(client)
+    before = {
+        feed: feedparser.parse((await get(client, f"/acme/{feed}")).content) for feed in ("history.atom", "history.rss")
+    }
+
+    response = await client.put(
+        f"/v2/status_page_incidents/{incident}", json={"name": "Sign-in failing"}, headers=Keys.header(keys.publish)
+    )
+    assert response.status_code == 200, response.text
+    await caught_up(client)
+
+    for feed, parsed in before.items():
+        after = feedparser.parse((await get(client, f"/acme/{feed}")).content)
+        assert after.bozo == 0 and parsed.bozo == 0
+        assert [e.id for e in after.entries] == [e.id for e in parsed.entries] == [f"urn:beacon:incident:{incident}"]
+        assert after.entries[0].title == "Sign-in failing" and parsed.entries[0].title == "Login failing"
