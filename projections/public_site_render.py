@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from domain.canonical_url import canonical_url as canonical
+from domain.canonical_url import sub_page_url
 from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem, parse_structure, sub_pages
 from projections import statuspage
 from projections.component_availability import Interval, availability_percent, downtime
@@ -167,9 +169,9 @@ class Scope:
     @property
     def url(self) -> str | None:
         page_url = canonical_url(self.page, self.base_url)
-        if self.sub_page is None or page_url is None:
+        if self.sub_page is None or self.sub_page.slug is None:
             return page_url
-        return f"{page_url}/{self.sub_page.slug}"
+        return sub_page_url(page_url, self.sub_page.slug)
 
     @property
     def items(self) -> tuple[StructureItem, ...]:
@@ -179,19 +181,20 @@ class Scope:
         return next((item.items for item in sub_pages(structure) if item.id == self.sub_page.id), ())
 
     def link(self, path: str) -> str:
+        """Where a document of the scope is stored: its path on Beacon's own host."""
         return self.prefix + path
+
+    def href(self, path: str = "") -> str:
+        """How the scope's pages link to one of its documents: a path on Beacon's own host, or on a page
+        served on a custom domain an absolute URL on its canonical base (a path there would gain the slug
+        twice: the domain's requests are already rewritten to `/{slug}…`)."""
+        base = self.url if self.page.custom_domain and self.url else self.prefix
+        return base + path
 
 
 def canonical_url(page: SitePage, base_url: str | None) -> str | None:
-    """The page's `public_url`, else `https://{custom_domain}`, else `{public base URL}/{slug}`; None without
-    any of the three."""
-    if page.public_url:
-        return page.public_url.rstrip("/")
-    if page.custom_domain:
-        return f"https://{page.custom_domain}"
-    if base_url:
-        return f"{base_url.rstrip('/')}/{page.slug}"
-    return None
+    """The page's canonical URL (domain/canonical_url.py)."""
+    return canonical(public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug)
 
 
 def scopes(page: SitePage, base_url: str | None) -> list[Scope]:
@@ -505,19 +508,21 @@ def page_view(scope: Scope) -> PageView:
         description=scope.page.description,
         time_zone=scope.page.time_zone,
         links=SiteLinks(
-            home=scope.prefix,
-            history=scope.link("/history"),
-            feed_atom=scope.link("/history.atom"),
-            feed_rss=scope.link("/history.rss"),
-            summary_json=scope.link("/api/v2/summary.json"),
-            status_json=scope.link("/api/v2/status.json"),
-            subscribe_action=scope.link("/subscriptions"),
+            home=scope.href(),
+            history=scope.href("/history"),
+            feed_atom=scope.href("/history.atom"),
+            feed_rss=scope.href("/history.rss"),
+            summary_json=scope.href("/api/v2/summary.json"),
+            status_json=scope.href("/api/v2/status.json"),
+            subscribe_action=scope.href("/subscriptions"),
             canonical=scope.url,
         ),
         sub_pages=()
         if scope.sub_page is not None
-        else tuple(Link(f"/{scope.page.slug}/{s.slug}", s.name) for s in sub_pages(structure)),
-        parent=Link(f"/{scope.page.slug}", scope.page.name) if scope.sub_page is not None else None,
+        else tuple(Link(scope.href(f"/{s.slug}"), s.name) for s in sub_pages(structure)),
+        parent=Link(Scope(scope.page, None, scope.base_url).href(), scope.page.name)
+        if scope.sub_page is not None
+        else None,
     )
 
 
@@ -551,7 +556,7 @@ def notice_view(
         status=notice.status,
         status_text=status_text(notice.status),
         impact=facts.impact,
-        href=scope.link(f"/{path}/{notice.id}"),
+        href=scope.href(f"/{path}/{notice.id}"),
         updates=updates,
         components=tuple(
             components[cid].name for cid in named_components(notice) if cid in visible and cid in components
@@ -716,7 +721,7 @@ def month_label(month: str) -> str:
 
 
 def month_link(scope: Scope, month: str, count: int) -> MonthLink:
-    return MonthLink(month=month, label=month_label(month), href=scope.link(f"/history/{month}"), count=count)
+    return MonthLink(month=month, label=month_label(month), href=scope.href(f"/history/{month}"), count=count)
 
 
 def history_days(scope: Scope, notices: Iterable[SiteNotice], views: Views) -> tuple[NoticeDay, ...]:
