@@ -549,12 +549,20 @@ async def _store(conn: asyncpg.Connection, writes: _Writes) -> tuple[int, int]:
 
 async def tick(conn: asyncpg.Connection, now: datetime, *, schema: str = "public") -> int:
     """Re-render the index of every page whose local day has turned since it was rendered, at that day's
-    midnight; returns how many pages. Serialised with the projection's batches by its checkpoint row."""
+    midnight; returns how many pages (0 also while a batch of the projection holds its checkpoint row)."""
     async with conn.transaction():
         await use_schema(conn, schema)
         if await conn.fetchval("SELECT to_regclass('site_pages')") is None:
             return 0
-        await conn.execute("SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", KEY)
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM site_pages WHERE clock_due <= $1)", now):
+            return 0
+        # Serialised with the projection's batches; while one holds the checkpoint, try again next pass rather
+        # than keep the scheduler (which also starts maintenance windows) waiting behind it.
+        locked = await conn.fetchval(
+            "SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE SKIP LOCKED", KEY
+        )
+        if locked is None:
+            return 0
         pages = [
             _PAGE.decode(row["state"])
             for row in await conn.fetch("SELECT state FROM site_pages WHERE clock_due <= $1 ORDER BY id", now)
