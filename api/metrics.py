@@ -111,6 +111,12 @@ PROJECTION_STOPPED = Gauge(
     ["projection"],
     multiprocess_mode="mostrecent",
 )
+PROJECTION_FAILURES = Counter(
+    "beacon_projection_failures_total",
+    "Times the projection stopped on a failure (an event it could not apply, or its runner failing), counted by "
+    "the process that ran it; a restart takes it up again, and a poison event stops it again.",
+    ["projection"],
+)
 POOL_CONNECTIONS = Gauge(
     "beacon_db_pool_connections",
     "Database connections open in Beacon's asyncpg pools, by pool (api, worker) and state (in_use, idle), "
@@ -159,6 +165,16 @@ NOTIFICATION_PAUSED = Gauge(
 def record_delivery(channel: str, outcome: str) -> None:
     """The dispatcher's `on_outcome`: one recorded attempt."""
     NOTIFICATION_DELIVERIES.labels(channel, outcome).inc()
+
+
+def count_projection_failure(name: str) -> None:
+    PROJECTION_FAILURES.labels(name).inc()
+
+
+def expose_projection_failures(names: Sequence[str]) -> None:
+    """Every projection's failure counter from 0, so an alert on its increase sees the first failure."""
+    for name in names:
+        PROJECTION_FAILURES.labels(name)
 
 
 class DocumentCounts:

@@ -41,10 +41,12 @@ from infra.settings import Settings, secret_key_bytes
 from infra.webhooks import WebhookSender, target_resolver
 from process_managers.maintenance_scheduler import MaintenanceScheduler
 from process_managers.notification_dispatcher import NotificationDispatcher, RetrySchedule
+from projections.blue_green import ReaderHeartbeat, VersionBuilder, unbuilt, wait_until_built
 from projections.maintenance_schedule import MaintenanceSchedule
 from projections.notification_outbox import NotificationOutbox
 from projections.registry import all_projections
 from projections.runner import Projection, ProjectionRunner, ensure_tables
+from projections.versions import key, search_path
 from projections.watermark import Watermarks
 
 if TYPE_CHECKING:
@@ -85,9 +87,12 @@ async def background_worker(
 ) -> AsyncIterator[BackgroundWorker]:
     """The projection runner and the maintenance scheduler until the block ends. Their own pool, so
     projections holding its connections can never starve an HTTP process's requests."""
-    from api.metrics import MeasuredEventStore
+    from api.metrics import MeasuredEventStore, count_projection_failure, expose_projection_failures
 
-    pool = await create_pool(url, settings, max_size=worker_pool_size(len(projections)))
+    expose_projection_failures([key(p) for p in projections])
+    pool = await create_pool(
+        url, settings, max_size=worker_pool_size(len(projections)), search_path=search_path(projections)
+    )
     try:
         store = MeasuredEventStore(pool)
         await record_public_base_url_setting(settings, store, clock)
@@ -97,8 +102,18 @@ async def background_worker(
             projections,
             poll_interval=settings.projection_poll_interval,
             batch_size=settings.projection_batch_size,
+            unbuilt=await unbuilt(pool, projections),
+            on_failure=count_projection_failure,
         )
         await runner.start()  # creates the schedule table the scheduler reads
+        # Versions of this code the database lacks are built beside the runner; old ones nobody reads are dropped
+        # (docs/adr/0006-projection-versions.md).
+        builder = VersionBuilder(pool, store, projections, runner, retry_interval=settings.projection_poll_interval)
+        await builder.start()
+        heartbeat = ReaderHeartbeat(
+            pool, [key(p) for p in projections], settings.reader_heartbeat_seconds, retire_old=True
+        )
+        await heartbeat.start()
         scheduler: MaintenanceScheduler | None = None
         try:
             if any(p.name == MaintenanceSchedule.name for p in projections):
@@ -118,6 +133,8 @@ async def background_worker(
         finally:
             if scheduler is not None:
                 await bounded(scheduler.stop(), "scheduler")
+            await bounded(heartbeat.stop(), "projection readers' heartbeat")
+            await bounded(builder.stop(), "projection version builder")
             await bounded(runner.stop(), "projection runner")
     finally:
         await close_pool(pool)
@@ -215,7 +232,7 @@ async def http_process(
     chosen = list(projections) if projections is not None else all_projections()
     secret_key = await asyncio.to_thread(secret_key_bytes, settings)
     url = await asyncio.to_thread(database_url, settings)
-    pool = await create_pool(url, settings, stateless=True)
+    pool = await create_pool(url, settings, stateless=True, search_path=search_path(chosen))
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
@@ -226,7 +243,7 @@ async def http_process(
         store = MeasuredEventStore(pool)
         watermarks = Watermarks(
             pool,
-            {p.name for p in chosen if p.writes_wait},
+            {key(p) for p in chosen if p.writes_wait},
             poll_interval=min(0.05, settings.projection_poll_interval),
         )
         await watermarks.start()
@@ -237,6 +254,12 @@ async def http_process(
                 if run_worker:
                     worker = await stack.enter_async_context(background_worker(settings, url, clock, chosen))
                     pools["worker"] = worker.pool
+                # This code's projection versions are read from here on; until each is built whole, this process
+                # serves nothing (it is not ready), rather than a partial or another version's read model.
+                readers = ReaderHeartbeat(pool, [key(p) for p in chosen], settings.reader_heartbeat_seconds)
+                await readers.start()
+                stack.push_async_callback(lambda: bounded(readers.stop(), "projection readers' heartbeat"))
+                await wait_until_built(pool, chosen, settings.projection_poll_interval)
                 # Every process holds every hot public document (docs/architecture.md#5-the-widget-is-bytes): the
                 # widget, and the public site (docs/architecture.md#public-site) when its projection runs.
                 sources: list[DocumentSource] = [WidgetSource()]

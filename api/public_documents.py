@@ -477,7 +477,7 @@ class PublicFrontend:
                 return True
             if route.load is not None:
                 try:
-                    document = await route.load(cache, _host(scope), scope["path"])
+                    document = await route.load(cache, scope.get(ALIASED_HOST, DEFAULT_HOST), scope["path"])
                 except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
                     log.warning("public document %s unavailable: %r", scope["path"], error)
                     message = "This document cannot be read right now; try again shortly"
@@ -593,17 +593,6 @@ def prefers_html(accept: bytes | None) -> bool:
         best[media] = max(best.get(media, 0.0), quality)
     html = best.get("text/html", 0.0)
     return html > 0 and html >= max(best.get("application/json", 0.0), best.get("*/*", 0.0) if html == 0 else 0.0)
-
-
-def _host(scope: Scope) -> str:
-    """The request's host, lower-cased, without port or trailing dot (Beacon's own for a request rewritten
-    from a custom domain: its path is already the page's)."""
-    if ALIASED_HOST in scope:
-        return DEFAULT_HOST
-    host = _header(scope, b"host")
-    if host is None:
-        return DEFAULT_HOST
-    return host.decode("latin-1").rsplit(":", 1)[0].rstrip(".").lower()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -9,7 +9,8 @@ leaves every process's LRU when the projection's notification arrives. While Pos
 not cached answers 503 (an HTML page for a browser).
 
 `/{slug}/incidents/{id}` with a maintenance window's id answers 301 to its `/maintenances/` page. A page on
-a custom domain has its documents at that host's root as well.
+a custom domain is served there through the cache's host alias (its requests arrive rewritten to the
+page's paths), so its documents are stored once.
 """
 
 from __future__ import annotations
@@ -75,14 +76,6 @@ def _public(stored: StoredDocument, host: str, path: str) -> PublicDocument:
     )
 
 
-def _on_custom_domain(stored: StoredDocument) -> tuple[str, str] | None:
-    """The document's key on its page's custom domain: the path without the page's slug."""
-    if stored.custom_domain is None:
-        return None
-    path = stored.path.removeprefix(f"/{stored.slug}")
-    return stored.custom_domain, path or "/"
-
-
 class SiteSource:
     """The `public_site` projection's documents: the hot set for the cache, the rest through an LRU."""
 
@@ -94,8 +87,6 @@ class SiteSource:
         self.cold: OrderedDict[str, CachedDocument] = OrderedDict()
         """Documents read on demand, by their path on Beacon's own host, least recently used first."""
         self.cold_size = 0
-        self.domains: dict[str, str] = {}
-        """Custom domain → page slug, as of the last read."""
         self.routes: Sequence[PublicRoute] = (
             PublicRoute(
                 name="public site",
@@ -122,16 +113,11 @@ class SiteSource:
         documents: list[PublicDocument] = []
         for stored in await public_site.read_hot(conn, after=after):
             documents.append(_public(stored, DEFAULT_HOST, stored.path))
-            custom = _on_custom_domain(stored)
-            if custom is not None:
-                self.domains[custom[0]] = stored.slug
-                documents.append(_public(stored, *custom))
         return documents
 
     async def load(self, cache: DocumentCache, host: str, path: str) -> CachedDocument | None:
         """A document not held in memory: from the LRU, else from Postgres (and then kept in the LRU)."""
-        slug = self.domains.get(host)
-        stored_path = (f"/{slug}" + ("" if path == "/" else path)) if slug is not None else path
+        stored_path = path  # a custom domain's request arrives rewritten to the page's path
         cached = self.cold.get(stored_path)
         if cached is not None:
             self.cold.move_to_end(stored_path)
@@ -147,7 +133,7 @@ class SiteSource:
                 match = _INCIDENT_PATH.match(stored_path)
                 if match is None or await public_site.read_one(conn, f"{match[1]}/maintenances/{match[2]}") is None:
                     return None
-                return self._redirect_to(path.replace("/incidents/", "/maintenances/"))
+                return self._redirect_to(cache, host, path.replace("/incidents/", "/maintenances/"))
         document = CachedDocument.of(_public(stored, host, path))
         self._keep(stored_path, document)
         return document
@@ -158,12 +144,16 @@ class SiteSource:
         if match is None:
             return None
         target = f"{match[1]}/maintenances/{match[2]}"
-        if cache.get(target, host) is None and cache.get(target) is None:
+        if cache.get(target) is None:
             return None
-        return self._redirect_to(target)
+        return self._redirect_to(cache, host, target)
 
     @staticmethod
-    def _redirect_to(target: str) -> CachedDocument:
+    def _redirect_to(cache: DocumentCache, host: str, target: str) -> CachedDocument:
+        """A 301 to `target`; on a custom domain, to the path its client sees (without the page's slug)."""
+        alias = cache.aliases.get(host)
+        if alias is not None and target.startswith(f"/{alias.slug}/"):
+            target = target.removeprefix(f"/{alias.slug}")
         return CachedDocument.redirect(target, cache_control=CACHE_CONTROL, counts=SITE)
 
     def _keep(self, path: str, document: CachedDocument) -> None:
@@ -181,4 +171,3 @@ class SiteSource:
     def _forget_all(self) -> None:
         self.cold.clear()
         self.cold_size = 0
-        self.domains = {}

@@ -19,7 +19,7 @@ from domain.base import CommandContext
 from infra.clock import Clock
 from infra.event_store import PostgresEventStore
 from infra.settings import Settings
-from projections.public_widget import PublicWidget
+from projections import public_widget
 from projections.runner import Projection, ProjectionLag, ProjectionRunner, lag
 from projections.watermark import Watermarks
 
@@ -85,7 +85,7 @@ class Services:
             # This process's widget documents (docs/architecture.md#5-the-widget-is-bytes).
             # The cache follows the widget projection, so it cannot get further than that projection has:
             # if it stopped (or is late), waiting for `position` would only wait out the timeout again.
-            reached = self.watermarks.reached_by(PublicWidget.name, position)
+            reached = self.watermarks.reached_by(public_widget.KEY, position)
             await self.widget_cache.wait_for(reached, self.settings.read_your_writes_timeout)
 
     async def projections_lag(self) -> list[ProjectionLag]:

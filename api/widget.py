@@ -45,7 +45,7 @@ ROUTE = PublicRoute(
 class WidgetSource:
     """The widget documents of the `public_widget` projection (`widget_documents`)."""
 
-    name = public_widget.NAME
+    name = public_widget.KEY
     writes_wait = True  # read-your-writes covers the widget of the process that took the write
     routes: Sequence[PublicRoute] = (ROUTE,)
 

@@ -38,8 +38,8 @@ def call(method: str, url: str, token: str | None = None, body: object = None) -
         return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
 
 
-def wrk(url: str, *headers: str) -> float:
-    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", url]
+def wrk(url: str, *headers: str, duration: str = DURATION) -> float:
+    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}", url]
     for header in headers:
         args += ["-H", header]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -51,10 +51,11 @@ def wrk(url: str, *headers: str) -> float:
     return float(match.group(1))
 
 
-def nginx(root: Path, body: bytes) -> tuple[subprocess.Popen[bytes], str]:
+def nginx(root: Path, body: bytes, name: str = "summary.json") -> tuple[subprocess.Popen[bytes], str]:
+    """nginx serving `body` as the static file `name` (bench/public.py serves an HTML index this way too)."""
     root.chmod(0o755)  # nginx workers run as an unprivileged user
-    (root / "summary.json").write_bytes(body)
-    (root / "summary.json").chmod(0o644)
+    (root / name).write_bytes(body)
+    (root / name).chmod(0o644)
     port = free_port()
     conf = root / "nginx.conf"
     conf.write_text(
@@ -66,11 +67,11 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {root};
     process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(root)])
     for _ in range(100):
         try:
-            call("GET", f"http://127.0.0.1:{port}/summary.json")
+            call("GET", f"http://127.0.0.1:{port}/{name}")
             break
         except OSError:
             time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port}/summary.json"
+    return process, f"http://127.0.0.1:{port}/{name}"
 
 
 def main() -> None:

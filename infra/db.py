@@ -29,21 +29,26 @@ def database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
-def server_settings(settings: Settings) -> dict[str, str]:
+def server_settings(settings: Settings, search_path: str | None = None) -> dict[str, str]:
     # Timeouts on every connection: a stuck statement or a forgotten transaction must never hold
     # the append lock for long (issue 6; docs/architecture.md#2-serialised-appends).
-    return {
+    values = {
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.statement_timeout_ms),
         "idle_in_transaction_session_timeout": "60000",
         "application_name": "beacon",
     }
+    if search_path is not None:
+        # A connection-start setting, not a SET: the pool's reset (RESET ALL) keeps it.
+        values["search_path"] = search_path
+    return values
 
 
 def worker_pool_size(projection_count: int) -> int:
     """The projection runner holds one connection per projection for as long as it is active (its
-    advisory lock is a session lock), plus its listener; a few more serve the scheduler's commands."""
-    return projection_count + 4
+    advisory lock is a session lock), plus its listener; a few more serve the scheduler's commands, the
+    build of a new projection version and the readers' heartbeat (projections/blue_green.py)."""
+    return projection_count + 6
 
 
 class StatelessConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -57,15 +62,21 @@ class StatelessConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 async def create_pool(
-    url: str, settings: Settings, *, max_size: int | None = None, stateless: bool = False
+    url: str,
+    settings: Settings,
+    *,
+    max_size: int | None = None,
+    stateless: bool = False,
+    search_path: str | None = None,
 ) -> asyncpg.Pool:
     """`stateless=True` for the API's pool (see `StatelessConnection`); the worker's pool, whose
-    runner holds session advisory locks, keeps the full reset."""
+    runner holds session advisory locks, keeps the full reset. `search_path` names the schemas of the
+    projection versions this process's code reads (`projections.versions.search_path`)."""
     pool = await asyncpg.create_pool(
         url,
         min_size=1,
         max_size=max_size or settings.pool_size,
-        server_settings=server_settings(settings),
+        server_settings=server_settings(settings, search_path),
         connection_class=StatelessConnection if stateless else asyncpg.Connection,
     )
     assert pool is not None

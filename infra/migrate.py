@@ -20,6 +20,9 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     applied: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        # The connection's path may put projection versions' schemas first (projections/versions.py), and an
+        # unqualified CREATE lands in the first schema of the path: migrations create in `public`.
+        await conn.execute("SET LOCAL search_path TO public")
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS beacon_schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -36,6 +36,9 @@ class Settings:
     """`BEACON_PROJECTION_POLL_INTERVAL`: seconds between safety-net polls when no NOTIFY arrives."""
     projection_batch_size: int = 500
     """`BEACON_PROJECTION_BATCH_SIZE`: events applied per projection transaction."""
+    reader_heartbeat_seconds: float = 5.0
+    """`BEACON_READER_HEARTBEAT_SECONDS`: how often each process records the projection versions it reads; a
+    version unread for three heartbeats is dropped once a newer one serves (docs/adr/0006-projection-versions.md)."""
     statement_timeout_ms: int = 5000
     """`BEACON_STATEMENT_TIMEOUT_MS`: server-side statement timeout on every connection."""
     pool_size: int = 10
@@ -108,6 +111,9 @@ class Settings:
                 env.get("BEACON_PROJECTION_POLL_INTERVAL", defaults.projection_poll_interval)
             ),
             projection_batch_size=int(env.get("BEACON_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)),
+            reader_heartbeat_seconds=float(
+                env.get("BEACON_READER_HEARTBEAT_SECONDS", defaults.reader_heartbeat_seconds)
+            ),
             statement_timeout_ms=int(env.get("BEACON_STATEMENT_TIMEOUT_MS", defaults.statement_timeout_ms)),
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
             metrics_port=metrics_port_from_env(env),

@@ -51,6 +51,7 @@ class ComponentAvailability:
     """The `component_availability` projection."""
 
     name = "component_availability"
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # availability reflects an incident update as soon as the update answers
     tables: tuple[str, ...] = (TABLE,)
     schema_sql = SCHEMA_SQL

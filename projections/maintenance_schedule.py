@@ -85,6 +85,7 @@ class MaintenanceSchedule:
     """The `maintenance_schedule` projection."""
 
     name = "maintenance_schedule"
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # a window created already due starts as soon as the write has answered
     tables: tuple[str, ...] = (TABLE,)
     schema_sql = SCHEMA_SQL

@@ -202,6 +202,7 @@ class NoticeList:
     """A projection of one kind of notice into `table`: `render` gives the wire struct of an aggregate,
     `is_gone` says when a notice leaves the list (a deleted maintenance window)."""
 
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # a notice is listed and shown as the write that changed it answered
 
     def __init__(

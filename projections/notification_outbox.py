@@ -311,8 +311,26 @@ async def _recent_pairs(conn: asyncpg.Connection, schema: str) -> set[tuple[str 
 
 
 async def _horizon(conn: asyncpg.Connection) -> int:
-    position: int | None = await conn.fetchval(f"SELECT position FROM {HORIZON} WHERE name = 'emit_after'")
-    return position or 0
+    """The position up to which events are folded without writing messages: the dispatcher's high-water
+    position after a rebuild (`reset_for_rebuild`), 0 otherwise.
+
+    A fold into a scratch schema (`replay-check`, bench/replay.py) writes only the newest notifying updates
+    the live tables hold, the ones `replay_differences` compares: replaying every update of a page with
+    100,000 subscribers would write 100,000 rows per update for nothing."""
+    row = await conn.fetchrow(
+        f"SELECT (SELECT position FROM {HORIZON} WHERE name = 'emit_after') AS position,"
+        f" (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        f"  WHERE c.oid = to_regclass('{HORIZON}')) AS schema"
+    )
+    position: int = row["position"] or 0
+    if row["schema"] == "public" or not await conn.fetchval(f"SELECT to_regclass('public.{MESSAGES}') IS NOT NULL"):
+        return position
+    oldest: int | None = await conn.fetchval(
+        f"SELECT min(position) FROM (SELECT position FROM public.{MESSAGES} WHERE kind = 'update'"
+        " ORDER BY position DESC LIMIT $1) AS newest",
+        REPLAY_CHECKED_UPDATES,
+    )
+    return max(position, (oldest or 1) - 1)
 
 
 class _Batch:

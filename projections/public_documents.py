@@ -37,9 +37,10 @@ class DocumentsChanged:
 
 async def notify(conn: asyncpg.Connection, change: DocumentsChanged) -> None:
     """In the projection's transaction, so the notification goes out at its commit. Only the live tables tell
-    the caches: a rebuild into a scratch schema must not move them."""
+    the caches: a rebuild into a scratch or shadow schema (`projections.runner.use_schema` marks its
+    transaction) must not move them."""
     await conn.execute(
-        "SELECT pg_notify($1, $2) WHERE current_schema() = 'public'",
+        "SELECT pg_notify($1, $2) WHERE coalesce(current_setting('beacon.scratch', true), '') = ''",
         CHANNEL,
         change.payload,
     )

@@ -52,7 +52,6 @@ from projections.public_site_render import (
     index_view,
     json_documents,
     leaves,
-    notice_view,
     page_view,
     render_history,
     render_index,
@@ -70,9 +69,13 @@ from projections.public_site_state import (
     SitePage,
     SiteState,
     evolve,
+    local_month,
+    mark,
+    month_key,
+    notice_key,
 )
 from projections.public_site_view import NoticePageView
-from projections.runner import use_schema
+from projections.runner import quote_ident, use_schema
 from projections.widget_document import etag_of
 
 NAME = "public_site"
@@ -96,8 +99,10 @@ CREATE TABLE IF NOT EXISTS site_notices (
     created_at     timestamptz NOT NULL,
     begun_at       timestamptz NOT NULL,
     updated_at     timestamptz NOT NULL,
+    component_ids  text[]      NOT NULL,
     state          bytea       NOT NULL
 );
+CREATE INDEX IF NOT EXISTS site_notices_components ON site_notices USING gin (component_ids);
 CREATE INDEX IF NOT EXISTS site_notices_begun ON site_notices (status_page_id, begun_at);
 CREATE INDEX IF NOT EXISTS site_notices_created ON site_notices (status_page_id, kind, created_at);
 CREATE INDEX IF NOT EXISTS site_notices_updated ON site_notices (status_page_id, updated_at);
@@ -137,6 +142,10 @@ class PublicSite:
     tables: tuple[str, ...] = ("site_pages", "site_notices", "site_components", "site_settings", "site_documents")
     schema_sql = SCHEMA_SQL
 
+    async def after_rebuild(self, conn: asyncpg.Connection, *, live: str, scratch: str) -> None:
+        """A rebuild folds the log, not the clock: give it the live clock before it is compared."""
+        await copy_clock(conn, source=live, target=scratch)
+
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         decoded = [(record, record.decode()) for record in events]
         state = await _load_state(conn, decoded)
@@ -144,6 +153,7 @@ class PublicSite:
         dirty: Dirty = {}
         touched_components: set[str] = set()
         touched_notices: set[str] = set()
+        renamed: dict[str, int] = {}
         for record, event in decoded:
             evolve(state, event, record.position, record.recorded_at, dirty, record.topic)
             if record.topic == BASE_URL_TOPIC:
@@ -152,8 +162,12 @@ class PublicSite:
                     dirty.setdefault(page_id, {})[ALL] = record.position
             elif isinstance(event, Component.Event):
                 touched_components.add(uuid_to_ulid(event.originator_id))
+                if isinstance(event, Component.Updated):
+                    renamed[uuid_to_ulid(event.originator_id)] = record.position
             elif isinstance(event, Incident.Event | Maintenance.Event):
                 touched_notices.add(uuid_to_ulid(event.originator_id))
+        if renamed:
+            await _mark_naming(conn, state, renamed, dirty)
         await _save_state(conn, state, set(dirty), touched_notices, touched_components)
         changed, removed = await render_pages(conn, state, dirty)
         # A page that moved to or from a custom domain: its documents' keys changed under every cache.
@@ -204,6 +218,34 @@ async def _load_state(conn: asyncpg.Connection, decoded: Sequence[tuple[Recorded
     return state
 
 
+async def _mark_naming(conn: asyncpg.Connection, state: SiteState, renamed: dict[str, int], dirty: Dirty) -> None:
+    """A renamed component's name shows on the pages of the notices that name it and in their months: mark
+    those (on the pages that place it), not every document of the page."""
+    naming: dict[str, tuple[str, datetime, list[str]]] = {
+        row["id"]: (row["status_page_id"], row["begun_at"], row["component_ids"])
+        for row in await conn.fetch(
+            "SELECT id, status_page_id, begun_at, component_ids FROM site_notices WHERE component_ids && $1::text[]",
+            sorted(renamed),
+        )
+    }
+    for notice in state.notices.values():
+        if notice is not None:
+            naming[notice.id] = (notice.status_page_id, notice.begun_at, list(notice.statuses))
+    for notice_id, (page_id, begun_at, named) in sorted(naming.items()):
+        page = state.pages.get(page_id)
+        if page is None:
+            continue
+        placed = set(component_ids(parse_structure(page.items)))
+        for component_id in renamed.keys() & set(named) & placed:
+            mark(
+                dirty,
+                page_id,
+                renamed[component_id],
+                notice_key(notice_id),
+                month_key(local_month(begun_at, page.zone)),
+            )
+
+
 def clock_due(page: SitePage) -> datetime:
     """The next local midnight after the instant the page's index was rendered at: when `tick` is due."""
     zone = page.zone
@@ -229,11 +271,23 @@ async def _save_state(
     gone = [i for i in sorted(notices) if state.notices.get(i) is None]
     if kept:
         await conn.executemany(
-            "INSERT INTO site_notices (id, status_page_id, kind, open, created_at, begun_at, updated_at, state)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET open = EXCLUDED.open,"
-            " begun_at = EXCLUDED.begun_at, updated_at = EXCLUDED.updated_at, state = EXCLUDED.state",
+            "INSERT INTO site_notices"
+            " (id, status_page_id, kind, open, created_at, begun_at, updated_at, component_ids, state)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET open = EXCLUDED.open,"
+            " begun_at = EXCLUDED.begun_at, updated_at = EXCLUDED.updated_at,"
+            " component_ids = EXCLUDED.component_ids, state = EXCLUDED.state",
             [
-                (n.id, n.status_page_id, n.kind, n.open, n.created_at, n.begun_at, n.updated_at, _ENCODER.encode(n))
+                (
+                    n.id,
+                    n.status_page_id,
+                    n.kind,
+                    n.open,
+                    n.created_at,
+                    n.begun_at,
+                    n.updated_at,
+                    list(n.statuses),
+                    _ENCODER.encode(n),
+                )
                 for n in kept
             ],
         )
@@ -393,7 +447,7 @@ async def _render_page(
                 writes.removed.update(paths)
                 continue
             path = paths[0] if notice.kind == "incident" else paths[1]
-            view = NoticePageView(page=page_view(scope), notice=notice_view(scope, notice, components, visible))
+            view = NoticePageView(page=page_view(scope), notice=inputs.views(notice))
             writes.add(
                 page.id, Document(path, HTML, render_notice(view), notice.open), _position(keys, f"notice:{notice_id}")
             )
@@ -403,11 +457,11 @@ async def _render_page(
                 writes.removed.add(path)
                 continue
             shown = in_scope(scope, month_notices.get(month, []), visible)
-            body = render_history(history_view(scope, month, shown, components, visible))
+            body = render_history(history_view(scope, month, shown, inputs.views))
             writes.add(page.id, Document(path, HTML, body, False), _position(keys, f"month:{month}"))
         if months or everything:
             shown = in_scope(scope, [n for m in latest for n in history_notices.get(m, [])], visible)
-            body = render_history(history_view(scope, None, shown, components, visible))
+            body = render_history(history_view(scope, None, shown, inputs.views))
             month_positions = [v for k, v in keys.items() if k.startswith("month:")]
             position = max([_position(keys), *month_positions])
             writes.add(page.id, Document(scope.link("/history"), HTML, body, False), position)
@@ -495,22 +549,46 @@ async def tick(conn: asyncpg.Connection, now: datetime, *, schema: str = "public
         if await conn.fetchval("SELECT to_regclass('site_pages')") is None:
             return 0
         await conn.execute("SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", NAME)
-        rows = await conn.fetch("SELECT state FROM site_pages WHERE clock_due <= $1 ORDER BY id", now)
-        if not rows:
-            return 0
-        state = SiteState(base_url=await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'"))
-        for row in rows:
-            page = _PAGE.decode(row["state"])
+        pages = [
+            _PAGE.decode(row["state"])
+            for row in await conn.fetch("SELECT state FROM site_pages WHERE clock_due <= $1 ORDER BY id", now)
+        ]
+        for page in pages:
             page.clock = day_start(now.astimezone(page.zone).date(), page.zone)
-            state.pages[page.id] = page
-        await _save_state(conn, state, set(state.pages), set(), set())
-        changed, _ = await render_pages(conn, state, {page_id: {} for page_id in state.pages}, clock_only=True)
-        position = int(
-            await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME) or 0
+        return await _retick(conn, pages)
+
+
+async def copy_clock(conn: asyncpg.Connection, *, source: str, target: str) -> int:
+    """Tick `target`'s pages to the midnight `source`'s were last ticked to; returns how many moved. A rebuild
+    folds the log, not the clock, so replay-check gives the rebuild the live clock before comparing."""
+    clocks = {
+        page.id: page.clock
+        for page in (
+            _PAGE.decode(row["state"])
+            for row in await conn.fetch(f"SELECT state FROM {quote_ident(source)}.site_pages")
         )
-        # The documents keep their positions (they reflect no new event): a removal tells caches to reload.
-        await notify(conn, DocumentsChanged(NAME, position, changed, 1))
-        return len(rows)
+    }
+    async with conn.transaction():
+        await use_schema(conn, target)
+        pages = [_PAGE.decode(row["state"]) for row in await conn.fetch("SELECT state FROM site_pages ORDER BY id")]
+        moved = [page for page in pages if page.clock != clocks.get(page.id, page.clock)]
+        for page in moved:
+            page.clock = clocks[page.id]
+        return await _retick(conn, moved)
+
+
+async def _retick(conn: asyncpg.Connection, pages: Sequence[SitePage]) -> int:
+    """Store the pages' new clock and re-render their indexes (the only documents that read it)."""
+    if not pages:
+        return 0
+    state = SiteState(base_url=await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'"))
+    state.pages = {page.id: page for page in pages}
+    await _save_state(conn, state, set(state.pages), set(), set())
+    changed, _ = await render_pages(conn, state, {page.id: {} for page in pages}, clock_only=True)
+    position = int(await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME) or 0)
+    # The documents keep their positions (they reflect no new event): a removal tells caches to reload.
+    await notify(conn, DocumentsChanged(NAME, position, changed, 1))
+    return len(pages)
 
 
 # Queries that read the projection (the public site's document source).

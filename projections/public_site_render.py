@@ -20,6 +20,7 @@ Decisions the contract leaves open:
 from __future__ import annotations
 
 import importlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -29,6 +30,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from domain.canonical_url import canonical_url as canonical
+from domain.canonical_url import sub_page_url
 from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem, parse_structure, sub_pages
 from projections import statuspage
 from projections.component_availability import Interval, availability_percent, downtime
@@ -166,9 +169,9 @@ class Scope:
     @property
     def url(self) -> str | None:
         page_url = canonical_url(self.page, self.base_url)
-        if self.sub_page is None or page_url is None:
+        if self.sub_page is None or self.sub_page.slug is None:
             return page_url
-        return f"{page_url}/{self.sub_page.slug}"
+        return sub_page_url(page_url, self.sub_page.slug)
 
     @property
     def items(self) -> tuple[StructureItem, ...]:
@@ -178,19 +181,20 @@ class Scope:
         return next((item.items for item in sub_pages(structure) if item.id == self.sub_page.id), ())
 
     def link(self, path: str) -> str:
+        """Where a document of the scope is stored: its path on Beacon's own host."""
         return self.prefix + path
+
+    def href(self, path: str = "") -> str:
+        """How the scope's pages link to one of its documents: a path on Beacon's own host, or on a page
+        served on a custom domain an absolute URL on its canonical base (a path there would gain the slug
+        twice: the domain's requests are already rewritten to `/{slug}…`)."""
+        base = self.url if self.page.custom_domain and self.url else self.prefix
+        return base + path
 
 
 def canonical_url(page: SitePage, base_url: str | None) -> str | None:
-    """The page's `public_url`, else `https://{custom_domain}`, else `{public base URL}/{slug}`; None without
-    any of the three."""
-    if page.public_url:
-        return page.public_url.rstrip("/")
-    if page.custom_domain:
-        return f"https://{page.custom_domain}"
-    if base_url:
-        return f"{base_url.rstrip('/')}/{page.slug}"
-    return None
+    """The page's canonical URL (domain/canonical_url.py)."""
+    return canonical(public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug)
 
 
 def scopes(page: SitePage, base_url: str | None) -> list[Scope]:
@@ -389,6 +393,7 @@ class CoreInputs:
 
     def __post_init__(self) -> None:
         self.visible = {facts.id for facts in leaves(self.rows)}
+        self.views = Views(self.scope, self.components, self.visible)
 
     def facts(self, notice: SiteNotice) -> NoticeFacts:
         return notice_facts(notice, self.components, self.visible)
@@ -503,19 +508,21 @@ def page_view(scope: Scope) -> PageView:
         description=scope.page.description,
         time_zone=scope.page.time_zone,
         links=SiteLinks(
-            home=scope.prefix,
-            history=scope.link("/history"),
-            feed_atom=scope.link("/history.atom"),
-            feed_rss=scope.link("/history.rss"),
-            summary_json=scope.link("/api/v2/summary.json"),
-            status_json=scope.link("/api/v2/status.json"),
-            subscribe_action=scope.link("/subscriptions"),
+            home=scope.href(),
+            history=scope.href("/history"),
+            feed_atom=scope.href("/history.atom"),
+            feed_rss=scope.href("/history.rss"),
+            summary_json=scope.href("/api/v2/summary.json"),
+            status_json=scope.href("/api/v2/status.json"),
+            subscribe_action=scope.href("/subscriptions"),
             canonical=scope.url,
         ),
         sub_pages=()
         if scope.sub_page is not None
-        else tuple(Link(f"/{scope.page.slug}/{s.slug}", s.name) for s in sub_pages(structure)),
-        parent=Link(f"/{scope.page.slug}", scope.page.name) if scope.sub_page is not None else None,
+        else tuple(Link(scope.href(f"/{s.slug}"), s.name) for s in sub_pages(structure)),
+        parent=Link(Scope(scope.page, None, scope.base_url).href(), scope.page.name)
+        if scope.sub_page is not None
+        else None,
     )
 
 
@@ -549,7 +556,7 @@ def notice_view(
         status=notice.status,
         status_text=status_text(notice.status),
         impact=facts.impact,
-        href=scope.link(f"/{path}/{notice.id}"),
+        href=scope.href(f"/{path}/{notice.id}"),
         updates=updates,
         components=tuple(
             components[cid].name for cid in named_components(notice) if cid in visible and cid in components
@@ -564,6 +571,21 @@ def notice_view(
         scheduled_until=notice.end_at.astimezone(UTC) if notice.end_at is not None else None,
         scheduled_until_local=local_text(notice.end_at, zone) if notice.end_at is not None else None,
     )
+
+
+class Views:
+    """Each notice's view in one scope, made once per render however many documents show it (its page, its
+    month, the history, the index)."""
+
+    def __init__(self, scope: Scope, components: Mapping[str, SiteComponent], visible: set[str]) -> None:
+        self.scope, self.components, self.visible = scope, components, visible
+        self._made: dict[str, NoticeView] = {}
+
+    def __call__(self, notice: SiteNotice) -> NoticeView:
+        view = self._made.get(notice.id)
+        if view is None:
+            view = self._made[notice.id] = notice_view(self.scope, notice, self.components, self.visible)
+        return view
 
 
 def day_start(day: date, zone: ZoneInfo) -> datetime:
@@ -598,33 +620,32 @@ def _bar(
     intervals: Mapping[str, list[tuple[datetime, datetime | None, str]]],
     data_since: datetime,
     days: Sequence[date],
-    zone: ZoneInfo,
+    bounds: Sequence[datetime],
     instant: datetime,
 ) -> tuple[tuple[DayCell, ...], str | None]:
+    """The cells of `days` (whose starts and the end of the last are `bounds`) and the uptime percentage."""
+    worst = ["operational"] * len(days)
+    outages: list[Interval] = []
+    for component_id in ids:
+        for begin, finish, status in intervals.get(component_id, ()):
+            if status in ("partial_outage", "full_outage"):
+                outages.append(Interval(begin, finish))
+            if begin >= instant or (finish is not None and finish <= bounds[0]) or begin >= bounds[-1]:
+                continue
+            first = max(bisect_right(bounds, begin) - 1, 0)
+            last = len(days) if finish is None else min(bisect_left(bounds, finish), len(days))
+            for index in range(first, last):
+                if COMPONENT_SEVERITY.get(status, 0) > COMPONENT_SEVERITY.get(worst[index], 0):
+                    worst[index] = status
     cells: list[DayCell] = []
-    for day in days:
-        start, end = day_start(day, zone), min(day_start(day + timedelta(days=1), zone), instant)
-        if day_start(day + timedelta(days=1), zone) <= data_since:
+    for index, day in enumerate(days):
+        if bounds[index + 1] <= data_since:
             cells.append(DayCell(day, "no_data", f"{day_text(day)}: no data"))
-            continue
-        worst = "operational"
-        for component_id in ids:
-            for begin, finish, status in intervals.get(component_id, ()):
-                if begin < end and (finish is None or finish > start):
-                    worst = statuspage.worst_status((worst, status))
-        text = (
-            f"{day_text(day)}: no incidents"
-            if worst == "operational"
-            else f"{day_text(day)}: {status_text(worst).lower()}"
-        )
-        cells.append(DayCell(day, worst, text))
-    window_start = max(day_start(days[0], zone), data_since)
-    outages = [
-        Interval(begin, finish)
-        for component_id in ids
-        for begin, finish, status in intervals.get(component_id, ())
-        if status in ("partial_outage", "full_outage")
-    ]
+        elif worst[index] == "operational":
+            cells.append(DayCell(day, "operational", f"{day_text(day)}: no incidents"))
+        else:
+            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_text(worst[index]).lower()}"))
+    window_start = max(bounds[0], data_since)
     covered = instant - window_start if instant > window_start else timedelta()
     return tuple(cells), availability_percent(
         covered, downtime(outages, window_start, instant) if covered else timedelta()
@@ -636,7 +657,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
     zone, instant = page.zone, page.instant
     today = instant.astimezone(zone).date()
     days = [today - timedelta(days=offset) for offset in range(BAR_DAYS - 1, -1, -1)]
-    visible = {facts.id for facts in leaves(inputs.rows)}
+    bounds = [day_start(day, zone) for day in days] + [day_start(today + timedelta(days=1), zone)]
     intervals = _incident_intervals(inputs.notices)
     mode = page.uptime_mode
 
@@ -645,7 +666,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
         cells: tuple[DayCell, ...] | None = None
         percent: str | None = None
         if mode != "nothing" and row.display:
-            cells, percent = _bar(ids, intervals, row.data_since, days, zone, instant)
+            cells, percent = _bar(ids, intervals, row.data_since, days, bounds, instant)
             if mode == "chart_only":
                 percent = None
         return ComponentView(
@@ -661,13 +682,13 @@ def index_view(inputs: CoreInputs) -> IndexView:
 
     data = json_documents_status(inputs)
     in_progress = any(n.status == "maintenance_in_progress" for n in inputs.notices)
-    views = {n.id: notice_view(scope, n, inputs.components, visible) for n in inputs.notices}
+    view = inputs.views
     past: list[NoticeDay] = []
     for offset in range(PAST_DAYS):
         day = today - timedelta(days=offset)
         start, end = day_start(day, zone), day_start(day + timedelta(days=1), zone)
         shown = [
-            views[n.id]
+            view(n)
             for n in _newest(inputs.notices, lambda n: n.begun_at)
             if start <= n.begun_at < end and (n.kind == "incident" or n.status == "maintenance_complete")
         ]
@@ -677,14 +698,12 @@ def index_view(inputs: CoreInputs) -> IndexView:
         banner=Banner(indicator=data[0], maintenance=in_progress and data[0] == "none", text=data[1]),
         components=tuple(component_view(row) for row in inputs.rows),
         ongoing_incidents=tuple(
-            views[n.id] for n in _newest(inputs.notices, lambda n: n.updated_at) if n.kind == "incident" and n.open
+            view(n) for n in _newest(inputs.notices, lambda n: n.updated_at) if n.kind == "incident" and n.open
         ),
         in_progress_maintenances=tuple(
-            views[n.id] for n in _soonest(inputs.notices) if n.status == "maintenance_in_progress"
+            view(n) for n in _soonest(inputs.notices) if n.status == "maintenance_in_progress"
         ),
-        upcoming_maintenances=tuple(
-            views[n.id] for n in _soonest(inputs.notices) if n.status == "maintenance_scheduled"
-        ),
+        upcoming_maintenances=tuple(view(n) for n in _soonest(inputs.notices) if n.status == "maintenance_scheduled"),
         past_days=tuple(past),
         uptime_mode=mode,
     )
@@ -702,12 +721,10 @@ def month_label(month: str) -> str:
 
 
 def month_link(scope: Scope, month: str, count: int) -> MonthLink:
-    return MonthLink(month=month, label=month_label(month), href=scope.link(f"/history/{month}"), count=count)
+    return MonthLink(month=month, label=month_label(month), href=scope.href(f"/history/{month}"), count=count)
 
 
-def history_days(
-    scope: Scope, notices: Iterable[SiteNotice], components: Mapping[str, SiteComponent], visible: set[str]
-) -> tuple[NoticeDay, ...]:
+def history_days(scope: Scope, notices: Iterable[SiteNotice], views: Views) -> tuple[NoticeDay, ...]:
     zone = scope.page.zone
     by_day: dict[date, list[SiteNotice]] = {}
     for notice in notices:
@@ -716,7 +733,7 @@ def history_days(
         NoticeDay(
             day,
             day_text(day),
-            tuple(notice_view(scope, n, components, visible) for n in _newest(by_day[day], lambda n: n.begun_at)),
+            tuple(views(n) for n in _newest(by_day[day], lambda n: n.begun_at)),
         )
         for day in sorted(by_day, reverse=True)
     )
@@ -726,8 +743,7 @@ def history_view(
     scope: Scope,
     month: str | None,
     notices: Sequence[SiteNotice],
-    components: Mapping[str, SiteComponent],
-    visible: set[str],
+    views: Views,
 ) -> HistoryView:
     """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
     months = scope.page.months
@@ -737,7 +753,7 @@ def history_view(
             page=page_view(scope),
             months=tuple(month_link(scope, m, months[m]) for m in ordered),
             month=None,
-            days=history_days(scope, notices, components, visible),
+            days=history_days(scope, notices, views),
         )
     older = [m for m in ordered if m < month]
     newer = [m for m in ordered if m > month]
@@ -745,7 +761,7 @@ def history_view(
         page=page_view(scope),
         months=(),
         month=month_link(scope, month, months.get(month, 0)),
-        days=history_days(scope, notices, components, visible),
+        days=history_days(scope, notices, views),
         previous=month_link(scope, older[0], months[older[0]]) if older else None,
         next=month_link(scope, newer[-1], months[newer[-1]]) if newer else None,
     )

@@ -10,7 +10,7 @@ batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +73,8 @@ class SiteNotice(msgspec.Struct):
     updates: list[SiteUpdate]
     start_at: datetime | None = None
     end_at: datetime | None = None
+    statuses: dict[str, str] = msgspec.field(default_factory=dict)
+    """The current status of every component its updates named, in the order first named."""
 
     @property
     def open(self) -> bool:
@@ -83,12 +85,6 @@ class SiteNotice(msgspec.Struct):
         """The instant the notice is filed under by day and month: a window's planned start, an incident's
         first update."""
         return self.start_at if self.kind == "maintenance" and self.start_at is not None else self.created_at
-
-    def current_statuses(self) -> dict[str, str]:
-        statuses: dict[str, str] = {}
-        for update in self.updates:
-            statuses.update(update.statuses)
-        return statuses
 
 
 class SitePage(msgspec.Struct):
@@ -197,10 +193,12 @@ def evolve(
             description=event.description,
             created_at=created.created_at if created is not None else event.timestamp,
         )
+        # The pages placing it show its name in their index and JSON; the notices naming it are marked by
+        # the projection, which knows them (`PublicSite.apply`).
         for page in state.pages.values():
             if stream_id in component_ids(parse_structure(page.items)):
                 page.updated_at = recorded_at
-                mark(dirty, page.id, position, ALL)
+                mark(dirty, page.id, position, CORE)
     elif isinstance(event, Incident.Event | Maintenance.Event):
         _evolve_notice(state, stream_id, event, position, recorded_at, dirty)
 
@@ -311,7 +309,12 @@ def _evolve_notice(
         for month in list(months):
             months.update(_adjacent(neighbours, month))
     keys.extend(month_key(month) for month in sorted(months))
-    _restatus(state, page, notice, recorded_at)
+    if isinstance(event, Incident.RetrospectiveRecorded):
+        _restatus(state, page, notice, notice.updates, recorded_at)
+    elif isinstance(event, Maintenance.Deleted):
+        _restatus(state, page, notice, (), recorded_at)
+    elif not isinstance(event, Incident.Renamed | Maintenance.Edited):
+        _restatus(state, page, notice, notice.updates[-1:], recorded_at)
     mark(dirty, page.id, position, *keys)
 
 
@@ -344,6 +347,7 @@ def _created(notice_id: str, event: Any) -> SiteNotice:
             created_at=updates[0].at,
             updated_at=updates[-1].at,
             updates=updates,
+            statuses={cid: status for update in updates for cid, status in update.statuses},
         )
     maintenance = isinstance(event, Maintenance.Scheduled)
     notice = SiteNotice(
@@ -375,19 +379,23 @@ def _append(notice: SiteNotice, event: Any, status: str) -> None:
     )
     notice.status = status
     notice.updated_at = max(notice.updated_at, event.timestamp)
+    notice.statuses.update(notice.updates[-1].statuses)
 
 
-def _restatus(state: SiteState, page: SitePage, notice: SiteNotice | None, at: datetime) -> None:
-    """Recompute the page status of the components the notice names, from the page's open notices (all
-    loaded: the projection loads every open notice of a page its batch touches)."""
-    if notice is None:
-        return
-    named = {component_id for update in notice.updates for component_id, _ in update.statuses}
+def _restatus(
+    state: SiteState, page: SitePage, notice: SiteNotice, updates: Sequence[SiteUpdate], at: datetime
+) -> None:
+    """Recompute the page status of the components `updates` of the notice named (all it ever named when it
+    was deleted), from the page's open notices (all loaded: the projection loads every open notice of a
+    page its batch touches)."""
+    named = {component_id for update in updates for component_id, _ in update.statuses}
+    if state.notices.get(notice.id) is None:
+        named = set(notice.statuses)
     if not named:
         return
     worst: dict[str, str] = {}
     for other in state.open_notices(page.id):
-        for component_id, status in other.current_statuses().items():
+        for component_id, status in other.statuses.items():
             if component_id in named and COMPONENT_SEVERITY.get(status, 0) > COMPONENT_SEVERITY.get(
                 worst.get(component_id, "operational"), 0
             ):
@@ -401,7 +409,7 @@ def _restatus(state: SiteState, page: SitePage, notice: SiteNotice | None, at: d
             else:
                 page.statuses[component_id] = new
     if notice.kind == "incident":
-        for update in notice.updates:
+        for update in updates:
             for component_id, status in update.statuses:
                 if status != "operational":
                     since = page.impact_since.get(component_id)

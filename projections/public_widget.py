@@ -31,6 +31,7 @@ from domain.structure import component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections.public_documents import DocumentsChanged, notify
+from projections.versions import key, version_key
 from projections.widget_document import (
     NoticeState,
     PageState,
@@ -92,6 +93,7 @@ class PublicWidget:
     """Projection `public_widget` (see the module docstring)."""
 
     name = NAME
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # read-your-writes covers the widget of the process that took the write
     tables: tuple[str, ...] = (
         "widget_pages",
@@ -126,7 +128,11 @@ class PublicWidget:
                 state.base_url,
             )
         changed, deleted = await _store_documents(conn, state, touched_pages)
-        await notify(conn, DocumentsChanged(NAME, events[-1].position, changed, deleted))
+        await notify(conn, DocumentsChanged(key(self), events[-1].position, changed, deleted))
+
+
+KEY = version_key(NAME, PublicWidget.version)
+"""The checkpoint and public-documents source name of this code's version (projections/versions.py)."""
 
 
 async def _load_state(conn: asyncpg.Connection, events: Sequence[Aggregate.Event]) -> WidgetState:
@@ -271,7 +277,7 @@ async def read_documents(conn: asyncpg.Connection, *, after: int | None = None) 
 
 async def widget_position(conn: asyncpg.Connection) -> int:
     """How far the projection has read the log (0 before its first batch)."""
-    position = await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME)
+    position = await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", KEY)
     return int(position or 0)
 
 

@@ -17,7 +17,9 @@ from typing import Protocol, runtime_checkable
 import asyncpg
 
 from infra.event_store import PostgresEventStore
-from projections.runner import CatchUpState, Projection, advisory_key, catch_up_many, ensure_tables, quote_ident
+from projections.blue_green import build
+from projections.runner import CatchUpState, Projection, advisory_key, catch_up_many, ensure_tables
+from projections.versions import is_rebuildable, quote_ident, schema_of, versioned
 
 REBUILD_BATCH = 2500
 """Events per rebuild transaction: bigger batches render each touched page and notice less often (measured
@@ -119,7 +121,12 @@ async def _catch_up_all(
                 progress(RebuildProgress(state.name, state.position, limit, state.events, elapsed))
 
     states = await catch_up_many(
-        conn, PostgresEventStore(pool), projections, batch_size=batch_size, schema=schema, up_to=up_to,
+        conn,
+        PostgresEventStore(pool),
+        projections,
+        batch_size=batch_size,
+        schema=schema,
+        up_to=up_to,
         progress=report,
     )
     for name, state in states.items():
@@ -198,10 +205,11 @@ async def compare(
     snapshot. Every column is compared as its text form, so bytes (the widget documents) must be equal.
 
     Raises `CheckpointMoved` when the two are not at the same position: then differences would only
-    mean "one has seen more events"."""
+    mean "one has seen more events". `live` is the schema of the projection's live version; its checkpoint
+    is in `public` under the version's key (projections/versions.py), which is `projection.name` here."""
     differences: list[Difference] = []
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        live_position = await _checkpoint(conn, live, projection.name)
+        live_position = await _checkpoint(conn, "public", projection.name)
         scratch_position = await _checkpoint(conn, scratch, projection.name)
         if live_position != scratch_position:
             raise CheckpointMoved(projection.name, live_position, scratch_position)
@@ -265,6 +273,7 @@ async def replay_check(
 ) -> tuple[RebuildStats, list[Difference]]:
     """Rebuild every projection into `schema` up to where its live checkpoint is, and compare. If a live
     projection moves on meanwhile (the worker is running), the rebuild follows it and compares again."""
+    projections = versioned(projections)  # each under its version's key, compared with its version's schema
     async with pool.acquire() as conn:
         await ensure_tables(conn, projections)  # a projection never run live still has (empty) tables
         live = {p.name: await _checkpoint(conn, "public", p.name) for p in projections}
@@ -273,7 +282,12 @@ async def replay_check(
     for projection in projections:
         for attempt in range(attempts):
             try:
-                differences += await compare(pool, projection, scratch=schema)
+                # State the log does not hold (the public site's clock); a later version's own code has it.
+                after_rebuild = getattr(getattr(projection, "inner", projection), "after_rebuild", None)
+                if after_rebuild is not None:
+                    async with pool.acquire() as conn:
+                        await after_rebuild(conn, live=schema_of(projection), scratch=schema)
+                differences += await compare(pool, projection, live=schema_of(projection), scratch=schema)
                 break
             except CheckpointMoved as moved:
                 if attempt == attempts - 1 or moved.live < moved.scratch:
@@ -283,7 +297,13 @@ async def replay_check(
                     break
                 async with pool.acquire() as conn:
                     await _catch_up_all(
-                        pool, conn, [projection], schema, stats, progress, {projection.name: moved.live},
+                        pool,
+                        conn,
+                        [projection],
+                        schema,
+                        stats,
+                        progress,
+                        {projection.name: moved.live},
                         REBUILD_BATCH,
                     )
     return stats, differences
@@ -314,13 +334,13 @@ async def rebuild_live_many(
     progress: ProgressCallback | None = None,
     batch_size: int = REBUILD_BATCH,
 ) -> RebuildStats:
-    """Rebuild the named live projections from zero: empty each one's tables and reset its checkpoint
-    in one transaction, then fold the whole log into them again, in one shared pass.
+    """Rebuild the named live projections from zero, blue/green (projections/blue_green.py): each is folded
+    into a shadow schema while its live tables keep serving and its runner, wherever it is, keeps them
+    current; then the shadow is moved in at one commit. Readers see the old read model or the rebuilt one,
+    never an empty or partial one. One pass over the log per projection (each has its own shadow).
 
-    With a projection's advisory lock no runner can interfere, and this call does the catching up.
-    If a running worker holds the lock, the reset still happens safely (the runner locks the checkpoint
-    row per batch, so it waits for the reset and then sees position 0) and the worker refills the
-    tables; this call waits for it and reports its progress."""
+    A projection never rebuilt from zero (`NeverRebuiltFromZero`, the notification outbox) keeps its tables:
+    it is rebuilt in place (`_rebuild_in_place`), as its own `reset_for_rebuild` says."""
     by_name = {p.name: p for p in projections}
     for name in names:
         if name not in by_name:
@@ -329,25 +349,71 @@ async def rebuild_live_many(
     selected = [by_name[name] for name in dict.fromkeys(names)]
     stats = RebuildStats()
     started = time.perf_counter()
+    store = PostgresEventStore(pool)
     async with pool.acquire() as conn:
         await ensure_tables(conn, selected)
-        locked: list[Projection] = []
-        try:
-            for projection in selected:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name)):
-                    locked.append(projection)
-            for projection in selected:
-                await _reset(conn, projection)
-            if locked:
-                await _catch_up_all(pool, conn, locked, "public", stats, progress, None, batch_size)
-            for projection in selected:
-                if projection not in locked:
-                    await _follow_worker(conn, projection.name, stats, progress)
-        finally:
-            for projection in locked:
-                await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(projection.name))
+        in_place = [p for p in selected if isinstance(p, NeverRebuiltFromZero) or not is_rebuildable(p)]
+        if in_place:
+            await _rebuild_in_place(pool, conn, in_place, stats, progress, batch_size)
+        end = await _log_end(conn)
+        for projection in selected:
+            if projection in in_place:
+                continue
+            reached = CatchUpState(projection.name)
+            began = time.perf_counter()
+
+            def report(
+                states: Sequence[CatchUpState],
+                name: str = projection.name,
+                began: float = began,
+                reached: CatchUpState = reached,
+            ) -> None:
+                reached.position, reached.events, reached.apply_seconds = (
+                    states[0].position,
+                    states[0].events,
+                    states[0].apply_seconds,
+                )
+                if progress is not None:
+                    seconds = time.perf_counter() - began
+                    progress(RebuildProgress(name, states[0].position, end, states[0].events, seconds))
+
+            position = await build(conn, store, projection, batch_size=batch_size, progress=report)
+            stats.positions[projection.name] = position
+            stats.events[projection.name] = reached.events
+            stats.projection_seconds[projection.name] = reached.apply_seconds
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+async def _rebuild_in_place(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    selected: Sequence[Projection],
+    stats: RebuildStats,
+    progress: ProgressCallback | None,
+    batch_size: int,
+) -> None:
+    """Reset each projection and its checkpoint in one transaction, then fold the log into it again.
+
+    With a projection's advisory lock no runner can interfere, and this call does the catching up.
+    If a running worker holds the lock, the reset still happens safely (the runner locks the checkpoint
+    row per batch, so it waits for the reset and then sees position 0) and the worker refills the
+    tables; this call waits for it and reports its progress."""
+    locked: list[Projection] = []
+    try:
+        for projection in selected:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(projection.name)):
+                locked.append(projection)
+        for projection in selected:
+            await _reset(conn, projection)
+        if locked:
+            await _catch_up_all(pool, conn, locked, "public", stats, progress, None, batch_size)
+        for projection in selected:
+            if projection not in locked:
+                await _follow_worker(conn, projection.name, stats, progress)
+    finally:
+        for projection in locked:
+            await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(projection.name))
 
 
 async def _reset(conn: asyncpg.Connection, projection: Projection) -> None:

@@ -28,6 +28,8 @@ import asyncpg
 
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.follow import CONNECTION_ERRORS, Follower, Session, lock_key
+from projections.versions import is_legacy, register, versioned
+from projections.versions import quote_ident as quote_ident  # re-exported: modules quote names through the runner
 
 log = logging.getLogger("beacon.projections")
 
@@ -64,7 +66,12 @@ def parse_progress(payload: str) -> tuple[str, int | None] | None:
 
 
 class Projection(Protocol):
-    """One read model: the tables it owns and how a batch of events changes them."""
+    """One read model: the tables it owns and how a batch of events changes them.
+
+    It may also declare `version: int` (default 1; bump it when what it stores changes, and the new version
+    is built beside the old) and `rebuildable: bool` (default True; False for one never rebuilt from zero,
+    such as a notification outbox): see projections/versions.py. They are read with defaults, so they are
+    not part of this protocol."""
 
     name: str
     writes_wait: bool
@@ -104,27 +111,44 @@ def advisory_key(name: str) -> int:
 _ENSURE_TABLES_KEY = lock_key("beacon.ensure_tables")
 
 
+SCRATCH_SETTING = "beacon.scratch"
+"""Set (transaction-local) to the schema a rebuild folds into: nothing in such a transaction may tell the live
+processes anything (`projections.public_documents.notify` reads it)."""
+
+
 async def use_schema(conn: asyncpg.Connection, schema: str) -> None:
-    """Point unqualified names at `schema` for this transaction (the live schema is `public`)."""
+    """Point unqualified names at `schema` for this transaction, ahead of the connection's own path. `public`
+    means the live read models: the connection's path already resolves each to its version
+    (projections/versions.py), so nothing changes."""
     if schema != "public":
-        await conn.execute(f"SET LOCAL search_path TO {quote_ident(schema)}, public")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+        await conn.execute(
+            "SELECT set_config('search_path', $1 || ', ' || current_setting('search_path'), true),"
+            " set_config($2, $3, true)",
+            quote_ident(schema),
+            SCRATCH_SETTING,
+            schema,
+        )
 
 
 async def ensure_tables(conn: asyncpg.Connection, projections: Sequence[Projection], schema: str = "public") -> None:
-    """Create the checkpoint table and every projection's tables in `schema` (idempotent)."""
+    """Create the checkpoint table and the projections' tables in `schema` (idempotent). For the live tables,
+    only those of the versions that live in `public` (a later version is only ever built whole, by
+    projections/blue_green.py), which are also recorded in `beacon_projection_versions`."""
     async with conn.transaction():
         # Two processes starting at once would race CREATE … IF NOT EXISTS into a unique violation.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _ENSURE_TABLES_KEY)
         if schema != "public":
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-        await use_schema(conn, schema)
+            await conn.execute(f"SET LOCAL search_path TO {quote_ident(schema)}, public")
+        else:
+            # Unqualified CREATEs land in the first schema of the path, which may be a version's.
+            await conn.execute("SET LOCAL search_path TO public")
+            projections = [p for p in projections if is_legacy(p)]
         await conn.execute(CHECKPOINTS_SQL)
         for projection in projections:
             await conn.execute(projection.schema_sql)
+        if schema == "public":
+            await register(conn, projections)
 
 
 @dataclass
@@ -417,6 +441,7 @@ async def lag(
     """Checkpoint, head position, lag and stop of each projection, read from the database (so any process
     can ask, runner or not); with `statuses` (this process's runner's, or empty without one), also whether
     this process runs it."""
+    projections = versioned(projections)
     # Checkpoints first, head second: a commit in between overstates the lag, never hides it.
     async with pool.acquire() as conn:
         tables = await conn.fetchrow(
@@ -478,14 +503,24 @@ class ProjectionRunner:
     poll_interval: float = 0.5
     batch_size: int = 500
     statuses: dict[str, ProjectionStatus] = field(default_factory=dict)
+    """By each projection version's key (projections/versions.py): its name for version 1."""
+    unbuilt: set[str] = field(default_factory=set)
+    """Keys of versions not built yet (projections/blue_green.py builds them, then calls `built`): the runner
+    leaves them alone until then, and gives each a pass of its own, so the shared pass never waits for a
+    version that is still being built."""
+    on_failure: Callable[[str], None] | None = None
+    """Called with a projection's key each time it stops on a failure (the metrics count them)."""
     _followers: list[Follower] = field(default_factory=list)
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
             await ensure_tables(conn, self.projections)
-        for projection in self.projections:
+        keyed = versioned(self.projections)
+        for projection in keyed:
             self.statuses[projection.name] = ProjectionStatus(projection.name)
-        for group in runner_passes(self.projections):
+        built = [p for p in keyed if p.name not in self.unbuilt]
+        groups = runner_passes(built) + [[p] for p in keyed if p.name in self.unbuilt]
+        for group in groups:
             name = "projections" if group[0].writes_wait else f"projection {group[0].name}"
             follower = Follower(
                 name,
@@ -519,6 +554,15 @@ class ProjectionRunner:
     def wake(self) -> None:
         for follower in self._followers:
             follower.wake()
+
+    def _failed(self, name: str) -> None:
+        if self.on_failure is not None:
+            self.on_failure(name)
+
+    def built(self, key: str) -> None:
+        """A version has been built and moved in: run it from now on."""
+        self.unbuilt.discard(key)
+        self.wake()
 
     def _on_event(self, _channel: str, _payload: str) -> bool:
         self.wake()
@@ -554,6 +598,7 @@ class ProjectionRunner:
                 running = [self.statuses[p.name] for p in group if self.statuses[p.name].error is None]
                 for status in running:
                     status.error = f"projection {status.name} stopped after position {status.position}: {error!r}"
+                    self._failed(status.name)
                 await record_stops(session.conn, [ProjectionStop(s.name, None, s.error or "") for s in running])
                 raise
 
@@ -565,7 +610,7 @@ class ProjectionRunner:
         active = []
         for projection in group:
             status = self.statuses[projection.name]
-            if status.error is not None:
+            if status.error is not None or projection.name in self.unbuilt:
                 continue
             key = advisory_key(projection.name)
             if key not in session.locks:
@@ -593,6 +638,7 @@ class ProjectionRunner:
             await record_stops(conn, [ProjectionStop(failure.projection, failure.position, str(failure))])
             status = self.statuses[failure.projection]
             status.error = str(failure)
+            self._failed(failure.projection)
             status.active = False
             log.error("%s", failure, exc_info=failure.error)
             self.wake()  # the others go on at once, without it

@@ -207,6 +207,7 @@ class StatusPageCatalog:
     """The `status_page_catalog` projection."""
 
     name: str = "status_page_catalog"
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # pages and components are read back right after the write that changed them
     tables: tuple[str, ...] = (PAGES, COMPONENTS)
     schema_sql: str = SCHEMA_SQL

@@ -43,6 +43,7 @@ from infra.event_store import RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
 from projections import widget_document
 from projections.public_base_url import base_url_at
+from projections.versions import version_key
 from projections.widget_document import NoticeState, PageState, WidgetState, documents_of, fold_record
 
 NAME = "widget_history"
@@ -172,6 +173,7 @@ class WidgetHistory:
     """Projection `widget_history` (see the module docstring)."""
 
     name = NAME
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = False  # only time travel reads it, and it falls back to the log for what it lacks
     tables: tuple[str, ...] = (
         "widget_history_index",
@@ -303,6 +305,10 @@ class WidgetHistory:
 # The read.
 
 
+KEY = version_key(NAME, WidgetHistory.version)
+"""The checkpoint name of this code's version (projections/versions.py)."""
+
+
 @dataclass(frozen=True)
 class AsOfCost:
     """What one `as_of` read folded, for tests and the bench: it must not grow with the log."""
@@ -337,7 +343,7 @@ async def documents_as_of(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         position = await position_at(conn, as_of)
         checkpoint = int(
-            await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME) or 0
+            await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", KEY) or 0
         )
         indexed_to = min(position, checkpoint)
         snapshot = await conn.fetchrow(

@@ -4,6 +4,7 @@ and, through real `beacon serve` processes, every HTTP worker and the background
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -295,3 +296,47 @@ async def test_the_example_alerts_and_dashboard_use_only_what_metrics_exports(
     rules = " ".join(rule["expr"] for group in alerts["groups"] for rule in group["rules"])
     for needed in ("beacon_projection_stopped", "beacon_projection_lag_seconds", '"5.."', "beacon_db_pool_connections"):
         assert needed in rules, needed
+
+
+class Failing:
+    """A read model writes do not wait for, which fails on every event once `broken`."""
+
+    name = "failing_for_metrics"
+    writes_wait = False
+    tables: tuple[str, ...] = ("failing_for_metrics_seen",)
+    schema_sql = "CREATE TABLE IF NOT EXISTS failing_for_metrics_seen (position bigint PRIMARY KEY)"
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    async def apply(self, conn: Any, events: Any) -> None:
+        for event in events:
+            if self.broken:
+                raise ValueError(f"cannot fold position {event.position}")
+            await conn.execute("INSERT INTO failing_for_metrics_seen VALUES ($1)", event.position)
+
+
+async def test_a_projection_failure_is_counted_under_its_name(settings: Settings, keys: Keys) -> None:
+    from projections.registry import all_projections
+
+    failing = Failing()
+    app = create_app(settings, projections=[*all_projections(), failing])
+    async with AsyncTestClient(app=app) as client:
+        before = await scrape(client)
+        assert ("beacon_projection_failures_total", frozenset({("projection", "failing_for_metrics")})) in samples(
+            before
+        ), "every projection's counter is exported from 0"
+        failing.broken = True
+        created = await client.post(
+            "/v2/status_pages", json={"name": "Acme", "slug": "acme"}, headers=Keys.header(keys.admin)
+        )
+        assert created.status_code == 201
+        deadline = time.monotonic() + 30
+        while value(after := await scrape(client), "beacon_projection_stopped", projection="failing_for_metrics") == 0:
+            assert time.monotonic() < deadline, "the projection never stopped"
+            await asyncio.sleep(0.05)
+    counted = value(after, "beacon_projection_failures_total", projection="failing_for_metrics")
+    assert counted - value(before, "beacon_projection_failures_total", projection="failing_for_metrics") == 1
+    assert value(after, "beacon_projection_failures_total", projection="public_widget") == value(
+        before, "beacon_projection_failures_total", projection="public_widget"
+    )

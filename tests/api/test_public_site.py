@@ -145,3 +145,54 @@ async def test_hot_documents_are_served_while_the_database_is_unreachable(client
     cold = await get(client, "/acme/history", Accept="text/html")
     assert cold.status_code == 503 and cold.headers["content-type"].startswith("text/html")
     assert (await get(client, "/acme/history/2020-01")).json()["status"] == 503
+
+
+async def test_feed_entry_ids_survive_an_edit(client: Client, keys: Keys) -> None:
+    ids = await acme(client, keys)
+    incident = await declare(client, ids["page"]["id"], "Login failing", {ids["login"]: "partial_outage"})
+    await caught_up(client)
+    before = {
+        feed: feedparser.parse((await get(client, f"/acme/{feed}")).content) for feed in ("history.atom", "history.rss")
+    }
+
+    response = await client.put(
+        f"/v2/status_page_incidents/{incident}", json={"name": "Sign-in failing"}, headers=Keys.header(keys.publish)
+    )
+    assert response.status_code == 200, response.text
+    await caught_up(client)
+
+    for feed, parsed in before.items():
+        after = feedparser.parse((await get(client, f"/acme/{feed}")).content)
+        assert after.bozo == 0 and parsed.bozo == 0
+        assert [e.id for e in after.entries] == [e.id for e in parsed.entries] == [f"urn:beacon:incident:{incident}"]
+        assert after.entries[0].title == "Sign-in failing" and parsed.entries[0].title == "Login failing"
+
+
+async def test_page_settings_shape_the_site(client: Client, keys: Keys) -> None:
+    """A custom domain serves the page at its root with links on it; the time zone names the page's zone;
+    `public_site_enabled: false` removes every document."""
+    ids = await acme(client, keys)
+    page_id = ids["page"]["id"]
+    response = await client.put(
+        f"/v2/status_pages/{page_id}",
+        json={"custom_domain": "status.acme.example", "time_zone": "Europe/Paris", "public_url": None},
+        headers=Keys.header(keys.admin),
+    )
+    assert response.status_code == 200, response.text
+    await caught_up(client)
+
+    on_domain = await get(client, "/api/v2/summary.json", Host="status.acme.example")
+    assert on_domain.status_code == 200, on_domain.text
+    page = on_domain.json()["page"]
+    assert page["url"] == "https://status.acme.example" and page["time_zone"] == "Europe/Paris"
+    index = await get(client, "/", Host="status.acme.example")
+    assert index.status_code == 200 and b'href="https://status.acme.example/history"' in index.content
+    assert index.content == (await get(client, "/acme")).content
+
+    response = await client.put(
+        f"/v2/status_pages/{page_id}", json={"public_site_enabled": False}, headers=Keys.header(keys.admin)
+    )
+    assert response.status_code == 200, response.text
+    await caught_up(client)
+    for path in ("/acme", "/acme/api/v2/summary.json", "/acme/history.atom", "/acme/eu"):
+        assert (await get(client, path)).status_code == 404, path

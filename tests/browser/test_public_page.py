@@ -149,6 +149,25 @@ async def test_the_page_works_with_javascript_off(browser: Browser, scene: tuple
         await context.close()
 
 
+async def test_the_subscribe_form_posts_without_script(browser: Browser, scene: tuple[Beacon, Scene]) -> None:
+    beacon, _ = scene
+    context, page, _ = await _open(browser, f"{beacon.url}/{SLUG}", script=False)
+    try:
+        await page.get_by_label("Email address").fill("reader@example.com")
+        await page.get_by_text("Only some components").click()
+        await page.get_by_role("checkbox", name="API").check()
+        async with page.expect_response(lambda answer: answer.request.method == "POST") as posted:
+            await page.get_by_role("button", name="Subscribe").click()
+        answer = await posted.value
+        assert answer.url == f"{beacon.url}/{SLUG}/subscriptions"
+        assert answer.status == 202
+        assert answer.headers["content-type"].startswith("text/html")
+        await page.wait_for_load_state()
+        assert "Acme Cloud" in await page.inner_text("body")  # the answer is a page of the site, not JSON
+    finally:
+        await context.close()
+
+
 async def test_the_page_asks_no_other_host_for_anything(browser: Browser, scene: tuple[Beacon, Scene]) -> None:
     beacon, built = scene
     own = urlsplit(beacon.url).netloc

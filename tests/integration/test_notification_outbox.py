@@ -24,7 +24,14 @@ from domain.structure import ComponentItem, SubPageItem
 from domain.subscriber import Channel, Subscriber
 from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import ulid_to_uuid, uuid_to_ulid
-from projections.notification_outbox import INTENTS, MESSAGES, SUBSCRIBERS, NotificationOutbox, intent_id
+from projections.notification_outbox import (
+    INTENTS,
+    MESSAGES,
+    REPLAY_CHECKED_UPDATES,
+    SUBSCRIBERS,
+    NotificationOutbox,
+    intent_id,
+)
 from projections.rebuild import rebuild_live_many, replay_check
 from projections.runner import ProjectionRunner, catch_up, ensure_tables
 from tests.support.builders import OPERATOR, at, context_at
@@ -552,3 +559,27 @@ async def test_page_settings_shape_who_is_told_and_what_they_read(
     assert scheduled["notice"]["url"] == link and scheduled["page"]["time_zone"] == "Europe/Paris"
     assert "Scheduled 2026-01-28 11:00 UTC (12:00 CET) to 2026-01-28 12:00 UTC (13:00 CET)" in scheduled["text"]
     assert f"Details: {link}" in scheduled["text"]
+
+
+async def test_replay_check_refolds_only_the_updates_it_compares(
+    pool: asyncpg.Pool, outbox: NotificationOutbox
+) -> None:
+    store = PostgresEventStore(pool)
+    log = Log(store)
+    await page_with_components(log)
+    subscribers = [await subscribe(log, n) for n in range(2)]
+    for n in range(1, REPLAY_CHECKED_UPDATES + 6):
+        await log.save(declare(n, f"incident {n}"))
+    async with pool.acquire() as conn:
+        await catch_up(conn, store, outbox)
+    _, differences = await replay_check(pool, [outbox], "outbox_replay_check")
+    assert differences == []
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT m.update_id, i.subscriber_id FROM outbox_replay_check.{INTENTS} i"
+            f" JOIN outbox_replay_check.{MESSAGES} m ON m.id = i.message_id"
+        )
+    newest = range(6, REPLAY_CHECKED_UPDATES + 6)
+    assert sorted((r["update_id"], r["subscriber_id"]) for r in rows) == sorted(
+        (ulid_to_uuid(update(n)), s) for n in newest for s in subscribers
+    )

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from infra.event_store import RecordedEvent
-from projections.runner import quote_ident
+from projections.versions import quote_ident
 
 AfterEvent = Callable[[asyncpg.Connection, RecordedEvent, int], Awaitable[None]]
 """Called after each event is applied (with its index in the batch), inside the runner's transaction."""

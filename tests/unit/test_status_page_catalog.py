@@ -17,7 +17,8 @@ from domain.structure import ComponentItem, GroupItem, SubPageItem
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
 from projections import status_page_catalog as catalog
-from projections.runner import catch_up, ensure_tables, quote_ident
+from projections.runner import catch_up, ensure_tables
+from projections.versions import quote_ident
 from tests.support.builders import ALICE, T0
 
 
