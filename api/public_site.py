@@ -83,7 +83,7 @@ def _public(stored: StoredDocument, host: str, path: str) -> PublicDocument:
 class SiteSource:
     """The `public_site` projection's documents: the hot set for the cache, the rest through an LRU."""
 
-    name = public_site.NAME
+    name = public_site.KEY
     writes_wait = False  # the site is rendered in a pass of its own; a write never waits for it
 
     def __init__(self, cache_bytes: int = 256 * 1024 * 1024) -> None:
