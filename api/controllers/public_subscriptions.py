@@ -218,7 +218,7 @@ class Place:
 
 async def find_place(services: Services, page_slug: str, sub_page_slug: str | None) -> Place:
     row = await catalog.get_page_by_slug(services.pool, page_slug)
-    if row is None:
+    if row is None or not row.public_site_enabled:  # a page without a public site takes no subscriptions
         raise ApiError(404, f"No status page {page_slug!r}", code="not_found")
     if sub_page_slug is None:
         return Place(page_id=row.id, name=row.name, sub_page_id=None, home=f"/{row.slug}")

@@ -97,13 +97,7 @@ class CreateStatusPageSubscriberPayload(Payload):
 
 
 def commands(services: Services) -> SubscriberCommands:
-    return SubscriberCommands(
-        pool=services.pool,
-        store=services.store,
-        secret_key=services.secret_key,
-        allow_private=services.settings.webhook_allow_private,
-        mail_dir=services.settings.data_dir / "mail",
-    )
+    return SubscriberCommands.configured(services.settings, services.pool, services.store, services.secret_key)
 
 
 def _view(
