@@ -133,6 +133,8 @@ UNALIASED_PATHS = frozenset({"/healthz", "/readyz"})
 
 ALIASED_HOST = "beacon.alias"
 """The scope key where a rewritten request keeps the custom domain it came on (for logs and renderers)."""
+ORIGINAL_PATH = "beacon.original_path"
+"""The scope key where a rewritten request keeps the path its client sent (an `as_of` link is signed for it)."""
 
 
 class DocumentSource(Protocol):
@@ -329,6 +331,7 @@ class DocumentCache:
         if raw is not None:
             scope["raw_path"] = prefix.encode() if raw == b"/" else prefix.encode() + raw
         scope[ALIASED_HOST] = alias.host
+        scope[ORIGINAL_PATH] = path
 
     def find(self, scope: Scope) -> CachedDocument | None:
         """The document a request asks for: by `Host` only when some document is on a host of its own (a
