@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 from api.auth import require_api_key
 from api.body import check_json_body
 from api.controllers.api_keys import ApiKeyController
+from api.controllers.as_of_links import AsOfLinkController
 from api.controllers.audit import AuditController
 from api.controllers.availability import ComponentAvailabilityController
 from api.controllers.components import StatusPageComponentController
@@ -30,7 +31,7 @@ from api.controllers.public_subscriptions import PUBLIC_SUBSCRIPTION_HANDLERS
 from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
 from api.controllers.subscribers import StatusPageSubscriberController
-from api.controllers.widget import StatusPageWidgetController
+from api.controllers.widget import PUBLIC_WIDGET_AS_OF_HANDLERS, StatusPageWidgetController
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import metrics_endpoint
 from api.openapi import BeaconOpenAPIJson, correct_allow_header
@@ -62,6 +63,7 @@ V2_HANDLERS: list[ControllerRouterHandler] = [
     ComponentAvailabilityController,
     StatusPageSubscriberController,
     SubscriberDeliveryController,
+    AsOfLinkController,
 ]
 """Every authenticated `/v2` controller. The authorisation-matrix test walks the resulting routes."""
 
@@ -91,7 +93,7 @@ def create_app(
     # /metrics is on the HTTP port unless BEACON_METRICS_PORT names another (README "Operations").
     metrics = [metrics_endpoint] if settings.metrics_on_http_port else []
     app = PublicLitestar(
-        route_handlers=[v2, *PUBLIC_SUBSCRIPTION_HANDLERS, *health_handlers, *metrics],
+        route_handlers=[v2, *PUBLIC_SUBSCRIPTION_HANDLERS, *PUBLIC_WIDGET_AS_OF_HANDLERS, *health_handlers, *metrics],
         lifespan=[lifespan],
         logging_config=None,  # records go to the root logger, which infra.logs configures
         exception_handlers=EXCEPTION_HANDLERS,

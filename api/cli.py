@@ -1,6 +1,7 @@
-"""The `beacon` command: serve, worker, migrate, keys, audit, projections. Every subcommand reads settings
-from the environment (infra.settings) and prints what an operator needs, with results on stdout. `serve`
-and `worker` only parse their arguments here: their processes are assembled in `api/processes.py`."""
+"""The `beacon` command: serve, worker, migrate, keys, audit, projections, subscribers, notifications. Every
+subcommand reads settings from the environment (infra.settings) and prints what an operator needs, with results
+on stdout. `serve` and `worker` only parse their arguments here: their processes are assembled in
+`api/processes.py`; `subscribers` lives in `api/cli_subscribers.py`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ try:  # uvloop's event loop where it is installed (everywhere but Windows), as g
 except ImportError:  # pragma: no cover
     from asyncio import run as run_async  # type: ignore[assignment]
 
+from api.cli_subscribers import add_parsers as add_subscriber_parsers
 from infra.api_keys import ADMIN, SCOPES, create_key, list_keys, revoke_key
 from infra.clock import SystemClock
 from infra.db import create_pool, database_url
@@ -409,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the report as JSON")
     status.set_defaults(handler=cmd_projections_status)
 
+    add_subscriber_parsers(sub)
     notifications = sub.add_parser("notifications", help="notification delivery").add_subparsers(
         dest="notifications_command", required=True
     )

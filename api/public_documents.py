@@ -27,8 +27,10 @@ When Postgres is unreachable it keeps what it has, so the last documents keep be
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -71,6 +73,9 @@ class Serving:
     cache_control: bytes
     cors: bool
     counts: DocumentCounts
+    compress: bool = False
+    """Hold the document gzipped only (`Content-Encoding: gzip` for clients that accept it, inflated per
+    request for the others): large HTML pages then cost a tenth of the memory in every process."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,8 @@ UNALIASED_PATHS = frozenset({"/healthz", "/readyz"})
 
 ALIASED_HOST = "beacon.alias"
 """The scope key where a rewritten request keeps the custom domain it came on (for logs and renderers)."""
+ORIGINAL_PATH = "beacon.original_path"
+"""The scope key where a rewritten request keeps the path its client sent (an `as_of` link is signed for it)."""
 
 
 class DocumentSource(Protocol):
@@ -168,6 +175,11 @@ class CachedDocument:
     page_name: str | None
     counts: DocumentCounts
     status: int = 200
+    gzip: CachedDocument | None = None
+    """The gzip representation (its own ETag); when set, `body` is empty and inflated from it on request."""
+
+    def identity_body(self) -> bytes:
+        return zlib.decompress(self.gzip.body, 31) if self.gzip is not None else self.body
 
     @classmethod
     def redirect(cls, location: str, *, cache_control: bytes, counts: DocumentCounts) -> CachedDocument:
@@ -191,8 +203,12 @@ class CachedDocument:
                 (b"access-control-expose-headers", b"ETag, X-Request-Id"),
             ]
         common.append((b"x-content-type-options", b"nosniff"))
+        gzipped = None
+        if document.serving.compress and len(document.body) >= COMPRESS_FROM:
+            common.append((b"vary", b"Accept-Encoding"))
+            gzipped = _gzipped(document, common)
         return cls(
-            body=document.body,
+            body=b"" if gzipped is not None else document.body,
             etag=document.etag,
             headers=[
                 (b"content-type", document.content_type.encode()),
@@ -205,7 +221,47 @@ class CachedDocument:
             status_page_id=document.status_page_id,
             page_name=document.page_name,
             counts=document.serving.counts,
+            gzip=gzipped,
         )
+
+
+COMPRESS_FROM = 1024
+"""Smaller documents are held as they are: gzip would barely shrink them."""
+
+
+def _gzipped(document: PublicDocument, common: list[tuple[bytes, bytes]]) -> CachedDocument:
+    """The gzip representation: deterministic bytes (no timestamp) and an ETag of its own, as a strong ETag
+    names one representation (RFC 9110 §8.8.3)."""
+    body = gzip.compress(document.body, compresslevel=6, mtime=0)
+    etag = document.etag[:-1] + '-gzip"'
+    return CachedDocument(
+        body=body,
+        etag=etag,
+        headers=[
+            (b"content-type", document.content_type.encode()),
+            (b"content-encoding", b"gzip"),
+            (b"content-length", str(len(body)).encode()),
+            (b"etag", etag.encode()),
+            *common,
+        ],
+        not_modified_headers=[(b"etag", etag.encode()), *common],
+        position=document.position,
+        status_page_id=document.status_page_id,
+        page_name=document.page_name,
+        counts=document.serving.counts,
+    )
+
+
+def accepts_gzip(accept_encoding: bytes | None) -> bool:
+    """Whether `Accept-Encoding` allows gzip (not refused with `q=0`)."""
+    if accept_encoding is None:
+        return False
+    for part in accept_encoding.decode("latin-1").lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            return not (params.strip().startswith("q=") and quality.strip() in ("0", "0.0", "0.00", "0.000"))
+    return False
 
 
 class DocumentCache:
@@ -275,6 +331,7 @@ class DocumentCache:
         if raw is not None:
             scope["raw_path"] = prefix.encode() if raw == b"/" else prefix.encode() + raw
         scope[ALIASED_HOST] = alias.host
+        scope[ORIGINAL_PATH] = path
 
     def find(self, scope: Scope) -> CachedDocument | None:
         """The document a request asks for: by `Host` only when some document is on a host of its own (a
@@ -499,6 +556,9 @@ class PublicFrontend:
             )
             await send({"type": "http.response.body", "body": b""})
             return True
+        identity = document
+        if document.gzip is not None and accepts_gzip(_header(scope, b"accept-encoding")):
+            document = document.gzip
         if_none_match = _header(scope, b"if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, document.etag):
             headers = [*document.not_modified_headers, (b"x-request-id", request_id.encode())]
@@ -509,7 +569,8 @@ class PublicFrontend:
         headers = [*document.headers, (b"x-request-id", request_id.encode())]
         document.counts.ok += 1
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else document.body})
+        body = b"" if method == "HEAD" else document.body if document is not identity else identity.identity_body()
+        await send({"type": "http.response.body", "body": body})
         return True
 
 

@@ -16,7 +16,7 @@ from projections import public_hosts
 class HostSource:
     """The host aliases of the `public_hosts` projection."""
 
-    name = public_hosts.NAME
+    name = public_hosts.KEY
     writes_wait = True  # a request on a domain right after the PUT that set it finds the page
     routes: Sequence[PublicRoute] = ()
 

@@ -31,8 +31,8 @@ CACHE_CONTROL = b"public, max-age=30, stale-while-revalidate=60, stale-if-error=
 SITE = DocumentCounts()
 """This process's answers of public site documents."""
 
-HTML_SERVING = Serving(cache_control=CACHE_CONTROL, cors=False, counts=SITE)
-OPEN_SERVING = Serving(cache_control=CACHE_CONTROL, cors=True, counts=SITE)
+HTML_SERVING = Serving(cache_control=CACHE_CONTROL, cors=False, counts=SITE, compress=True)
+OPEN_SERVING = Serving(cache_control=CACHE_CONTROL, cors=True, counts=SITE, compress=True)
 """JSON and feeds: any origin may read them."""
 
 _NOT_A_PAGE = r"(?:v2|api|schema|healthz|readyz|metrics|static)"
@@ -52,6 +52,10 @@ _INCIDENT_PATH = re.compile(r"^(.*)/incidents/([0-9A-Za-z]+)$")
 def is_site_path(path: str) -> bool:
     """A URL of a page's public site on Beacon's own host, whether or not there is a document."""
     return _SITE_PATH.match(path) is not None
+
+
+def _size(document: CachedDocument) -> int:
+    return len(document.body) + (len(document.gzip.body) if document.gzip is not None else 0)
 
 
 def _html_error(status: int) -> bytes | None:
@@ -79,7 +83,7 @@ def _public(stored: StoredDocument, host: str, path: str) -> PublicDocument:
 class SiteSource:
     """The `public_site` projection's documents: the hot set for the cache, the rest through an LRU."""
 
-    name = public_site.NAME
+    name = public_site.KEY
     writes_wait = False  # the site is rendered in a pass of its own; a write never waits for it
 
     def __init__(self, cache_bytes: int = 256 * 1024 * 1024) -> None:
@@ -158,15 +162,15 @@ class SiteSource:
 
     def _keep(self, path: str, document: CachedDocument) -> None:
         self.cold[path] = document
-        self.cold_size += len(document.body)
+        self.cold_size += _size(document)
         while self.cold_size > self.cache_bytes and self.cold:
             _, evicted = self.cold.popitem(last=False)
-            self.cold_size -= len(evicted.body)
+            self.cold_size -= _size(evicted)
 
     def _forget(self, path: str) -> None:
         evicted = self.cold.pop(path, None)
         if evicted is not None:
-            self.cold_size -= len(evicted.body)
+            self.cold_size -= _size(evicted)
 
     def _forget_all(self) -> None:
         self.cold.clear()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -38,6 +39,8 @@ from domain.subscriber import (
 from infra import contacts
 from infra.contacts import Contact
 from infra.ids import new_ulid, ulid_to_uuid, uuid_to_ulid
+from infra.mail import default_mail_url
+from infra.settings import Settings
 from infra.webhook_targets import check_target
 from projections import status_page_catalog as catalog
 
@@ -71,6 +74,13 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(WEBHOOK_SECRET_BYTES)).decode("ascii")
 
 
+def mail_folder(settings: Settings) -> Path:
+    """Where `.eml` files are written per subscriber: `BEACON_SMTP_URL`'s folder when it is `file://DIR`, else
+    the embedded default's `$BEACON_DATA_DIR/mail` (infra/mail.py writes `{folder}/{subscriber_id}/`)."""
+    url = settings.smtp_url if settings.smtp_url and settings.smtp_url.startswith("file://") else None
+    return Path(unquote(urlsplit(url or default_mail_url(settings.data_dir)).path))
+
+
 @dataclass(frozen=True)
 class SubscriberCommands:
     pool: asyncpg.Pool
@@ -79,7 +89,19 @@ class SubscriberCommands:
     allow_private: bool
     """`BEACON_WEBHOOK_ALLOW_PRIVATE`."""
     mail_dir: Path
-    """Where `.eml` files are written per subscriber (`$BEACON_DATA_DIR/mail`)."""
+    """Where `.eml` files are written per subscriber (`mail_folder`)."""
+
+    @classmethod
+    def configured(
+        cls, settings: Settings, pool: asyncpg.Pool, store: EventStore, secret_key: bytes
+    ) -> SubscriberCommands:
+        return cls(
+            pool=pool,
+            store=store,
+            secret_key=secret_key,
+            allow_private=settings.webhook_allow_private,
+            mail_dir=mail_folder(settings),
+        )
 
     async def structure(self, status_page_id: str) -> Sequence[StructureItem]:
         """The page's structure, or a 422 on `status_page_id` when there is no such page."""

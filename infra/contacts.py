@@ -197,14 +197,10 @@ async def erase(conn: asyncpg.Connection, subscriber_id: UUID) -> None:
     often quotes the recipient)."""
     await conn.execute("DELETE FROM beacon_subscriber_keys WHERE subscriber_id = $1", subscriber_id)
     await conn.execute("DELETE FROM beacon_subscriber_lookup WHERE subscriber_id = $1", subscriber_id)
-    has_attempts = await conn.fetchval(
-        "SELECT to_regclass('beacon_notification_attempts') IS NOT NULL"
-        " AND to_regclass('beacon_notification_intents') IS NOT NULL"
-    )
-    if has_attempts:
+    if await conn.fetchval("SELECT to_regclass('beacon_notification_attempts') IS NOT NULL"):
         await conn.execute(
-            "UPDATE beacon_notification_attempts a SET smtp_reply = NULL FROM beacon_notification_intents i"
-            " WHERE a.intent_id = i.id AND i.subscriber_id = $1 AND a.smtp_reply IS NOT NULL",
+            "UPDATE beacon_notification_attempts SET smtp_reply = NULL"
+            " WHERE subscriber_id = $1 AND smtp_reply IS NOT NULL",
             subscriber_id,
         )
 

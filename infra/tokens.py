@@ -1,5 +1,6 @@
 """Signed tokens in the links of subscriber mails: confirm, manage, unsubscribe
-(docs/architecture.md#subscribers).
+(docs/architecture.md#subscribers); and of read-only `as_of` links (`as_of`, 15 minutes; its subject is a
+digest of the link's path and instant, api/as_of.py).
 
 A token is `base64url(purpose byte || subscriber id || expiry) . base64url(HMAC-SHA256)` under a key derived
 from `BEACON_SECRET_KEY`: nothing is stored per token, and the same (purpose, subscriber, expiry) always
@@ -21,8 +22,8 @@ from uuid import UUID
 
 from domain.base import DomainError
 
-Purpose = Literal["confirm", "manage", "unsubscribe"]
-PURPOSES: dict[str, int] = {"confirm": 1, "manage": 2, "unsubscribe": 3}
+Purpose = Literal["confirm", "manage", "unsubscribe", "as_of"]
+PURPOSES: dict[str, int] = {"confirm": 1, "manage": 2, "unsubscribe": 3, "as_of": 4}
 CONFIRM_VALIDITY = timedelta(days=7)
 _NEVER = 0
 _PAYLOAD = struct.Struct(">B16sq")

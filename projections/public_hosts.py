@@ -19,6 +19,7 @@ from domain.status_page import StatusPage
 from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections.public_documents import DocumentsChanged, notify
+from projections.versions import version_key
 
 NAME = "public_hosts"
 
@@ -36,6 +37,7 @@ class PublicHosts:
     """Projection `public_hosts` (see the module docstring)."""
 
     name = NAME
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = True  # a request on a page's new domain right after the PUT that set it finds the page
     tables: tuple[str, ...] = ("public_hosts",)
     schema_sql = SCHEMA_SQL
@@ -66,7 +68,11 @@ class PublicHosts:
                 )
                 changed += status != "UPDATE 0"
         # Any change counts as a removal: every process re-reads the (small) table whole.
-        await notify(conn, DocumentsChanged(NAME, events[-1].position, 0, changed))
+        await notify(conn, DocumentsChanged(KEY, events[-1].position, 0, changed))
+
+
+KEY = version_key(NAME, PublicHosts.version)
+"""The checkpoint and public-documents source name of this code's version (projections/versions.py)."""
 
 
 @dataclass(frozen=True)
@@ -86,5 +92,5 @@ async def read_hosts(conn: asyncpg.Connection) -> list[HostRow]:
 
 
 async def hosts_position(conn: asyncpg.Connection) -> int:
-    position = await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME)
+    position = await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", KEY)
     return int(position or 0)

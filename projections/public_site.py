@@ -76,6 +76,7 @@ from projections.public_site_state import (
 )
 from projections.public_site_view import NoticePageView
 from projections.runner import quote_ident, use_schema
+from projections.versions import version_key
 from projections.widget_document import etag_of
 
 NAME = "public_site"
@@ -138,6 +139,7 @@ class PublicSite:
     """Projection `public_site` (see the module docstring)."""
 
     name = NAME
+    version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = False  # rendering pages must never delay a write's answer (its own runner pass)
     tables: tuple[str, ...] = ("site_pages", "site_notices", "site_components", "site_settings", "site_documents")
     schema_sql = SCHEMA_SQL
@@ -174,7 +176,11 @@ class PublicSite:
         removed += sum(
             1 for page in state.pages.values() if hosts.get(page.id, page.custom_domain) != page.custom_domain
         )
-        await notify(conn, DocumentsChanged(NAME, events[-1].position, changed, removed))
+        await notify(conn, DocumentsChanged(KEY, events[-1].position, changed, removed))
+
+
+KEY = version_key(NAME, PublicSite.version)
+"""The checkpoint and public-documents source name of this code's version (projections/versions.py)."""
 
 
 async def _load_state(conn: asyncpg.Connection, decoded: Sequence[tuple[RecordedEvent, Aggregate.Event]]) -> SiteState:
@@ -543,12 +549,20 @@ async def _store(conn: asyncpg.Connection, writes: _Writes) -> tuple[int, int]:
 
 async def tick(conn: asyncpg.Connection, now: datetime, *, schema: str = "public") -> int:
     """Re-render the index of every page whose local day has turned since it was rendered, at that day's
-    midnight; returns how many pages. Serialised with the projection's batches by its checkpoint row."""
+    midnight; returns how many pages (0 also while a batch of the projection holds its checkpoint row)."""
     async with conn.transaction():
         await use_schema(conn, schema)
         if await conn.fetchval("SELECT to_regclass('site_pages')") is None:
             return 0
-        await conn.execute("SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", NAME)
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM site_pages WHERE clock_due <= $1)", now):
+            return 0
+        # Serialised with the projection's batches; while one holds the checkpoint, try again next pass rather
+        # than keep the scheduler (which also starts maintenance windows) waiting behind it.
+        locked = await conn.fetchval(
+            "SELECT 1 FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE SKIP LOCKED", KEY
+        )
+        if locked is None:
+            return 0
         pages = [
             _PAGE.decode(row["state"])
             for row in await conn.fetch("SELECT state FROM site_pages WHERE clock_due <= $1 ORDER BY id", now)
@@ -585,9 +599,9 @@ async def _retick(conn: asyncpg.Connection, pages: Sequence[SitePage]) -> int:
     state.pages = {page.id: page for page in pages}
     await _save_state(conn, state, set(state.pages), set(), set())
     changed, _ = await render_pages(conn, state, {page.id: {} for page in pages}, clock_only=True)
-    position = int(await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME) or 0)
+    position = int(await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", KEY) or 0)
     # The documents keep their positions (they reflect no new event): a removal tells caches to reload.
-    await notify(conn, DocumentsChanged(NAME, position, changed, 1))
+    await notify(conn, DocumentsChanged(KEY, position, changed, 1))
     return len(pages)
 
 
@@ -632,5 +646,5 @@ async def read_one(conn: asyncpg.Connection, path: str) -> StoredDocument | None
 
 
 async def site_position(conn: asyncpg.Connection) -> int:
-    position = await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", NAME)
+    position = await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", KEY)
     return int(position or 0)

@@ -196,3 +196,23 @@ async def test_page_settings_shape_the_site(client: Client, keys: Keys) -> None:
     await caught_up(client)
     for path in ("/acme", "/acme/api/v2/summary.json", "/acme/history.atom", "/acme/eu"):
         assert (await get(client, path)).status_code == 404, path
+
+
+async def test_gzip_for_clients_that_accept_it(client: Client, keys: Keys) -> None:
+    """Large documents are held gzipped: a client accepting gzip gets those bytes with their own ETag, any
+    other the same document inflated, each with 304s on its own ETag."""
+    await acme(client, keys)
+    await caught_up(client)
+    raw = await client.get("/acme", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers and raw.headers["vary"] == "Accept-Encoding"
+    zipped = await client.get("/acme", headers={"Accept-Encoding": "gzip, deflate"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.content == raw.content  # httpx inflates it
+    assert int(zipped.headers["content-length"]) < len(raw.content) / 3
+    assert zipped.headers["etag"] != raw.headers["etag"]
+    for response, encoding in ((raw, "identity"), (zipped, "gzip")):
+        again = await client.get(
+            "/acme", headers={"Accept-Encoding": encoding, "If-None-Match": response.headers["etag"]}
+        )
+        assert again.status_code == 304
+    refused = await client.get("/acme", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers and refused.content == raw.content

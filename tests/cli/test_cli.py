@@ -21,7 +21,7 @@ from infra.api_keys import ADMIN, PUBLISH, create_key, find_by_token
 from infra.clock import SystemClock
 from infra.settings import Settings
 from projections.registry import all_projections
-from tests.support.live_server import BEACON, TEST_SECRET_KEY
+from tests.support.live_server import BEACON, TEST_SECRET_KEY, operator_env
 
 MIGRATIONS = sorted(path.name for path in (Path(__file__).parents[2] / "infra" / "migrations").glob("*.sql"))
 
@@ -39,12 +39,7 @@ class Run:
 
 def beacon(database_url: str, tmp_path: Path, *args: str) -> Run:
     """`beacon ARGS…` with only the environment an operator would set."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": database_url,
-        "BEACON_SECRET_KEY": TEST_SECRET_KEY,
-        "BEACON_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = operator_env(database_url, tmp_path)
     done = subprocess.run([BEACON, *args], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     return Run(done.returncode, done.stdout, done.stderr)
 

@@ -15,7 +15,7 @@ from infra.event_store import PostgresEventStore
 from projections.registry import all_projections
 from projections.runner import ProjectionStop, ensure_tables, record_stops
 from tests.support.builders import context_at
-from tests.support.live_server import BEACON, TEST_SECRET_KEY
+from tests.support.live_server import BEACON, operator_env
 from tests.support.tally import new_tally
 
 STOPPED = "incident_list"
@@ -24,12 +24,7 @@ ERROR = "projection incident_list stopped at position 2 (test.Tally.Created on â
 
 
 def status(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": database_url,
-        "BEACON_SECRET_KEY": TEST_SECRET_KEY,
-        "BEACON_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = operator_env(database_url, tmp_path)
     command = [BEACON, "projections", "status", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
 

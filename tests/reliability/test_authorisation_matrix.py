@@ -30,6 +30,8 @@ class Endpoint:
     method: str
     path: str
     scope: Any
+    reads_only: bool = False
+    """A `POST` that records nothing (`opt={"reads_only": True}`, as `POST /v2/as_of_links`): any key, like a read."""
 
     @property
     def url(self) -> str:
@@ -39,13 +41,13 @@ class Endpoint:
     def needs(self) -> str | None:
         """The access this route demands, or None when its declaration fits no rule of docs/architecture.md#scopes."""
         if self.scope is None:
-            return ANY_KEY if self.method in READ_METHODS else None  # a write must name its scope
+            return ANY_KEY if self.method in READ_METHODS or self.reads_only else None  # a write names its scope
         return self.scope if self.scope in (PUBLISH, MANAGE_SUBSCRIBERS, ADMIN) else None
 
 
 def v2_endpoints(app: Litestar) -> list[Endpoint]:
     found = {
-        Endpoint(method, route.path, handler.opt.get("scope"))
+        Endpoint(method, route.path, handler.opt.get("scope"), bool(handler.opt.get("reads_only")))
         for route in app.routes
         if isinstance(route, HTTPRoute) and (route.path == "/v2" or route.path.startswith("/v2/"))
         for handler in route.route_handlers

@@ -73,6 +73,16 @@ TEST_SECRET_KEY = "beacon-tests-secret-key-not-for-production-use"
 os.environ.setdefault("BEACON_SECRET_KEY", TEST_SECRET_KEY)
 
 
+def operator_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """Only the environment an operator would set for `beacon …` on a database of its own (no test settings)."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url,
+        "BEACON_SECRET_KEY": TEST_SECRET_KEY,
+        "BEACON_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
 def _env(database_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url, **extra}
 
