@@ -16,6 +16,7 @@ import email.utils
 import hashlib
 import hmac
 import ipaddress
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,10 +99,19 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 class WebhookSender:
     """One httpx client for every delivery of a worker (connections are reused per receiver)."""
 
-    def __init__(self, resolve: Resolve, *, timeout: float = TIMEOUT, max_connections: int = 100) -> None:
+    def __init__(
+        self,
+        resolve: Resolve,
+        *,
+        timeout: float = TIMEOUT,
+        max_connections: int = 100,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        """`verify`: how receivers' certificates are checked (the default: the usual public authorities)."""
         self.resolve = resolve
         self.timeout = timeout
         self._client = httpx.AsyncClient(
+            verify=verify,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,  # HTTP(S)_PROXY must not route deliveries (nor hide the address we checked)

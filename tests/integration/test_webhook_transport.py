@@ -5,14 +5,17 @@ and proxy variables ignored."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import trustme
 
 from infra.clock import SystemClock
 from infra.webhooks import ForbiddenTarget, WebhookOutcome, WebhookSender, retry_after_seconds, target_resolver
@@ -142,3 +145,26 @@ async def test_the_checked_address_is_the_one_connected_to(receiver: Receiver) -
     finally:
         await sender.close()
     assert outcome.kind == "forbidden_address"
+
+
+def test_https_is_pinned_to_the_checked_address_and_the_certificate_checked_against_the_name() -> None:
+    """The connection goes to the address the rule checked, while TLS still verifies the receiver's name."""
+    authority = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("receiver.test").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    authority.configure_trust(client_tls)
+    with webhook_receiver(tls=server_tls) as receiver:
+
+        async def deliver(url: str) -> WebhookOutcome:
+            sender = WebhookSender(loopback, verify=client_tls)
+            try:
+                return await sender.deliver(url, message_id="m", body=BODY, secrets=[SECRET], now=SystemClock().now())
+            finally:
+                await sender.close()
+
+        good = asyncio.run(deliver(f"https://receiver.test:{receiver.port}/hook"))
+        wrong_name = asyncio.run(deliver(f"https://impostor.test:{receiver.port}/hook"))
+    assert good.kind == "delivered"
+    assert wrong_name.kind == "failed" and "certificate" in (wrong_name.detail or "").lower()
+    assert [d.headers["host"] for d in receiver.deliveries] == [f"receiver.test:{receiver.port}"]

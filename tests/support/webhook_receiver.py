@@ -4,6 +4,7 @@ path as told: 200, a failure status, a redirect, `410 Gone`, a `Retry-After`, or
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -67,7 +68,8 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
+def webhook_receiver(*, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 until the block ends; `tls`: serve HTTPS with this server context."""
     receiver = Receiver(port=free_port())
 
     class Handler(BaseHTTPRequestHandler):
@@ -98,6 +100,8 @@ def webhook_receiver() -> Iterator[Receiver]:
         request_queue_size = 256  # http.server's 5 refuses connections under a dispatcher's concurrency
 
     server = Server(("127.0.0.1", receiver.port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
