@@ -57,6 +57,8 @@ log = logging.getLogger("beacon.notifications")
 OUTBOX = "notification_outbox"
 """The outbox projection's name: its commits wake the dispatcher."""
 CHANNELS = ("email", "webhook")
+PREFETCH = 4
+"""Intents a worker holds per channel, as a multiple of its concurrency: sent as slots free."""
 NOT_CONFIGURED = "BEACON_SMTP_URL is not set"
 """The reason of the email channel's pause on a database without a mail transport."""
 
@@ -117,6 +119,8 @@ class Claimed:
     created_at: datetime
     state: str | None
     """The subscriber's state as the outbox last folded it (None: unknown)."""
+    reserved_until: datetime
+    """Past this the intent may be claimed again by anyone: a delivery not started by then is dropped."""
 
 
 @dataclass
@@ -153,6 +157,8 @@ WITH due AS (
     SELECT i.id FROM beacon_notification_intents AS i
     WHERE i.state = 'pending' AND i.channel = $1 AND i.next_attempt_at <= $2
       AND NOT EXISTS (
+          SELECT 1 FROM beacon_notification_channels AS p WHERE p.channel = $1 AND p.paused_until > $2)
+      AND NOT EXISTS (
           SELECT 1 FROM beacon_notification_intents AS e
           WHERE e.subscriber_id = i.subscriber_id AND e.notice_id = i.notice_id
             AND e.position < i.position AND e.state = 'pending')
@@ -170,8 +176,9 @@ FROM claimed AS c
 JOIN beacon_notification_messages AS m ON m.id = c.message_id
 LEFT JOIN beacon_notify_subscribers AS s ON s.subscriber_id = c.subscriber_id
 """
-"""Reserve up to $3 due intents of channel $1 until $4. The order rule is the NOT EXISTS: an earlier update of
-the same notice still pending (retrying, or reserved by another worker) holds this one back."""
+"""Reserve up to $3 due intents of channel $1 (unless it is paused) until $4. The order rule is the second NOT
+EXISTS: an earlier update of the same notice still pending (retrying, or reserved by another worker) holds this
+one back."""
 
 
 Deliver = Callable[[Claimed, Mapping[str, Any], Contact | None], Awaitable[Result]]
@@ -320,33 +327,27 @@ class NotificationDispatcher:
     async def dispatch_due(self, conn: asyncpg.Connection) -> int:
         """Claim what is due for every channel with room and start sending it; returns how many.
 
-        A channel is topped up to twice its concurrency once fewer than `concurrency` of its intents are in
-        hand: claims come in batches (a claim and a record per delivery would cost more round trips than the
-        sending), and the next batch is ready when a slot frees."""
+        A channel is topped up to `PREFETCH` times its concurrency once fewer than twice its concurrency of
+        its intents are in hand: claims come in batches (a claim and a record per delivery would cost more
+        round trips than the sending), and the next batch is ready before the slots run dry. One transaction
+        for every channel; a paused channel claims nothing."""
         now = self.clock.now()
-        paused = {
-            row["channel"]
-            for row in await conn.fetch(
-                "SELECT channel FROM beacon_notification_channels WHERE paused_until > $1", now
-            )
-        }
-        started = 0
-        for channel in CHANNELS:
-            in_hand = self._in_flight[channel]
-            if channel in paused or in_hand >= self.concurrency:
-                continue
-            claimed = await self._claim(conn, channel, 2 * self.concurrency - in_hand, now)
-            started += len(claimed)
-            if claimed:
-                await self._start(conn, claimed)
-        return started
-
-    async def _claim(self, conn: asyncpg.Connection, channel: str, limit: int, now: datetime) -> list[Claimed]:
         reserved_until = now + timedelta(seconds=self.claim_seconds)
+        wanted = {
+            channel: PREFETCH * self.concurrency - self._in_flight[channel]
+            for channel in CHANNELS
+            if self._in_flight[channel] < 2 * self.concurrency
+        }
+        if not wanted:
+            return 0
         async with conn.transaction():
-            rows = await conn.fetch(CLAIM_SQL, channel, now, limit, reserved_until)
+            rows = [
+                row
+                for channel, limit in wanted.items()
+                for row in await conn.fetch(CLAIM_SQL, channel, now, limit, reserved_until)
+            ]
         self.status.claimed += len(rows)
-        return [
+        claimed = [
             Claimed(
                 id=row["id"],
                 subscriber_id=row["subscriber_id"],
@@ -357,9 +358,13 @@ class NotificationDispatcher:
                 kind=row["kind"],
                 created_at=row["created_at"],
                 state=row["state"],
+                reserved_until=reserved_until,
             )
             for row in rows
         ]
+        if claimed:
+            await self._start(conn, claimed)
+        return len(claimed)
 
     async def _start(self, conn: asyncpg.Connection, claimed: list[Claimed]) -> None:
         missing = list({c.message_id for c in claimed if c.message_id not in self._contents})
@@ -384,6 +389,11 @@ class NotificationDispatcher:
     async def _run(self, claimed: Claimed, content: Mapping[str, Any], contact: Contact | None) -> None:
         try:
             async with self._slots[claimed.channel]:
+                if self.clock.now() >= claimed.reserved_until:
+                    # Waited past its reservation (slow receivers ahead of it): it may be another worker's
+                    # attempt now; sending it too would be two sends of one attempt. It comes back when due.
+                    log.warning("intent %s not sent: its reservation ran out while it waited", claimed.id)
+                    return
                 result = await self.deliver(claimed, content, contact)
         except Exception as error:
             # A bug in one delivery must not lose the intent: it is retried like any failure.
@@ -547,7 +557,7 @@ class NotificationDispatcher:
         while True:
             await self._results_ready.wait()
             if len(self._results) < self.concurrency:
-                await asyncio.sleep(0.005)  # let the deliveries finishing now join this batch
+                await asyncio.sleep(0.01)  # let the deliveries finishing now join this batch
             try:
                 await self._flush()
                 delay = 0.05
