@@ -268,6 +268,23 @@ def document_closed_bodies(document: dict[str, Any]) -> None:
                     pending.append(value)
 
 
+HTML_ANSWERING_TAGS = frozenset({"public subscriptions"})
+"""Tags of operations that answer a browser (a form post, an `Accept` preferring HTML) with an HTML page
+carrying the same status code (api/controllers/public_subscriptions.py)."""
+
+
+def document_html_answers(document: dict[str, Any]) -> None:
+    """Every response of an operation tagged in `HTML_ANSWERING_TAGS` may also come as `text/html` (in place,
+    idempotent)."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or not HTML_ANSWERING_TAGS & set(operation.get("tags", ())):
+                continue
+            for response in operation.get("responses", {}).values():
+                if isinstance(response, dict):
+                    response.setdefault("content", {}).setdefault("text/html", {"schema": {"type": "string"}})
+
+
 class BeaconOpenAPIJson(JsonRenderPlugin):
     """The finished document as JSON, at `/schema` and `/schema/openapi.json`: no documentation UI, whose
     scripts would come from a CDN (a blank page on an offline install)."""
@@ -280,6 +297,7 @@ class BeaconOpenAPIJson(JsonRenderPlugin):
         document_access(openapi_schema, request.app)
         document_errors(openapi_schema, request.app)
         document_closed_bodies(openapi_schema)
+        document_html_answers(openapi_schema)
         return super().render(request, openapi_schema)
 
 

@@ -55,7 +55,7 @@ from infra.contacts import Contact
 from infra.ids import uuid_to_ulid
 from infra.tokens import InvalidToken, Purpose, verify
 from projections import status_page_catalog as catalog
-from projections.public_site_html import CONTENT_TYPE, MessageForm, not_found_page, render_message_page
+from projections.public_site_html import MessageForm, not_found_page, render_message_page
 
 register_status(ConfirmationUsed, 409)
 
@@ -176,7 +176,7 @@ def html(
         home=page.home if page else None,
         form=form,
     )
-    return Response(content=body, status_code=status, media_type=CONTENT_TYPE, headers=headers)
+    return Response(content=body, status_code=status, media_type=MediaType.HTML, headers=headers)
 
 
 def error_page(error: Exception, page: Place | None) -> Response[bytes]:
@@ -187,7 +187,7 @@ def error_page(error: Exception, page: Place | None) -> Response[bytes]:
         assert isinstance(error, DomainError)
         status, message, headers = domain_status(error), error.message, None
     if status == 404:
-        return Response(content=not_found_page(), status_code=404, media_type=CONTENT_TYPE)
+        return Response(content=not_found_page(), status_code=404, media_type=MediaType.HTML)
     titles = {409: "Already done", 422: "That did not work", 429: "Too many requests"}
     return html(status, titles.get(status, "That did not work"), message, page=page, headers=headers)
 
@@ -319,7 +319,7 @@ _LIMITED = ResponseSpec(
 _STATE = "`200` with the subscription's state (JSON), or the same as an HTML page for a form or an HTML `Accept`."
 
 
-TAGS = ["public subscriptions"]
+TAGS = ["public subscriptions"]  # api/openapi.py documents their HTML answers by this tag
 
 
 @post(
@@ -424,7 +424,7 @@ async def show(
     try:
         place = await find_place(services, page_slug, sub_page_slug)
     except ApiError:
-        return Response(content=not_found_page(), status_code=404, media_type=CONTENT_TYPE)
+        return Response(content=not_found_page(), status_code=404, media_type=MediaType.HTML)
     try:
         await token_subscriber(services, place, link.purpose, token)
     except DomainError as error:

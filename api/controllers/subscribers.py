@@ -38,6 +38,7 @@ from infra import contacts
 from infra.api_keys import MANAGE_SUBSCRIBERS
 from infra.contacts import Contact
 from infra.ids import uuid_to_ulid
+from projections import status_page_catalog as catalog
 from projections import subscriber_list
 
 register_status(SubscriberExists, 409)
@@ -158,6 +159,8 @@ class StatusPageSubscriberController(Controller):
         params = page_params(page_size, after)
         if status_page_id is None:
             raise ApiError(422, "status_page_id is required", code="is_required", parameter="status_page_id")
+        if await catalog.get_page(services.pool, status_page_id) is None:
+            raise not_found("status page", status_page_id)
         if channel is not None:
             parse_enum(Channel, channel, field="channel")
         if state_filter is not None:

@@ -245,3 +245,16 @@ async def test_the_manage_link_shows_the_subscription_and_its_button_unsubscribe
         "/acme/eu/subscriptions/unsubscribe", params={"token": sign(SECRET, "unsubscribe", subscriber, None)}
     )
     assert again.status_code == 200 and again.json()["subscription"]["state"] == "unsubscribed"
+
+
+async def test_a_page_without_a_public_site_takes_no_subscriptions(
+    client: Client, keys: Keys, page: Page, database_url: str
+) -> None:
+    off = await client.put(
+        f"/v2/status_pages/{page.id}", json={"public_site_enabled": False}, headers=Keys.header(keys.admin)
+    )
+    assert off.status_code == 200, off.text
+    before = await event_count(database_url)
+    assert_envelope(await subscribe(client, email="ann@example.com"), 404)
+    assert_envelope(await subscribe(client, "/acme/eu/subscriptions", email="ann@example.com"), 404)
+    assert await event_count(database_url) == before

@@ -203,6 +203,10 @@ async def test_subscribers_need_their_scope_even_to_read(client: Client, keys: K
         await client.get(PATH, params={"status_page_id": page.id}, headers=Keys.header(keys.admin))
     ).status_code == 200
     assert_envelope(await client.get(PATH, headers=manager), 422)
+    assert_envelope(
+        await client.get(PATH, params={"status_page_id": "01KFZ0000000000000000NONE0"}, headers=manager), 404
+    )
+    assert_envelope(await client.get(PATH, params={"status_page_id": "\x00not-an-id"}, headers=manager), 404)
     assert_envelope(await client.get(f"{PATH}/nope", headers=manager), 404)
     assert_envelope(await client.get(f"{PATH}/01KFZ0000000000000000NONE0", headers=manager), 404)
 
