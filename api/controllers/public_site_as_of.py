@@ -11,6 +11,7 @@ from litestar.response import Response
 
 from api.as_of import PRIVATE_HEADERS, authorised_as_of
 from api.errors import ApiError
+from api.public_site import is_site_path
 from api.services import services_of
 from api.types import AnyRequest
 from infra.event_store import PostgresEventStore
@@ -37,6 +38,9 @@ PATHS = [
 
 @get(PATHS, include_in_schema=False)
 async def public_site_as_of(request: AnyRequest) -> Response[bytes]:
+    if "as_of" not in request.query_params or not is_site_path(request.url.path):
+        # Not a read of the past of a site URL (say `/metrics` on a process that serves it elsewhere).
+        raise ApiError(404, "Not found", code="not_found")
     as_of = await authorised_as_of(request)
     if as_of is None:  # only reached with `as_of` in the query string, so it was empty or misspelt
         raise ApiError(422, "as_of must be an RFC 3339 time such as 2026-03-03T14:05:00Z", parameter="as_of")
