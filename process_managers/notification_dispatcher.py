@@ -219,6 +219,8 @@ class NotificationDispatcher:
         self.on_outcome = on_outcome
         self.status = DispatcherStatus()
         self._in_flight: dict[str, int] = dict.fromkeys(CHANNELS, 0)
+        """Claimed and not yet finished, per channel: up to twice `concurrency` (the rest wait for a slot)."""
+        self._slots = {channel: asyncio.Semaphore(concurrency) for channel in CHANNELS}
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
         self._results_ready = asyncio.Event()
@@ -316,7 +318,11 @@ class NotificationDispatcher:
             log.exception("notification dispatch pass failed; retrying")
 
     async def dispatch_due(self, conn: asyncpg.Connection) -> int:
-        """Claim what is due for every channel with free slots and start sending it; returns how many."""
+        """Claim what is due for every channel with room and start sending it; returns how many.
+
+        A channel is topped up to twice its concurrency once fewer than `concurrency` of its intents are in
+        hand: claims come in batches (a claim and a record per delivery would cost more round trips than the
+        sending), and the next batch is ready when a slot frees."""
         now = self.clock.now()
         paused = {
             row["channel"]
@@ -326,10 +332,10 @@ class NotificationDispatcher:
         }
         started = 0
         for channel in CHANNELS:
-            free = self.concurrency - self._in_flight[channel]
-            if channel in paused or free <= 0:
+            in_hand = self._in_flight[channel]
+            if channel in paused or in_hand >= self.concurrency:
                 continue
-            claimed = await self._claim(conn, channel, free, now)
+            claimed = await self._claim(conn, channel, 2 * self.concurrency - in_hand, now)
             started += len(claimed)
             if claimed:
                 await self._start(conn, claimed)
@@ -377,7 +383,8 @@ class NotificationDispatcher:
 
     async def _run(self, claimed: Claimed, content: Mapping[str, Any], contact: Contact | None) -> None:
         try:
-            result = await self.deliver(claimed, content, contact)
+            async with self._slots[claimed.channel]:
+                result = await self.deliver(claimed, content, contact)
         except Exception as error:
             # A bug in one delivery must not lose the intent: it is retried like any failure.
             log.exception("delivery of intent %s failed unexpectedly", claimed.id)
@@ -539,6 +546,8 @@ class NotificationDispatcher:
         delay = 0.05
         while True:
             await self._results_ready.wait()
+            if len(self._results) < self.concurrency:
+                await asyncio.sleep(0.005)  # let the deliveries finishing now join this batch
             try:
                 await self._flush()
                 delay = 0.05

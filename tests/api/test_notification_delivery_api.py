@@ -21,10 +21,14 @@ from api.app import create_app
 from infra.clock import FakeClock, SystemClock
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, uuid_to_ulid
+from infra.mail import transport_from_url
 from infra.settings import Settings
 from process_managers.notification_dispatcher import NOT_CONFIGURED
+from projections.registry import all_projections
+from projections.runner import catch_up, ensure_tables
 from tests.support.http import Keys
 from tests.support.live_server import BEACON, TEST_SECRET_KEY
+from tests.support.mail_server import smtp_server
 from tests.support.notifications import World, webhook_secret
 from tests.support.webhook_receiver import Behaviour, Receiver, webhook_receiver
 
@@ -131,3 +135,44 @@ async def test_a_paused_channel_is_reported_and_the_process_stays_ready(
     assert f"email: {NOT_CONFIGURED}" in table.stdout
     as_json = await asyncio.to_thread(status, env, "--json")
     assert json.loads(as_json.stdout)[0]["paused_reason"] == NOT_CONFIGURED
+
+
+async def test_the_one_click_unsubscribe_in_a_mail_works(pool: asyncpg.Pool, api: Client) -> None:
+    """RFC 8058: a mail client POSTs `List-Unsubscribe=One-Click` to the `List-Unsubscribe` URL, with no cookie."""
+    world = World(pool, PostgresEventStore(pool), FakeClock(SystemClock().now()), public_url=None)
+    await world.setup()
+    ada = await world.subscriber(email="ada@example.org")
+    await world.incident("first", "second")
+    await world.project()
+    with smtp_server() as smtp:
+        mail = transport_from_url(smtp.url)
+        dispatcher = world.dispatcher(mail, fallback_url="https://status.acme.example")
+        await world.pool.execute(  # hold "second" back, as a retry would be
+            "UPDATE beacon_notification_intents SET next_attempt_at = $1 WHERE position = (SELECT max(position)"
+            " FROM beacon_notification_intents)",
+            world.clock.now() + timedelta(hours=1),
+        )
+        await dispatcher.drain()
+        await mail.close()
+    [received] = smtp.sink.to("ada@example.org")
+    target = received.message["List-Unsubscribe"].strip("<>")
+    assert received.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    path = "/" + target.split("/", 3)[3]
+    async with pool.acquire() as conn:  # the public routes read the page from the read models
+        await ensure_tables(conn, all_projections())
+        for projection in all_projections():
+            await catch_up(conn, world.store, projection)
+    assert path.startswith("/acme/subscriptions/unsubscribe?token=")
+    response = await api.post(
+        path, content=b"List-Unsubscribe=One-Click", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 200, response.text
+    assert "Subscriber.Unsubscribed" in await world.subscriber_events(ada)
+    await world.project()
+    world.clock.advance(timedelta(hours=2))
+    with smtp_server() as smtp:
+        mail = transport_from_url(smtp.url)
+        await world.dispatcher(mail).drain()
+        await mail.close()
+    assert smtp.sink.received == []
+    assert [i["state"] for i in await world.intents(ada)] == ["delivered", "cancelled"]

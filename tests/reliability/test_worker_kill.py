@@ -6,10 +6,7 @@ equals a fresh rebuild from the log, and no projection stopped: nothing was appl
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -28,8 +25,8 @@ from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid
 from projections.rebuild import replay_check
 from projections.registry import all_projections
-from tests.support.live_server import BEACON, stop_process_group
 from tests.support.polling import projections_behind
+from tests.support.worker_process import Worker
 
 KILLS = 10
 MIN_EVENTS = 3000
@@ -43,46 +40,12 @@ def context() -> CommandContext:
     return CommandContext(now=SystemClock().now(), actor=ACTOR, request_id=str(uuid.uuid4()))
 
 
-class Worker:
-    """One `beacon worker` process at a time, in its own process group so SIGKILL takes all of it."""
-
-    def __init__(self, database_url: str, log_dir: Path) -> None:
-        self.database_url = database_url
-        self.log_dir = log_dir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "BEACON_PROJECTION_POLL_INTERVAL": "0.05",
-            "BEACON_PROJECTION_BATCH_SIZE": "50",  # small batches: more kills land mid-batch
-        }
-        with (self.log_dir / f"worker-{self.starts}.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                [BEACON, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None and self.process.poll() is None, f"the worker died:\n{self.logs()[-3000:]}"
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process_group(self.process)
-
-    def logs(self) -> str:
-        return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log")))
-
-
 @pytest.mark.slow
 async def test_projections_survive_kill_9(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
     store = PostgresEventStore(pool)
     pages = [await _page(store, n) for n in range(3)]
-    worker = Worker(database_url, tmp_path)
+    # Small batches: more kills land mid-batch.
+    worker = Worker(database_url, tmp_path, {"BEACON_PROJECTION_BATCH_SIZE": "50"})
     kills_done = asyncio.Event()
     appended = [0]
     appenders = [

@@ -30,8 +30,10 @@ from process_managers.notification_dispatcher import NotificationDispatcher, Ret
 from projections.notification_outbox import NotificationOutbox
 from projections.runner import catch_up, ensure_tables
 from tests.support.builders import OPERATOR, T0
+from tests.support.live_server import TEST_SECRET_KEY
 
-SECRET_KEY = b"k" * 32
+SECRET_KEY = TEST_SECRET_KEY.encode()
+"""The key the test app signs and checks subscriber links with, so links in the mails work against it."""
 PAGE_URL = "https://status.acme.example/acme"
 SCHEDULE = RetrySchedule((5, 300, 1800, 7200, 18000, 36000, 36000))
 
@@ -49,6 +51,7 @@ class World:
     clock: FakeClock
     page_id: UUID = field(default_factory=lambda: uuid.UUID(int=0x100))
     component: str = field(default_factory=lambda: uuid_to_ulid(uuid.UUID(int=0xA)))
+    public_url: str | None = "https://status.acme.example"
     outbox: NotificationOutbox = field(default_factory=NotificationOutbox)
     serial: int = 0
 
@@ -60,7 +63,7 @@ class World:
         )
         await save(self.store, component, self._context())
         page = StatusPage.create(
-            id=self.page_id, name="Acme", slug="acme", public_url="https://status.acme.example", at=T0, by=OPERATOR
+            id=self.page_id, name="Acme", slug="acme", public_url=self.public_url, at=T0, by=OPERATOR
         )
         page.replace_structure(
             items=[ComponentItem(self.component)], components={self.component: ComponentInfo("API")}, at=T0, by=OPERATOR

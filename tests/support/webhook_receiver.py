@@ -24,6 +24,8 @@ class Delivery:
     body: bytes
     verified: bool
     payload: Any
+    complete: bool = True
+    """False when the connection ended before the whole body arrived (a sender killed mid-request)."""
 
     @property
     def webhook_id(self) -> str:
@@ -51,8 +53,9 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def at(self, path: str) -> list[Delivery]:
+        """The complete deliveries to `path`, in order of arrival."""
         with self.lock:
-            return [delivery for delivery in self.deliveries if delivery.path == path]
+            return [delivery for delivery in self.deliveries if delivery.path == path and delivery.complete]
 
     def verify(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[bool, Any]:
         for secret in self.secrets.get(path, []):
@@ -69,8 +72,13 @@ def webhook_receiver() -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            length = int(self.headers.get("content-length", "0"))
+            body = self.rfile.read(length)
             headers = {key.lower(): value for key, value in self.headers.items()}
+            if len(body) < length:
+                with receiver.lock:
+                    receiver.deliveries.append(Delivery(self.path, headers, body, False, None, complete=False))
+                return
             verified, payload = receiver.verify(self.path, body, headers)
             with receiver.lock:
                 receiver.deliveries.append(Delivery(self.path, headers, body, verified, payload))
@@ -86,7 +94,10 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # http.server's 5 refuses connections under a dispatcher's concurrency
+
+    server = Server(("127.0.0.1", receiver.port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
