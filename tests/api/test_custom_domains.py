@@ -166,3 +166,18 @@ def test_beacon_serve_records_its_public_url_and_routes_a_custom_domain(database
             assert routed(summary(**{"x-forwarded-host": DOMAIN}))
             assert http.get("/v2/status_pages", headers={"host": DOMAIN}).status_code == 404
             assert http.get("/healthz", headers={"host": DOMAIN}).status_code == 200
+
+
+async def test_public_site_enabled_gates_the_site_but_not_the_widget(client: Client, keys: Keys) -> None:
+    page = await _with_domain(client, keys)
+    response = await client.put(
+        f"/v2/status_pages/{page.id}", json={"public_site_enabled": False}, headers=Keys.header(keys.admin)
+    )
+    assert response.status_code == 200, response.text
+    await _site_caught_up(client)
+
+    for path in ("/acme", "/acme/api/v2/summary.json", "/acme/history.atom"):
+        assert (await client.get(path)).status_code == 404, path
+    assert (await _on(client, "/")).status_code == 404
+    assert (await client.get("/acme/api/v1/summary")).status_code == 200  # widget_api_enabled governs it
+    assert (await _on(client, "/api/v1/summary")).status_code == 200
