@@ -27,6 +27,7 @@ from api.controllers.incidents import (
     StatusPageRetrospectiveIncidentController,
 )
 from api.controllers.maintenances import StatusPageMaintenanceController, StatusPageMaintenanceUpdateController
+from api.controllers.public_site_as_of import PUBLIC_SITE_AS_OF_HANDLERS
 from api.controllers.public_subscriptions import PUBLIC_SUBSCRIPTION_HANDLERS
 from api.controllers.status_pages import StatusPageController
 from api.controllers.structures import StatusPageStructureController
@@ -93,7 +94,14 @@ def create_app(
     # /metrics is on the HTTP port unless BEACON_METRICS_PORT names another (README "Operations").
     metrics = [metrics_endpoint] if settings.metrics_on_http_port else []
     app = PublicLitestar(
-        route_handlers=[v2, *PUBLIC_SUBSCRIPTION_HANDLERS, *PUBLIC_WIDGET_AS_OF_HANDLERS, *health_handlers, *metrics],
+        route_handlers=[
+            v2,
+            *PUBLIC_SUBSCRIPTION_HANDLERS,
+            *PUBLIC_WIDGET_AS_OF_HANDLERS,
+            *PUBLIC_SITE_AS_OF_HANDLERS,
+            *health_handlers,
+            *metrics,
+        ],
         lifespan=[lifespan],
         logging_config=None,  # records go to the root logger, which infra.logs configures
         exception_handlers=EXCEPTION_HANDLERS,

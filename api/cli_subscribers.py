@@ -33,6 +33,9 @@ from projections.runner import Projection, catch_up, ensure_tables
 from projections.status_page_catalog import StatusPageCatalog
 from projections.subscriber_list import SubscriberList
 
+IMPORT_CONCURRENCY = 4
+"""Rows imported at once: each holds at most three of the pool's connections (its lookup transaction, its key, its
+append), well within `BEACON_POOL_SIZE`'s default of 10."""
 CLI_ACTOR = Actor(type="cli", name="beacon subscribers")
 """Who the log says acted: the operator's shell (no OS user name: it is nobody's business)."""
 
@@ -131,28 +134,34 @@ async def cmd_subscribers_import(args: argparse.Namespace, settings: Settings) -
             return 2
         structure = await s.run.structure(found)
         bar = ProgressBar("importing")
-        imported = skipped = invalid = 0
-        for done, (line, address) in enumerate(rows, start=1):
-            try:
-                made = await s.run.create(
-                    status_page_id=found,
-                    channel=Channel.EMAIL,
-                    contact=Contact(email=check_email(address)),
-                    structure=structure,
-                    confirmed=True,
-                    on_existing=OnExisting.SKIP,
-                    context=context(),
-                )
-            except DomainError as error:
-                invalid += 1
-                print(f"\nline {line}: {error.message}", file=sys.stderr)
-            else:
-                if made.created:
-                    imported += 1
+        counts = {"imported": 0, "skipped": 0, "invalid": 0}
+        pending = iter(rows)
+
+        async def importer() -> None:
+            # Rows are independent (two rows of one address meet at the lookup's lock), so a few run at once
+            # and their appends share group commits.
+            for line, address in pending:
+                try:
+                    made = await s.run.create(
+                        status_page_id=found,
+                        channel=Channel.EMAIL,
+                        contact=Contact(email=check_email(address)),
+                        structure=structure,
+                        confirmed=True,
+                        on_existing=OnExisting.SKIP,
+                        context=context(),
+                    )
+                except DomainError as error:
+                    counts["invalid"] += 1
+                    print(f"\nline {line}: {error.message}", file=sys.stderr)
                 else:
-                    skipped += 1
-            bar.draw(done, len(rows), f"{imported} imported, {skipped} skipped")
+                    counts["imported" if made.created else "skipped"] += 1
+                done = sum(counts.values())
+                bar.draw(done, len(rows), f"{counts['imported']} imported, {counts['skipped']} skipped")
+
+        await asyncio.gather(*(importer() for _ in range(IMPORT_CONCURRENCY)))
         bar.done()
+    imported, skipped, invalid = counts["imported"], counts["skipped"], counts["invalid"]
     print(f"imported {imported}, skipped {skipped} (already on the page, in any state), invalid {invalid}")
     return 1 if invalid else 0
 

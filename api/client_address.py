@@ -87,6 +87,11 @@ def request_host(scope: Any, trusted: Sequence[Network]) -> str | None:
             host = forwarded.split(",")[0]
     if host is None:
         host = _header(scope, b"host")
+    return normalise_host(host)
+
+
+def normalise_host(host: str | None) -> str | None:
+    """A `Host` value as Beacon matches it: lower-cased, without port or trailing dot."""
     if not host:
         return None
     host = host.strip().lower()

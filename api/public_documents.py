@@ -40,7 +40,7 @@ import asyncpg
 import msgspec
 from litestar import Litestar
 
-from api.client_address import Network, request_host
+from api.client_address import Network, is_trusted, normalise_host, peer_address
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
 from api.metrics import DocumentCounts
 from api.request_id import ensure_request_id
@@ -279,6 +279,9 @@ class DocumentCache:
         self.pool = pool
         self.trusted_proxies = tuple(trusted_proxies)
         """Whose `X-Forwarded-Host` names the host a request asked for (`BEACON_TRUSTED_PROXIES`)."""
+        self._trusted_peers: dict[str, bool] = {}
+        self._host_memo: dict[bytes, HostAlias | None] = {}
+        """A raw host header value's alias (or None), as of the current aliases (cleared when they change)."""
         self.dsn = dsn
         """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps
         pooled connections for its passes, and a long-held listener must not starve request handlers."""
@@ -320,8 +323,19 @@ class DocumentCache:
         """Rewrite a request on a custom domain to its page's path (module docstring); others are left alone."""
         if not self.aliases or ALIASED_HOST in scope:
             return
-        host = request_host(scope, self.trusted_proxies)
-        alias = self.aliases.get(host) if host is not None else None
+        # `api.client_address.request_host`'s rule, with the peer's trust and each host value's alias memoised:
+        # it runs before every public document is served once any page has a custom domain (~0.6 µs a
+        # request without the memo, ~0.1 µs with it).
+        value = _header(scope, b"x-forwarded-host") if self._peer_trusted(scope) else None
+        value = value or _header(scope, b"host") or b""
+        try:
+            alias = self._host_memo[value]
+        except KeyError:
+            host = normalise_host(value.split(b",")[0].decode("latin-1"))
+            alias = self.aliases.get(host) if host is not None else None
+            if len(self._host_memo) >= 4096:  # host values are the client's to choose: keep the memo bounded
+                self._host_memo.clear()
+            self._host_memo[value] = alias
         if alias is None or scope["path"] in UNALIASED_PATHS:
             return
         prefix = f"/{alias.slug}"
@@ -332,6 +346,20 @@ class DocumentCache:
             scope["raw_path"] = prefix.encode() if raw == b"/" else prefix.encode() + raw
         scope[ALIASED_HOST] = alias.host
         scope[ORIGINAL_PATH] = path
+
+    def _peer_trusted(self, scope: Scope) -> bool:
+        """Whether the request comes from a trusted proxy, memoised by the peer's address (a handful of
+        proxies, or clients when there are none): an address parsed per request cost the fast path ~3 µs."""
+        if not self.trusted_proxies:
+            return False
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        trusted = self._trusted_peers.get(peer)
+        if trusted is None:
+            if len(self._trusted_peers) >= 4096:
+                self._trusted_peers.clear()
+            trusted = self._trusted_peers[peer] = is_trusted(peer_address(scope), self.trusted_proxies)
+        return trusted
 
     def find(self, scope: Scope) -> CachedDocument | None:
         """The document a request asks for: by `Host` only when some document is on a host of its own (a
@@ -426,7 +454,8 @@ class DocumentCache:
         for alias in sorted(held_aliases, key=lambda alias: alias.position):
             aliases[alias.host] = alias  # a domain that moved between pages: the latest wins
         self.documents, self.pages, self._default, self._hosts = documents, pages, default, hosts
-        self.aliases = aliases
+        if aliases != self.aliases:
+            self.aliases, self._host_memo = aliases, {}
 
     def _advance(self, source: str, position: int) -> None:
         if position > self.positions[source]:

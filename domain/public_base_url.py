@@ -101,8 +101,9 @@ def base_url_host(url: str | None) -> str | None:
     return urlsplit(url).hostname if url else None
 
 
-class InvalidPublicBaseUrl(DomainError):
-    """Raised when `BEACON_PUBLIC_URL` is not an absolute http(s) URL."""
+class InvalidPublicBaseUrl(DomainError, ValueError):
+    """Raised when `BEACON_PUBLIC_URL` is not an absolute http(s) URL (a setting an operator must fix: the
+    command says so and exits, as for any invalid setting)."""
 
 
 async def record_public_base_url(store: EventStore, url: str | None, context: CommandContext) -> bool:

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from domain.public_base_url import check_base_url
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -118,7 +120,7 @@ class Settings:
             pool_size=int(env.get("BEACON_POOL_SIZE", defaults.pool_size)),
             metrics_port=metrics_port_from_env(env),
             metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
-            public_url=env.get("BEACON_PUBLIC_URL") or None,
+            public_url=check_base_url(env.get("BEACON_PUBLIC_URL")),  # a typo stops the start, with the reason
             public_cache_mb=int(env.get("BEACON_PUBLIC_CACHE_MB", defaults.public_cache_mb)),
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
             smtp_url=env.get("BEACON_SMTP_URL") or None,

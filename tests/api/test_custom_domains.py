@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from api.app import create_app
 from api.services import Services
 from infra.settings import Settings
 from tests.support.http import Keys, assert_envelope, setup_page
+from tests.support.live_server import create_key, live_server
 from tests.support.polling import wait_until
 
 Client = AsyncTestClient[Litestar]
@@ -134,3 +136,48 @@ async def test_x_forwarded_host_counts_only_from_a_trusted_proxy(client: Client,
     trusted, forged = await asyncio.to_thread(client.blocking_portal.call, in_app_loop)
     assert trusted.status_code == 200 and trusted.json()["page_url"] == f"https://{DOMAIN}"
     assert forged.status_code == 404  # the Host (beacon.internal) counts: no page's widget at /api/v1/summary
+
+
+def test_beacon_serve_records_its_public_url_and_routes_a_custom_domain(database_url: str, tmp_path: Path) -> None:
+    """Through `beacon serve` (granian, real HTTP; its worker process records the setting as it starts): the
+    recorded base URL in the widget's links, then the page on its domain with a port in `Host`, and through a
+    trusted proxy's `X-Forwarded-Host` (the peer is 127.0.0.1)."""
+    token = create_key(database_url, "operator", "admin")
+    env = {"BEACON_PUBLIC_URL": "https://status.beacon.example", "BEACON_TRUSTED_PROXIES": "127.0.0.1/32"}
+    with live_server(database_url, tmp_path, extra_env=env) as server:
+        with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}) as http:
+            page = http.post("/v2/status_pages", json={"name": "Acme", "slug": "acme"})
+            assert page.status_code == 201, page.text
+
+            def summary(**headers: str) -> httpx.Response:
+                return http.get("/api/v1/summary", headers=headers)
+
+            def page_url() -> Any:
+                return http.get("/acme/api/v1/summary").json()["page_url"]
+
+            asyncio.run(wait_until(lambda: page_url() == "https://status.beacon.example/acme"))
+            put = http.put(f"/v2/status_pages/{page.json()['status_page']['id']}", json={"custom_domain": DOMAIN})
+            assert put.status_code == 200, put.text
+
+            def routed(response: httpx.Response) -> bool:
+                return response.status_code == 200 and response.json()["page_url"] == f"https://{DOMAIN}"
+
+            asyncio.run(wait_until(lambda: routed(summary(host=f"{DOMAIN}:8080"))))  # another process may lag
+            assert routed(summary(**{"x-forwarded-host": DOMAIN}))
+            assert http.get("/v2/status_pages", headers={"host": DOMAIN}).status_code == 404
+            assert http.get("/healthz", headers={"host": DOMAIN}).status_code == 200
+
+
+async def test_public_site_enabled_gates_the_site_but_not_the_widget(client: Client, keys: Keys) -> None:
+    page = await _with_domain(client, keys)
+    response = await client.put(
+        f"/v2/status_pages/{page.id}", json={"public_site_enabled": False}, headers=Keys.header(keys.admin)
+    )
+    assert response.status_code == 200, response.text
+    await _site_caught_up(client)
+
+    for path in ("/acme", "/acme/api/v2/summary.json", "/acme/history.atom"):
+        assert (await client.get(path)).status_code == 404, path
+    assert (await _on(client, "/")).status_code == 404
+    assert (await client.get("/acme/api/v1/summary")).status_code == 200  # widget_api_enabled governs it
+    assert (await _on(client, "/api/v1/summary")).status_code == 200

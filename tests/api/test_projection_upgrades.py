@@ -103,6 +103,7 @@ class Traffic:
         while not self.stop.is_set():
             expected = self.first | self.acked.get(id(client), set())
             names = await _names(client, self)
+            assert len(names) < 250, "the test wrote more incidents than one list page shows: write slower"
             assert all(name.startswith(prefix) for name in names), f"a foreign version's row: {names}"
             missing = expected - {name.removeprefix(prefix) for name in names}
             assert not missing, f"a partial read model: {len(missing)} acknowledged incident(s) missing"
@@ -122,12 +123,15 @@ async def test_a_new_version_is_built_beside_the_old_under_writes_and_the_old_is
     settings = dataclasses.replace(settings, reader_heartbeat_seconds=0.3, projection_poll_interval=0.05)
     async with process(settings, all_projections()) as old:
         traffic = await Traffic.begin(old, keys, 30)
-        tasks = [asyncio.create_task(traffic.write(old, "old")), asyncio.create_task(traffic.read(old, ""))]
+        tasks = [asyncio.create_task(traffic.write(old, "old", pace=0.1)), asyncio.create_task(traffic.read(old, ""))]
         try:
             # The new code's process is not up (ready) before its version is built, while the old one serves.
             async with process(settings, new_code()) as new:
                 assert await pool.fetchval("SELECT to_regclass('proj_incident_list_v2.incident_list') IS NOT NULL")
-                tasks += [asyncio.create_task(traffic.write(new, "new")), asyncio.create_task(traffic.read(new, "v2 "))]
+                tasks += [
+                    asyncio.create_task(traffic.write(new, "new", pace=0.1)),
+                    asyncio.create_task(traffic.read(new, "v2 ")),
+                ]
                 await until(lambda: _at_least(traffic, [old, new], 20, tasks), "reads through both processes")
                 # The old version stays while its process reads it, though the new worker beats meanwhile.
                 await _beats(pool, 3)
@@ -135,6 +139,7 @@ async def test_a_new_version_is_built_beside_the_old_under_writes_and_the_old_is
                 traffic.stop.set()
                 await asyncio.gather(*tasks)
                 acked = set().union(*traffic.acked.values()) | traffic.first
+                assert len(acked) < 250, "more incidents than one list page shows"
 
                 async def both_whole() -> bool:
                     return set(await _names(old, traffic)) == acked and set(await _names(new, traffic)) == {

@@ -12,9 +12,10 @@ import asyncpg
 import feedparser
 
 from api.public_site import SiteSource
+from infra.clock import format_timestamp
 from projections.public_site_render import JSON_DOCUMENTS
 from tests.api.test_widget import Client, acme, declare, services
-from tests.support.http import Keys, post_incident_update
+from tests.support.http import Keys, assert_envelope, post_incident_update
 from tests.support.live_server import free_port
 from tests.support.polling import wait_until
 
@@ -216,3 +217,35 @@ async def test_gzip_for_clients_that_accept_it(client: Client, keys: Keys) -> No
         assert again.status_code == 304
     refused = await client.get("/acme", headers={"Accept-Encoding": "gzip;q=0"})
     assert "content-encoding" not in refused.headers and refused.content == raw.content
+
+
+async def test_the_public_site_as_of_an_instant(client: Client, keys: Keys, pool: asyncpg.Pool) -> None:
+    """`?as_of=` with a `Bearer` key or a minted link: the page as it was, from the same renderer,
+    `private, no-store`, never from memory (api/controllers/public_site_as_of.py)."""
+    ids = await acme(client, keys)
+    before = format_timestamp(await pool.fetchval("SELECT max(recorded_at) FROM beacon_events"))
+    response = await client.put(
+        f"/v2/status_pages/{ids['page']['id']}", json={"name": "Acme Corp"}, headers=Keys.header(keys.admin)
+    )
+    assert response.status_code == 200, response.text
+    await caught_up(client)
+    status = "/acme/api/v2/status.json"
+    assert (await get(client, status)).json()["page"]["name"] == "Acme Corp"
+
+    assert_envelope(await client.get(status, params={"as_of": before}), 401, "authentication_error")
+    past = await client.get(status, params={"as_of": before}, headers=Keys.header(keys.read))
+    assert past.status_code == 200, past.text
+    assert past.headers["cache-control"] == "private, no-store" and past.json()["page"]["name"] == "Acme"
+
+    minted = await client.post(
+        "/v2/as_of_links", json={"path": "/acme", "as_of": before}, headers=Keys.header(keys.read)
+    )
+    assert minted.status_code == 201, minted.text
+    index = await client.get(minted.json()["url"])
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert b"Acme Corp" not in index.content and b"Acme" in index.content
+    atom = await client.get("/acme/eu/history.atom", params={"as_of": before}, headers=Keys.header(keys.read))
+    assert atom.status_code == 200 and "Acme — Europe status history" in atom.text
+    missing = await client.get("/acme/history/1999-01", params={"as_of": before}, headers=Keys.header(keys.read))
+    assert_envelope(missing, 404, "not_found")
+    assert (await get(client, status)).json()["page"]["name"] == "Acme Corp"  # the present is unchanged

@@ -8,9 +8,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from infra.api_keys import MANAGE_SUBSCRIBERS, create_key
 from infra.clock import SystemClock
+from infra.ids import ulid_to_uuid
+from infra.settings import Settings
 from tests.support.http import Client, Keys, Page, assert_envelope, setup_page
 
 PATH = "/v2/status_page_subscribers"
@@ -251,5 +255,36 @@ async def test_bad_input_is_a_clear_422_and_records_nothing(
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM beacon_subscriber_lookup") == 0
+    finally:
+        await conn.close()
+
+
+async def test_a_restored_backup_forgets_erased_subscribers_again_when_beacon_starts(
+    client: Client, keys: Keys, manager: dict[str, str], database_url: str, settings: Settings
+) -> None:
+    page = await setup_page(client, keys)
+    created = await create(client, manager, status_page_id=page.id, channel="email", email="ann@example.com")
+    kept = await create(client, manager, status_page_id=page.id, channel="email", email="bob@example.com")
+    erased_id = ulid_to_uuid(created["status_page_subscriber"]["id"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        backup = await conn.fetchrow("SELECT * FROM beacon_subscriber_keys WHERE subscriber_id = $1", erased_id)
+        lookup = await conn.fetchrow("SELECT * FROM beacon_subscriber_lookup WHERE subscriber_id = $1", erased_id)
+        assert (
+            await client.post(f"{PATH}/{created['status_page_subscriber']['id']}/erase", headers=manager)
+        ).is_success
+        # A backup taken before the erasure is restored: the key and lookup rows are back.
+        await conn.execute(
+            "INSERT INTO beacon_subscriber_keys VALUES ($1, $2, $3)", erased_id, backup["key"], backup["contact"]
+        )
+        await conn.execute("INSERT INTO beacon_subscriber_lookup VALUES ($1, $2, $3, $4)", *lookup.values())
+        async with AsyncTestClient(app=create_app(settings)):
+            pass  # a process starts
+        remaining = await conn.fetch("SELECT subscriber_id FROM beacon_subscriber_keys")
+        assert [row["subscriber_id"] for row in remaining] == [ulid_to_uuid(kept["status_page_subscriber"]["id"])]
+        assert (
+            await conn.fetchval("SELECT count(*) FROM beacon_subscriber_lookup WHERE subscriber_id = $1", erased_id)
+            == 0
+        )
     finally:
         await conn.close()

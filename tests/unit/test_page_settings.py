@@ -4,6 +4,7 @@ custom domain rule and the public base URL's recording."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from uuid import uuid4
 
 import pytest
@@ -11,9 +12,15 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.base import SYSTEM, CommandContext, load
 from domain.canonical_url import canonical_url, sub_page_url
-from domain.custom_domain import InvalidCustomDomain, normalise_custom_domain
+from domain.custom_domain import CustomDomainTaken, InvalidCustomDomain, normalise_custom_domain
 from domain.public_base_url import PUBLIC_BASE_URL_ID, PublicBaseUrl, PublicBaseUrlConfigured, record_public_base_url
-from domain.status_page import StatusPage
+from domain.status_page import (
+    SettingsChange,
+    StatusPage,
+    claim_custom_domain,
+    create_status_page,
+    update_status_page,
+)
 from infra.event_store import MAPPER
 from infra.memory_store import InMemoryEventStore
 from tests.support.builders import T0
@@ -91,3 +98,35 @@ def test_the_public_base_url_is_recorded_only_when_it_changes() -> None:
         return [event.url for event in events if isinstance(event, PublicBaseUrlConfigured)]
 
     assert asyncio.run(scenario()) == ["https://s.example", "https://t.example", None]
+
+
+def test_a_claim_left_by_a_crash_is_taken_over_once_its_page_has_moved_on() -> None:
+    """A page's claim whose page update never happened (a crash between the two appends) blocks the domain
+    while that page is unchanged since (it may be finishing), and is taken over once the page has changed
+    without the domain."""
+
+    async def scenario() -> None:
+        store = InMemoryEventStore()
+        at = T0
+
+        def context() -> CommandContext:
+            nonlocal at
+            at += timedelta(seconds=1)
+            return CommandContext(now=at, actor=SYSTEM)
+
+        acme, other = uuid4(), uuid4()
+        await create_status_page(store, page_id=acme, name="Acme", slug="acme", context=context())
+        await create_status_page(store, page_id=other, name="Other", slug="other", context=context())
+        await claim_custom_domain(store, "status.acme.example", acme, context())  # then the process died
+
+        change = SettingsChange(custom_domain="status.acme.example")
+        with pytest.raises(CustomDomainTaken, match="'acme'"):
+            await update_status_page(store, page_id=other, settings=change, context=context())
+
+        await update_status_page(store, page_id=acme, name="Acme Corp", context=context())
+        page = await update_status_page(store, page_id=other, settings=change, context=context())
+        assert page.custom_domain == "status.acme.example"
+        with pytest.raises(CustomDomainTaken, match="'other'"):
+            await update_status_page(store, page_id=acme, settings=change, context=context())
+
+    asyncio.run(scenario())
