@@ -27,7 +27,6 @@ When Postgres is unreachable it keeps what it has, so the last documents keep be
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import time
 import zlib
@@ -45,7 +44,7 @@ from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
 from api.metrics import DocumentCounts
 from api.request_id import ensure_request_id
 from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, wait_set
-from projections.public_documents import CHANNEL, DocumentsChanged
+from projections.public_documents import CHANNEL, DocumentsChanged, gzipped
 
 log = logging.getLogger("beacon.public_documents")
 
@@ -93,6 +92,9 @@ class PublicDocument:
     serving: Serving
     page_name: str | None = None
     """Set on a page's own document of a kind (`widget`) that `/v2` routes find by the page's id."""
+    gzip: bytes | None = None
+    """The document gzipped by its source (then `body` may be empty and `size` is the plain length)."""
+    size: int | None = None
 
 
 Loader = Callable[["DocumentCache", str, str], Awaitable["CachedDocument | None"]]
@@ -203,16 +205,20 @@ class CachedDocument:
                 (b"access-control-expose-headers", b"ETag, X-Request-Id"),
             ]
         common.append((b"x-content-type-options", b"nosniff"))
-        gzipped = None
-        if document.serving.compress and len(document.body) >= COMPRESS_FROM:
+        compressed = document.gzip
+        if compressed is None and document.serving.compress:
+            compressed = gzipped(document.body)
+        representation = None
+        if compressed is not None:
             common.append((b"vary", b"Accept-Encoding"))
-            gzipped = _gzipped(document, common)
+            representation = _gzipped(document, compressed, common)
+        size = document.size if document.size is not None else len(document.body)
         return cls(
-            body=b"" if gzipped is not None else document.body,
+            body=b"" if representation is not None else document.body,
             etag=document.etag,
             headers=[
                 (b"content-type", document.content_type.encode()),
-                (b"content-length", str(len(document.body)).encode()),
+                (b"content-length", str(size).encode()),
                 (b"etag", etag),
                 *common,
             ],
@@ -221,18 +227,13 @@ class CachedDocument:
             status_page_id=document.status_page_id,
             page_name=document.page_name,
             counts=document.serving.counts,
-            gzip=gzipped,
+            gzip=representation,
         )
 
 
-COMPRESS_FROM = 1024
-"""Smaller documents are held as they are: gzip would barely shrink them."""
-
-
-def _gzipped(document: PublicDocument, common: list[tuple[bytes, bytes]]) -> CachedDocument:
-    """The gzip representation: deterministic bytes (no timestamp) and an ETag of its own, as a strong ETag
-    names one representation (RFC 9110 §8.8.3)."""
-    body = gzip.compress(document.body, compresslevel=6, mtime=0)
+def _gzipped(document: PublicDocument, body: bytes, common: list[tuple[bytes, bytes]]) -> CachedDocument:
+    """The gzip representation, with an ETag of its own, as a strong ETag names one representation (RFC
+    9110 §8.8.3)."""
     etag = document.etag[:-1] + '-gzip"'
     return CachedDocument(
         body=body,

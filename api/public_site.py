@@ -77,6 +77,8 @@ def _public(stored: StoredDocument, host: str, path: str) -> PublicDocument:
         status_page_id=stored.status_page_id,
         serving=_serving(stored.content_type),
         page_name=None,
+        gzip=stored.gzip,
+        size=stored.size,
     )
 
 

@@ -11,6 +11,7 @@ the source's documents written past the position it has, or all of them after a 
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 
 import asyncpg
@@ -44,3 +45,13 @@ async def notify(conn: asyncpg.Connection, change: DocumentsChanged) -> None:
         CHANNEL,
         change.payload,
     )
+
+
+COMPRESS_FROM = 1024
+"""Documents this large and larger are also kept gzipped; smaller ones would barely shrink."""
+
+
+def gzipped(body: bytes) -> bytes | None:
+    """The gzip representation a document is held in (None below `COMPRESS_FROM`): deterministic bytes (no
+    timestamp, a fixed level), so a rebuild stores the same ones."""
+    return gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= COMPRESS_FROM else None

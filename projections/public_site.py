@@ -33,7 +33,7 @@ from domain.structure import component_ids, parse_structure
 from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections import feeds
-from projections.public_documents import DocumentsChanged, notify
+from projections.public_documents import DocumentsChanged, gzipped, notify
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -123,8 +123,13 @@ CREATE TABLE IF NOT EXISTS site_documents (
     hot            boolean NOT NULL,
     body           bytea   NOT NULL,
     etag           text    NOT NULL,
-    position       bigint  NOT NULL
+    position       bigint  NOT NULL,
+    gzip           bytea,
+    size           integer NOT NULL DEFAULT 0
 );
+-- The gzip representation every process holds (projections/public_documents.gzipped); tables made before it.
+ALTER TABLE site_documents ADD COLUMN IF NOT EXISTS gzip bytea;
+ALTER TABLE site_documents ADD COLUMN IF NOT EXISTS size integer NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS site_documents_position ON site_documents (position);
 CREATE INDEX IF NOT EXISTS site_documents_page ON site_documents (status_page_id);
 """
@@ -509,7 +514,7 @@ async def _store(conn: asyncpg.Connection, writes: _Writes) -> tuple[int, int]:
             sorted(writes.removed | set(writes.documents)),
         )
     }
-    rows: list[tuple[str, str, str, bool, bytes, str, int]] = []
+    rows: list[tuple[str, str, str, bool, bytes, str, int, bytes | None, int]] = []
     moved: list[tuple[str, int]] = []
     cooled = 0
     for path, (page_id, document, position) in sorted(writes.documents.items()):
@@ -519,7 +524,8 @@ async def _store(conn: asyncpg.Connection, writes: _Writes) -> tuple[int, int]:
         if stored is not None and stored[1] and not document.hot:
             cooled += 1
         if stored is None or stored[0] != etag or stored[1] != document.hot or stored[2] != page_id:
-            rows.append((path, page_id, document.content_type, document.hot, document.body, etag, at))
+            body = document.body
+            rows.append((path, page_id, document.content_type, document.hot, body, etag, at, gzipped(body), len(body)))
         elif stored[3] != at:
             moved.append((path, at))
     gone = {path for path in writes.removed if path in existing and path not in writes.documents}
@@ -530,11 +536,11 @@ async def _store(conn: asyncpg.Connection, writes: _Writes) -> tuple[int, int]:
     }
     if rows:
         await conn.executemany(
-            "INSERT INTO site_documents (path, status_page_id, content_type, hot, body, etag, position)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (path) DO UPDATE"
+            "INSERT INTO site_documents (path, status_page_id, content_type, hot, body, etag, position, gzip, size)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (path) DO UPDATE"
             " SET status_page_id = EXCLUDED.status_page_id, content_type = EXCLUDED.content_type, hot = EXCLUDED.hot,"
-            " body = EXCLUDED.body, etag = EXCLUDED.etag,"
-            " position = EXCLUDED.position",
+            " body = EXCLUDED.body, etag = EXCLUDED.etag, position = EXCLUDED.position, gzip = EXCLUDED.gzip,"
+            " size = EXCLUDED.size",
             rows,
         )
     if moved:
@@ -614,23 +620,24 @@ class StoredDocument:
     status_page_id: str
     content_type: str
     body: bytes
+    """Empty when the document is held gzipped (`gzip`): only those bytes are read."""
     etag: str
     position: int
     hot: bool
-    slug: str
-    custom_domain: str | None
+    gzip: bytes | None
+    size: int
 
 
 _COLUMNS = (
-    "d.path, d.status_page_id, d.content_type, d.body, d.etag, d.position, d.hot, p.slug, p.custom_domain"
-    " FROM site_documents AS d JOIN site_pages AS p ON p.id = d.status_page_id"
+    "path, status_page_id, content_type, CASE WHEN gzip IS NULL THEN body ELSE ''::bytea END AS body, etag,"
+    " position, hot, gzip, size FROM site_documents AS d"
 )
 
 
 async def read_hot(conn: asyncpg.Connection, *, after: int | None = None) -> list[StoredDocument]:
     """Every document every process keeps in memory, or those written past `after`."""
-    query = f"SELECT {_COLUMNS} WHERE d.hot"
-    rows = await (conn.fetch(query) if after is None else conn.fetch(query + " AND d.position > $1", after))
+    query = f"SELECT {_COLUMNS} WHERE hot"
+    rows = await (conn.fetch(query) if after is None else conn.fetch(query + " AND position > $1", after))
     return [StoredDocument(**dict(row)) for row in rows]
 
 
@@ -641,7 +648,7 @@ async def changed_cold(conn: asyncpg.Connection, after: int) -> list[str]:
 
 
 async def read_one(conn: asyncpg.Connection, path: str) -> StoredDocument | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} WHERE d.path = $1", path)
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} WHERE path = $1", path)
     return StoredDocument(**dict(row)) if row is not None else None
 
 
