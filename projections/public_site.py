@@ -131,6 +131,13 @@ CREATE TABLE IF NOT EXISTS site_documents (
 ALTER TABLE site_documents ADD COLUMN IF NOT EXISTS gzip bytea;
 ALTER TABLE site_documents ADD COLUMN IF NOT EXISTS size integer NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS site_documents_position ON site_documents (position);
+-- What a catch-up's big batches dirtied, rendered once at the end of the pass (PublicSite.settle).
+CREATE TABLE IF NOT EXISTS site_dirty (
+    status_page_id text   NOT NULL,
+    key            text   NOT NULL,
+    position       bigint NOT NULL,
+    PRIMARY KEY (status_page_id, key)
+);
 CREATE INDEX IF NOT EXISTS site_documents_page ON site_documents (status_page_id);
 """
 
@@ -146,7 +153,14 @@ class PublicSite:
     name = NAME
     version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = False  # rendering pages must never delay a write's answer (its own runner pass)
-    tables: tuple[str, ...] = ("site_pages", "site_notices", "site_components", "site_settings", "site_documents")
+    tables: tuple[str, ...] = (
+        "site_pages",
+        "site_notices",
+        "site_components",
+        "site_settings",
+        "site_documents",
+        "site_dirty",
+    )
     schema_sql = SCHEMA_SQL
 
     async def after_rebuild(self, conn: asyncpg.Connection, *, live: str, scratch: str) -> None:
@@ -176,13 +190,75 @@ class PublicSite:
         if renamed:
             await _mark_naming(conn, state, renamed, dirty)
         await _save_state(conn, state, set(dirty), touched_notices, touched_components)
-        changed, removed = await render_pages(conn, state, dirty)
         # A page that moved to or from a custom domain: its documents' keys changed under every cache.
-        removed += sum(
-            1 for page in state.pages.values() if hosts.get(page.id, page.custom_domain) != page.custom_domain
-        )
-        await notify(conn, DocumentsChanged(KEY, events[-1].position, changed, removed))
+        moved = sum(1 for page in state.pages.values() if hosts.get(page.id, page.custom_domain) != page.custom_domain)
+        if len(events) >= DEFER_FROM:
+            await _defer(conn, dirty, moved)
+            return
+        await _pending(conn, state, dirty)
+        changed, removed = await render_pages(conn, state, dirty)
+        await notify(conn, DocumentsChanged(KEY, events[-1].position, changed, removed + moved))
 
+    async def settle(self, conn: asyncpg.Connection) -> None:
+        """Render what the catch-up's big batches deferred (the runner calls it after a pass), once."""
+        # Serialised with `tick` (which re-renders indexes) like a batch: it holds the checkpoint row too.
+        position = await conn.fetchval(
+            "SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", KEY
+        )
+        if position is None:
+            return
+        state = SiteState(base_url=await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'"))
+        dirty: Dirty = {}
+        moved = await _pending(conn, state, dirty)
+        if not dirty:
+            return
+        changed, removed = await render_pages(conn, state, dirty)
+        await notify(conn, DocumentsChanged(KEY, int(position), changed, removed + moved))
+
+
+DEFER_FROM = 1000
+"""A batch this big is a catch-up (a rebuild, a blue-green build, a runner far behind), never a live write:
+it only records what it dirtied (`site_dirty`), and the pass renders each of those documents once at its
+end (`PublicSite.settle`) rather than once per batch — a rebuild would otherwise re-render most notice
+pages of a page on every batch that renames it. The bytes are the same: a document is rendered from the
+stored state, and its position is the last event that dirtied it either way."""
+
+
+async def _defer(conn: asyncpg.Connection, dirty: Dirty, moved: int) -> None:
+    rows = [(page_id, key, position) for page_id, keys in sorted(dirty.items()) for key, position in keys.items()]
+    if moved:
+        rows.append(("", MOVED, moved))
+    await conn.execute(
+        "INSERT INTO site_dirty (status_page_id, key, position)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])"
+        " ON CONFLICT (status_page_id, key) DO UPDATE SET position = CASE WHEN EXCLUDED.key = $4"
+        "  THEN site_dirty.position + EXCLUDED.position ELSE greatest(site_dirty.position, EXCLUDED.position) END",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        MOVED,
+    )
+
+
+async def _pending(conn: asyncpg.Connection, state: SiteState, dirty: Dirty) -> int:
+    """Fold what earlier batches deferred into `dirty` (and their pages into `state`) and clear it; returns
+    how many pages changed custom domain meanwhile."""
+    moved = 0
+    for row in await conn.fetch("DELETE FROM site_dirty RETURNING status_page_id, key, position"):
+        if row["key"] == MOVED:
+            moved += row["position"]
+        else:
+            mark(dirty, row["status_page_id"], row["position"], row["key"])
+    missing = sorted(set(dirty) - set(state.pages))
+    if missing:
+        for row in await conn.fetch("SELECT state FROM site_pages WHERE id = ANY($1::text[])", missing):
+            page = _PAGE.decode(row["state"])
+            state.pages[page.id] = page
+    return moved
+
+
+MOVED = "moved"
+"""`site_dirty`'s count of pages that changed custom domain in deferred batches (on page id '')."""
 
 KEY = version_key(NAME, PublicSite.version)
 """The checkpoint and public-documents source name of this code's version (projections/versions.py)."""

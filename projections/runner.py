@@ -86,7 +86,12 @@ class Projection(Protocol):
         """Fold `events` into the tables, inside the runner's transaction. Never commits.
 
         A failed batch is rolled back and re-applied one event at a time, so `apply` must keep no state
-        outside the database that a rollback would leave behind."""
+        outside the database that a rollback would leave behind.
+
+        It may also declare `async def settle(conn)`: called in a transaction of its own once a catch-up pass
+        has applied what it could (`catch_up_many`), for work a projection deferred across the pass's batches
+        (the public site renders each dirty document once per rebuild, not once per batch). Read with a
+        default, so not part of this protocol."""
         ...
 
 
@@ -213,6 +218,29 @@ async def catch_up_many(
         raise ValueError("catch_up_many needs distinct projection names")
     names = [projection.name for projection in projections]
     states = {name: CatchUpState(name, limit=up_to.get(name) if up_to is not None else None) for name in names}
+    await _passes(conn, store, projections, states, batch_size, schema, progress)
+    for projection in projections:
+        settle = getattr(getattr(projection, "inner", projection), "settle", None)
+        if settle is not None:
+            started = time.perf_counter()
+            async with conn.transaction():
+                await use_schema(conn, schema)
+                await settle(conn)
+            states[projection.name].apply_seconds += time.perf_counter() - started
+    return states
+
+
+async def _passes(
+    conn: asyncpg.Connection,
+    store: PostgresEventStore,
+    projections: Sequence[Projection],
+    states: dict[str, CatchUpState],
+    batch_size: int,
+    schema: str,
+    progress: Callable[[Sequence[CatchUpState]], None] | None,
+) -> None:
+    """`catch_up_many`'s batches, until every projection reached the log's end or its limit."""
+    names = [projection.name for projection in projections]
     while True:
         failures: list[ProjectionFailed] = []
         advanced: list[CatchUpState] = []
@@ -231,11 +259,11 @@ async def catch_up_many(
                 states[row["name"]].position = row["position"]
             behind = [p for p in projections if not states[p.name].reached_limit]
             if not behind:
-                return states
+                return
             after = min(states[p.name].position for p in behind)
             events = await store.read_all(after=after, limit=batch_size, conn=conn)
             if not events:
-                return states
+                return
             work: list[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]] = []
             for projection in behind:
                 state = states[projection.name]
@@ -277,7 +305,7 @@ async def catch_up_many(
         if failures:
             raise failures[0] from failures[0].error
         if len(events) < batch_size:
-            return states
+            return
 
 
 async def _apply_shared(

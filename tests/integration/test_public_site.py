@@ -12,8 +12,10 @@ from pathlib import Path
 
 import asyncpg
 import feedparser
+import pytest
 
 from infra.event_store import PostgresEventStore
+from projections import public_site
 from projections.public_site import PublicSite, tick
 from projections.public_site_as_of import document_as_of
 from projections.rebuild import replay_check
@@ -88,9 +90,9 @@ async def test_realistic_page_renders_the_golden_documents(pool: asyncpg.Pool) -
     assert live["/acme/feed.atom"][0] == live["/acme/history.atom"][0]
 
 
-async def test_rebuild_from_zero_is_byte_identical(pool: asyncpg.Pool) -> None:
-    """One event per batch and one batch of everything agree, documents and positions alike; so do both
-    after the clock's tick."""
+async def test_rebuild_from_zero_is_byte_identical(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event per batch, batches of 500 and deferred batches agree, documents and positions alike; so do
+    both after the clock's tick."""
     store = await append_realistic_history(pool)
     projection = PublicSite()
     async with pool.acquire() as conn:
@@ -102,6 +104,13 @@ async def test_rebuild_from_zero_is_byte_identical(pool: asyncpg.Pool) -> None:
         await catch_up(conn, store, projection, batch_size=1, schema="site_rebuild")
         rebuilt = await documents(conn, "site_rebuild")
         assert rebuilt == live
+
+        # A catch-up's big batches defer their rendering to the end of the pass (PublicSite.settle): same bytes.
+        monkeypatch.setattr(public_site, "DEFER_FROM", 3)
+        await ensure_tables(conn, [projection], schema="site_deferred")
+        await catch_up(conn, store, projection, batch_size=7, schema="site_deferred")
+        assert await documents(conn, "site_deferred") == live
+        assert await conn.fetchval("SELECT count(*) FROM site_deferred.site_dirty") == 0
 
         next_day = T0 + timedelta(days=1, hours=1)
         assert await tick(conn, next_day) == 1
