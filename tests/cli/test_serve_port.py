@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.databases import table_names
-from tests.support.live_server import BEACON, live_server
+from tests.support.live_server import BEACON, TEST_SECRET_KEY, live_server
 
 Done = subprocess.CompletedProcess[str]
 
@@ -22,6 +22,7 @@ def serve(port: int, tmp_path: Path, *, database_url: str | None = None) -> Done
     env = {"PATH": "/usr/bin:/bin", "BEACON_DATA_DIR": str(tmp_path / "second")}
     if database_url:
         env["DATABASE_URL"] = database_url
+        env["BEACON_SECRET_KEY"] = TEST_SECRET_KEY  # required beside DATABASE_URL; not what this test is about
     command = [BEACON, "serve", "--port", str(port)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
