@@ -294,7 +294,15 @@ async def test_the_example_alerts_and_dashboard_use_only_what_metrics_exports(
             assert {label.strip() for label in grouping.split(",")} <= labels, expr
     # What an operator must be paged on has a rule.
     rules = " ".join(rule["expr"] for group in alerts["groups"] for rule in group["rules"])
-    for needed in ("beacon_projection_stopped", "beacon_projection_lag_seconds", '"5.."', "beacon_db_pool_connections"):
+    needed_rules = (
+        "beacon_projection_stopped",
+        "beacon_projection_lag_seconds",
+        '"5.."',
+        "beacon_db_pool_connections",
+        "beacon_notification_oldest_due_seconds",
+        "beacon_notification_channel_paused",
+    )
+    for needed in needed_rules:
         assert needed in rules, needed
 
 

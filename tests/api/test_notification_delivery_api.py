@@ -176,3 +176,38 @@ async def test_the_one_click_unsubscribe_in_a_mail_works(pool: asyncpg.Pool, api
         await mail.close()
     assert smtp.sink.received == []
     assert [i["state"] for i in await world.intents(ada)] == ["delivered", "cancelled"]
+
+
+async def test_the_confirmation_mail_confirms_and_the_next_update_is_told(pool: asyncpg.Pool, api: Client) -> None:
+    """A pending address gets one mail, a confirmation; its link confirms it; updates after that reach it."""
+    world = World(pool, PostgresEventStore(pool), FakeClock(SystemClock().now()), public_url=None)
+    await world.setup()
+    ada = await world.subscriber(email="ada@example.org", confirmed=False)
+    await world.incident("before confirming")
+    await world.project()
+    with smtp_server() as smtp:
+        mail = transport_from_url(smtp.url)
+        await world.dispatcher(mail, fallback_url="https://status.acme.example").drain()
+        [confirmation] = smtp.sink.to("ada@example.org")
+        assert confirmation.message["Subject"] == "[Acme] Confirm your subscription"
+        text = confirmation.message.get_body(("plain",))
+        assert text is not None
+        prefix = "Confirm your subscription: "
+        [link] = [line.removeprefix(prefix) for line in str(text.get_content()).splitlines() if line.startswith(prefix)]
+        path = "/" + link.split("/", 3)[3]
+        assert path.startswith("/acme/subscriptions/confirm?token=")
+        async with pool.acquire() as conn:
+            await ensure_tables(conn, all_projections())
+            for projection in all_projections():
+                await catch_up(conn, world.store, projection)
+        confirmed = await api.post(path, headers={"accept": "application/json"})
+        assert confirmed.status_code == 200, confirmed.text
+        assert "Subscriber.Confirmed" in await world.subscriber_events(ada)
+
+        await world.incident("after confirming")
+        await world.project()
+        world.clock.set(SystemClock().now())  # the intent is due from when the outbox recorded it
+        await world.dispatcher(mail).drain()
+        await mail.close()
+    subjects = [m.message["Subject"] for m in smtp.sink.to("ada@example.org")]
+    assert subjects == ["[Acme] Confirm your subscription", "[Acme] Incident 3 — Investigating"]
