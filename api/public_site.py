@@ -8,7 +8,8 @@ read by path from Postgres when asked and kept in a bounded LRU (`BEACON_PUBLIC_
 leaves every process's LRU when the projection's notification arrives. While Postgres is down, one that is
 not cached answers 503 (an HTML page for a browser).
 
-`/{slug}/incidents/{id}` with a maintenance window's id answers 301 to its `/maintenances/` page. A page on
+`/{slug}/incidents/{id}` with a maintenance window's id answers 301 to its `/maintenances/` page, and a
+document's URL with a trailing slash (`/{slug}/`) 301 to the URL without it. A page on
 a custom domain is served there through the cache's host alias (its requests arrive rewritten to the
 page's paths), so its documents are stored once.
 """
@@ -52,6 +53,14 @@ _INCIDENT_PATH = re.compile(r"^(.*)/incidents/([0-9A-Za-z]+)$")
 def is_site_path(path: str) -> bool:
     """A URL of a page's public site on Beacon's own host, whether or not there is a document."""
     return _SITE_PATH.match(path) is not None
+
+
+def _without_slash(path: str) -> str | None:
+    """The document URL `path` names with a trailing slash (`/{slug}/`, `/{slug}/history/`), which answers
+    a 301 to it; None for any other path."""
+    if len(path) > 1 and path.endswith("/") and is_site_path(path[:-1]):
+        return path[:-1]
+    return None
 
 
 def _size(document: CachedDocument) -> int:
@@ -105,7 +114,7 @@ class SiteSource:
         )
 
     def owns(self, path: str) -> bool:
-        return is_site_path(path)
+        return is_site_path(path) or _without_slash(path) is not None
 
     async def position(self, conn: asyncpg.Connection) -> int:
         return await public_site.site_position(conn)
@@ -128,6 +137,9 @@ class SiteSource:
         if cached is not None:
             self.cold.move_to_end(stored_path)
             return cached
+        canonical = _without_slash(path)
+        if canonical is not None:
+            return self._redirect_to(cache, host, canonical)
         redirect = self._window_redirect(cache, host, path)
         if redirect is not None:
             return redirect

@@ -128,6 +128,12 @@ async def test_cold_documents_come_through_the_lru_and_a_window_incident_url_red
     history = await get(client, "/acme/history")
     assert history.status_code == 200
 
+    for slashed, target in (("/acme/", "/acme"), ("/acme/eu/", "/acme/eu"), ("/acme/history/", "/acme/history")):
+        moved = await client.get(slashed, follow_redirects=False)
+        assert moved.status_code == 301 and moved.headers["location"] == target, slashed
+        assert (await client.get(slashed)).content == (await get(client, target)).content
+    assert (await client.get("/nope/", follow_redirects=False)).status_code == 301  # then the 404 of /nope
+
 
 async def test_hot_documents_are_served_while_the_database_is_unreachable(client: Client, keys: Keys) -> None:
     await acme(client, keys)
