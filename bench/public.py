@@ -10,7 +10,8 @@
 
 Needs `wrk` and `nginx` on PATH (Debian: `apt-get install -y wrk nginx`) and DATABASE_URL (a server it
 makes scratch databases on). Loopback only.
-Run: `DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/public.py`."""
+Run: `DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/public.py`
+(`--render-only` for part 3 alone, which needs neither wrk nor nginx)."""
 
 from __future__ import annotations
 
@@ -161,7 +162,11 @@ def main() -> None:
     parser.add_argument("--duration", default="5s", help="wrk duration per target")
     parser.add_argument("--writes", type=int, default=100, help="writes timed for freshness")
     parser.add_argument("--events", type=int, default=20_000, help="events in the rebuilt log")
+    parser.add_argument("--render-only", action="store_true", help="only the render cost (3.): no wrk, no nginx")
     args = parser.parse_args()
+    if args.render_only:
+        asyncio.run(render_cost(args.events))
+        return
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing: apt-get install -y wrk nginx")

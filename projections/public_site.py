@@ -318,12 +318,14 @@ async def _mark_naming(conn: asyncpg.Connection, state: SiteState, renamed: dict
     for notice in state.notices.values():
         if notice is not None:
             naming[notice.id] = (notice.status_page_id, notice.begun_at, list(notice.statuses))
+    placed: dict[str, set[str]] = {
+        page.id: set(component_ids(parse_structure(page.items))) & renamed.keys() for page in state.pages.values()
+    }
     for notice_id, (page_id, begun_at, named) in sorted(naming.items()):
         page = state.pages.get(page_id)
         if page is None:
             continue
-        placed = set(component_ids(parse_structure(page.items)))
-        for component_id in renamed.keys() & set(named) & placed:
+        for component_id in placed[page_id].intersection(named):
             mark(
                 dirty,
                 page_id,

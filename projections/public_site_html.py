@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from projections.markdown import render_markdown
 from projections.public_site_view import ComponentView, HistoryView, IndexView, NoticePageView, PageView
@@ -146,6 +146,7 @@ def _origins(urls: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(found)))
 
 
+@cache
 def _content_security_policy(css: str, form_origins: tuple[str, ...]) -> str:
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     return "; ".join(
@@ -200,7 +201,27 @@ def _environment() -> jinja2.Environment:
     env.filters["utc"] = _utc
     env.filters["impact_text"] = _impact_text
     env.filters["leaves"] = _leaves
+    # Called for every time and status shown; Python is several times cheaper than a Jinja macro call.
+    env.globals["time"] = _time
+    env.globals["tone"] = _tone
+    env.globals["icon"] = _icon
     return env
+
+
+def _time(at: datetime, local: str) -> Markup:
+    """`<time datetime="…Z">` (UTC) around the text in the page's zone."""
+    return Markup(f'<time datetime="{_utc(at)}">{escape(local)}</time>')
+
+
+def _tone(notice: Any) -> Markup:
+    """The colour and icon of a notice: its impact while open, a check once resolved or completed."""
+    return escape("operational" if notice.ended_at else notice.impact)
+
+
+@cache
+def _icon(kind: str) -> Markup:
+    """The status icon (macros.html's `icon_svg`), rendered once per kind."""
+    return Markup(_environment().get_template("macros.html").module.icon_svg(kind))  # type: ignore[attr-defined]
 
 
 # Filters

@@ -158,9 +158,19 @@ class SiteState:
     base_url: str | None = None
     base_url_changed: bool = False
 
+    _by_page: tuple[int, dict[str, list[SiteNotice]]] = field(default=(-1, {}), repr=False, compare=False)
+    """`notices` by page, as of `len(notices)` (a notice is only ever added, or set to None, never moved)."""
+
     def open_notices(self, page_id: str) -> Iterator[SiteNotice]:
-        for notice in self.notices.values():
-            if notice is not None and notice.status_page_id == page_id and notice.open:
+        size, by_page = self._by_page
+        if size != len(self.notices):
+            by_page = {}
+            for notice in self.notices.values():
+                if notice is not None:
+                    by_page.setdefault(notice.status_page_id, []).append(notice)
+            self._by_page = (len(self.notices), by_page)
+        for notice in by_page.get(page_id, ()):
+            if notice.open and self.notices.get(notice.id) is notice:
                 yield notice
 
 
