@@ -161,6 +161,11 @@ NOTIFICATION_PAUSED = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+for _channel in ("email", "webhook"):
+    # Every (channel, outcome) from zero, so `rate()` and the dashboard see an outcome's first attempt.
+    for _outcome in ("delivered", "failed", "forbidden_address", "cancelled", "paused"):
+        NOTIFICATION_DELIVERIES.labels(_channel, _outcome)
+
 
 def record_delivery(channel: str, outcome: str) -> None:
     """The dispatcher's `on_outcome`: one recorded attempt."""

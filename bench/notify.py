@@ -233,6 +233,10 @@ async def _dispatched(pool: asyncpg.Pool, channel: str, mail_url: str | None, we
     started = time.perf_counter()
     await dispatcher.start()
     try:
+        # Its own count first, so the database is asked only once the dispatcher believes it is done: a count(*)
+        # every 20 ms cost the database and this process as much as a tenth of what is measured.
+        while dispatcher.status.recorded < total:
+            await asyncio.sleep(0.005)
         while await pool.fetchval(
             f"SELECT count(*) FROM {INTENTS} WHERE state = 'pending' AND channel = $1", channel
         ):

@@ -31,7 +31,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,7 +47,7 @@ from domain.base import SYSTEM, CommandContext
 from domain.subscriber import bounce_subscriber, disable_subscriber
 from infra import tokens
 from infra.clock import Clock
-from infra.contacts import Contact, load_contacts
+from infra.contacts import Contact, decrypt
 from infra.event_store import PostgresEventStore
 from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated
 from infra.mail import Envelope, Links, MailTransport, compose
@@ -154,31 +156,36 @@ class DispatcherStatus:
 
 CLAIM_SQL = """
 WITH due AS (
-    SELECT i.id FROM beacon_notification_intents AS i
-    WHERE i.state = 'pending' AND i.channel = $1 AND i.next_attempt_at <= $2
-      AND NOT EXISTS (
-          SELECT 1 FROM beacon_notification_channels AS p WHERE p.channel = $1 AND p.paused_until > $2)
-      AND NOT EXISTS (
-          SELECT 1 FROM beacon_notification_intents AS e
-          WHERE e.subscriber_id = i.subscriber_id AND e.notice_id = i.notice_id
-            AND e.position < i.position AND e.state = 'pending')
-    ORDER BY i.next_attempt_at, i.position
-    LIMIT $3
-    FOR UPDATE OF i SKIP LOCKED
+    SELECT d.id FROM unnest($1::text[], $3::int[]) AS w(channel, wanted)
+    CROSS JOIN LATERAL (
+        SELECT i.id FROM beacon_notification_intents AS i
+        WHERE i.state = 'pending' AND i.channel = w.channel AND i.next_attempt_at <= $2
+          AND NOT EXISTS (
+              SELECT 1 FROM beacon_notification_channels AS p WHERE p.channel = w.channel AND p.paused_until > $2)
+          AND NOT EXISTS (
+              SELECT 1 FROM beacon_notification_intents AS e
+              WHERE e.subscriber_id = i.subscriber_id AND e.notice_id = i.notice_id
+                AND e.position < i.position AND e.state = 'pending')
+        ORDER BY i.next_attempt_at, i.position
+        LIMIT w.wanted
+        FOR UPDATE OF i SKIP LOCKED
+    ) AS d
 ), claimed AS (
     UPDATE beacon_notification_intents AS i
     SET attempts = i.attempts + 1, next_attempt_at = $4, updated_at = $2
-    FROM due WHERE i.id = due.id
+    WHERE i.id = ANY(ARRAY(SELECT id FROM due))
     RETURNING i.id, i.subscriber_id, i.channel, i.notice_id, i.attempts, i.message_id
 )
-SELECT c.*, m.kind, m.created_at, s.state
+SELECT c.*, m.kind, m.created_at, s.state, k.key, k.contact
 FROM claimed AS c
 JOIN beacon_notification_messages AS m ON m.id = c.message_id
 LEFT JOIN beacon_notify_subscribers AS s ON s.subscriber_id = c.subscriber_id
+LEFT JOIN beacon_subscriber_keys AS k ON k.subscriber_id = c.subscriber_id
 """
-"""Reserve up to $3 due intents of channel $1 (unless it is paused) until $4. The order rule is the second NOT
-EXISTS: an earlier update of the same notice still pending (retrying, or reserved by another worker) holds this
-one back."""
+"""Reserve due intents until $4: up to $3[n] of channel $1[n] for each n, none of a paused channel. One
+statement, so one round trip for every channel, with each subscriber's sealed contact (key and ciphertext,
+decrypted here; none once erased). The order rule is the second NOT EXISTS: an earlier update of the same
+notice still pending (retrying, or reserved by another worker) holds this one back."""
 
 
 Deliver = Callable[[Claimed, Mapping[str, Any], Contact | None], Awaitable[Result]]
@@ -232,6 +239,11 @@ class NotificationDispatcher:
         self._results: list[Result] = []
         self._results_ready = asyncio.Event()
         self._contents: dict[UUID, dict[str, Any]] = {}
+        self._drained: dict[str, float] = {}
+        """Channels whose last claim found fewer intents than it asked for, and when (`time.monotonic`): passes
+        this dispatcher wakes itself for (a batch recorded, slots freed) skip them until `poll_interval` has
+        passed, the outbox commits, or an attempt of theirs is recorded (which may free the next update of its
+        notice); otherwise every recorded batch of one channel cost an empty claim of the other."""
         self._follower: Follower | None = None
         self._recorder: asyncio.Task[None] | None = None
 
@@ -245,7 +257,7 @@ class NotificationDispatcher:
             "notification-dispatcher",
             connect,
             channels=[PROJECTIONS_CHANNEL],
-            on_notify=lambda _channel, payload: payload.startswith(OUTBOX + ":"),
+            on_notify=lambda _channel, payload: self._outbox_committed(payload),
             poll_interval=self.poll_interval,
             retry_interval=max(self.poll_interval, 0.1),
         )
@@ -275,9 +287,18 @@ class NotificationDispatcher:
         if self._follower is not None:
             self._follower.wake()
 
+    def _outbox_committed(self, payload: str) -> bool:
+        """Whether a projection's commit wakes the dispatcher: the outbox's does, and may bring intents of any
+        channel."""
+        if not payload.startswith(OUTBOX + ":"):
+            return False
+        self._drained.clear()
+        return True
+
     async def run_once(self) -> int:
         """One pass without the background loop: claim what is due, send it all, record it. Returns how many
-        were claimed (tests, and the benchmark, drive the dispatcher this way)."""
+        were claimed (tests drive the dispatcher this way)."""
+        self._drained.clear()
         async with self.pool.acquire() as conn:
             started = await self.dispatch_due(conn)
         while self._tasks:
@@ -329,23 +350,25 @@ class NotificationDispatcher:
 
         A channel is topped up to `PREFETCH` times its concurrency once fewer than twice its concurrency of
         its intents are in hand: claims come in batches (a claim and a record per delivery would cost more
-        round trips than the sending), and the next batch is ready before the slots run dry. One transaction
-        for every channel; a paused channel claims nothing."""
+        round trips than the sending), and the next batch is ready before the slots run dry. One statement
+        for every channel (`CLAIM_SQL`, contacts included); a paused channel claims nothing."""
         now = self.clock.now()
         reserved_until = now + timedelta(seconds=self.claim_seconds)
+        moment = time.monotonic()
         wanted = {
             channel: PREFETCH * self.concurrency - self._in_flight[channel]
             for channel in CHANNELS
             if self._in_flight[channel] < 2 * self.concurrency
+            and moment - self._drained.get(channel, -math.inf) >= self.poll_interval
         }
         if not wanted:
             return 0
-        async with conn.transaction():
-            rows = [
-                row
-                for channel, limit in wanted.items()
-                for row in await conn.fetch(CLAIM_SQL, channel, now, limit, reserved_until)
-            ]
+        rows = await conn.fetch(CLAIM_SQL, list(wanted), now, list(wanted.values()), reserved_until)
+        for channel, limit in wanted.items():
+            if sum(row["channel"] == channel for row in rows) < limit:
+                self._drained[channel] = moment
+            else:
+                self._drained.pop(channel, None)
         self.status.claimed += len(rows)
         claimed = [
             Claimed(
@@ -363,10 +386,16 @@ class NotificationDispatcher:
             for row in rows
         ]
         if claimed:
-            await self._start(conn, claimed)
+            contacts = {
+                row["subscriber_id"]: decrypt(row["key"], row["contact"]) if row["contact"] is not None else None
+                for row in rows
+            }
+            await self._start(conn, claimed, contacts)
         return len(claimed)
 
-    async def _start(self, conn: asyncpg.Connection, claimed: list[Claimed]) -> None:
+    async def _start(
+        self, conn: asyncpg.Connection, claimed: list[Claimed], contacts: Mapping[UUID, Contact | None]
+    ) -> None:
         missing = list({c.message_id for c in claimed if c.message_id not in self._contents})
         if missing:
             for row in await conn.fetch(
@@ -377,7 +406,6 @@ class NotificationDispatcher:
             if len(self._contents) > 1000:  # messages are per update: only the newest few are being sent
                 for key in list(self._contents)[: len(self._contents) - 1000]:
                     del self._contents[key]
-        contacts = await load_contacts(conn, [c.subscriber_id for c in claimed])
         for item in claimed:
             self._in_flight[item.channel] += 1
             task = asyncio.create_task(
@@ -401,6 +429,8 @@ class NotificationDispatcher:
             result = self._failed(claimed, self.clock.now(), "failed", detail=repr(error))
         finally:
             self._in_flight[claimed.channel] -= 1
+            if self._in_flight[claimed.channel] == 2 * self.concurrency - 1:
+                self.wake()  # room for the next batch: claimed now, so it is ready before the slots run dry
         self._results.append(result)
         self._results_ready.set()
 
@@ -580,18 +610,26 @@ class NotificationDispatcher:
         for result in batch:
             if result.event is not None:
                 await self._subscriber_event(result.claimed.subscriber_id, *result.event, result.at)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await record(conn, batch, lambda failures: self.schedule.pause(failures, self.rng))
+        async with self.pool.acquire() as conn:
+            if routine(batch):  # one statement, atomic on its own: no BEGIN and COMMIT round trips around it
+                await record(conn, batch, self._pause_seconds)
+            else:
+                async with conn.transaction():
+                    await record(conn, batch, self._pause_seconds)
         del self._results[: len(batch)]
         if not self._results:
             self._results_ready.clear()
         self.status.recorded += len(batch)
         for result in batch:
+            self._drained.pop(result.claimed.channel, None)
             outcome = result.outcome or "paused"
             self.status.outcomes[outcome] = self.status.outcomes.get(outcome, 0) + 1
             if self.on_outcome is not None:
                 self.on_outcome(result.claimed.channel, outcome)
         self.wake()  # a delivered update may free the next one of its notice
+
+    def _pause_seconds(self, failures: int) -> float:
+        return self.schedule.pause(failures, self.rng)
 
     async def _subscriber_event(self, subscriber_id: UUID, kind: str, reason: str, at: datetime) -> None:
         context = CommandContext(now=at, actor=SYSTEM, request_id=None)
@@ -600,42 +638,73 @@ class NotificationDispatcher:
         log.info("subscriber %s %s: %s", subscriber_id, "bounced" if kind == "bounce" else "disabled", reason)
 
 
-async def record(conn: asyncpg.Connection, batch: list[Result], pause_seconds: Callable[[int], float]) -> None:
-    """Write a batch of results in the caller's transaction: the attempts, the intents' new state, the
-    cancellation of an ended subscriber's other updates, and the email channel's pause (for
-    `pause_seconds(failures in a row)`) or recovery.
+RECORD_SQL = """
+WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::timestamptz[], $7::text[],
+                         $8::int[], $9::text[], $10::timestamptz[], $11::text[])
+        AS b(id, intent_id, subscriber_id, channel, attempt, attempted_at, outcome, http_status, smtp_reply,
+             next_attempt_at, state)
+), attempts AS (
+    INSERT INTO beacon_notification_attempts (id, intent_id, subscriber_id, channel, attempt, attempted_at, outcome,
+                                              http_status, smtp_reply, next_attempt_at)
+    SELECT id, intent_id, subscriber_id, channel, attempt, attempted_at, outcome, http_status, smtp_reply,
+           next_attempt_at
+    FROM batch
+    ON CONFLICT (intent_id, attempt) DO NOTHING
+), intents AS (
+    UPDATE beacon_notification_intents AS i
+    SET state = COALESCE(b.state, i.state), next_attempt_at = COALESCE(b.next_attempt_at, i.next_attempt_at),
+        updated_at = b.attempted_at
+    FROM batch AS b
+    WHERE i.id = b.intent_id AND i.attempts = b.attempt AND i.state = 'pending'
+)
+UPDATE beacon_notification_channels SET paused_until = NULL, reason = NULL, failures = 0, paused_since = NULL
+WHERE channel = 'email' AND failures > 0 AND reason IS DISTINCT FROM $12
+  AND EXISTS (SELECT 1 FROM batch WHERE channel = 'email' AND outcome = 'delivered')
+"""
+"""A batch of attempts in one statement: each attempt's row, its intent's new state (only if the intent still
+holds the attempt this worker claimed: a reservation that ran out and was claimed again belongs to the newer
+attempt), and the end of the email channel's pause once a mail went through (unless no transport is
+configured)."""
 
-    Each intent is updated only if it still holds the attempt this worker claimed: a reservation that ran out
-    and was claimed again belongs to the newer attempt."""
+
+def _ended(batch: list[Result]) -> dict[UUID, datetime]:
+    """Subscribers whose other pending updates are cancelled with this batch: bounced or disabled by it, or
+    found ended when one of their updates was claimed."""
+    return {
+        r.claimed.subscriber_id: r.at
+        for r in batch
+        if r.event is not None or (r.state == "cancelled" and r.claimed.state in ENDED and r.claimed.kind == "update")
+    }
+
+
+def routine(batch: list[Result]) -> bool:
+    """Whether `record` writes this batch with `RECORD_SQL` alone: every attempt counted, nobody ended."""
+    return all(r.outcome is not None for r in batch) and not _ended(batch)
+
+
+async def record(conn: asyncpg.Connection, batch: list[Result], pause_seconds: Callable[[int], float]) -> None:
+    """Write a batch of results: the attempts and the intents' new state (`RECORD_SQL`), the cancellation of an
+    ended subscriber's other updates, and the email channel's pause (for `pause_seconds(failures in a row)`) or
+    recovery. More than one statement unless the batch is `routine`: the caller wraps those in a transaction."""
     from infra.ids import new_ulid, ulid_to_uuid
 
     attempts = [r for r in batch if r.outcome is not None]
     if attempts:
-        await conn.executemany(
-            "INSERT INTO beacon_notification_attempts (id, intent_id, subscriber_id, channel, attempt, attempted_at,"
-            " outcome, http_status, smtp_reply, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " ON CONFLICT (intent_id, attempt) DO NOTHING",
-            [
-                (
-                    ulid_to_uuid(new_ulid(r.at)),
-                    r.claimed.id,
-                    r.claimed.subscriber_id,
-                    r.claimed.channel,
-                    r.claimed.attempt,
-                    r.at,
-                    r.outcome,
-                    r.http_status,
-                    r.smtp_reply,
-                    r.next_attempt_at,
-                )
-                for r in attempts
-            ],
-        )
-        await conn.executemany(
-            "UPDATE beacon_notification_intents SET state = COALESCE($3, state),"
-            " next_attempt_at = COALESCE($4, next_attempt_at), updated_at = $5"
-            " WHERE id = $1 AND attempts = $2 AND state = 'pending'",
-            [(r.claimed.id, r.claimed.attempt, r.state, r.next_attempt_at, r.at) for r in attempts],
+        await conn.execute(
+            RECORD_SQL,
+            [ulid_to_uuid(new_ulid(r.at)) for r in attempts],
+            [r.claimed.id for r in attempts],
+            [r.claimed.subscriber_id for r in attempts],
+            [r.claimed.channel for r in attempts],
+            [r.claimed.attempt for r in attempts],
+            [r.at for r in attempts],
+            [r.outcome for r in attempts],
+            [r.http_status for r in attempts],
+            [r.smtp_reply for r in attempts],
+            [r.next_attempt_at for r in attempts],
+            [r.state for r in attempts],
+            NOT_CONFIGURED,
         )
     given_back = [r for r in batch if r.outcome is None]
     if given_back:
@@ -645,22 +714,19 @@ async def record(conn: asyncpg.Connection, batch: list[Result], pause_seconds: C
             " WHERE id = $1 AND attempts = $2 AND state = 'pending'",
             [(r.claimed.id, r.claimed.attempt, r.at) for r in given_back],
         )
-    ended = {
-        r.claimed.subscriber_id: r.at
-        for r in batch
-        if r.event is not None or (r.state == "cancelled" and r.claimed.state in ENDED and r.claimed.kind == "update")
-    }
+    ended = _ended(batch)
     if ended:
         await cancel_pending(conn, list(ended), max(ended.values()))
     pauses = [r for r in given_back if r.pause is not None]
     if pauses:
         await pause_channel(conn, "email", pauses[-1].pause or "", pauses[-1].at, pause_seconds)
-    if any(r.claimed.channel == "email" and r.outcome == "delivered" for r in batch):
-        await conn.execute(
-            "UPDATE beacon_notification_channels SET paused_until = NULL, reason = NULL, failures = 0,"
-            " paused_since = NULL WHERE channel = 'email' AND failures > 0 AND reason IS DISTINCT FROM $1",
-            NOT_CONFIGURED,
-        )
+        if any(r.claimed.channel == "email" and r.outcome == "delivered" for r in batch):
+            # A mail of this batch went through after all: the relay works, as RECORD_SQL alone would conclude.
+            await conn.execute(
+                "UPDATE beacon_notification_channels SET paused_until = NULL, reason = NULL, failures = 0,"
+                " paused_since = NULL WHERE channel = 'email' AND failures > 0 AND reason IS DISTINCT FROM $1",
+                NOT_CONFIGURED,
+            )
 
 
 async def pause_channel(

@@ -125,7 +125,10 @@ CREATE TABLE IF NOT EXISTS {INTENTS} (
     next_attempt_at timestamptz,
     updated_at      timestamptz
 );
-CREATE INDEX IF NOT EXISTS {INTENTS}_due ON {INTENTS} (state, next_attempt_at) WHERE state = 'pending';
+-- The dispatcher's claim reads one channel's due intents in this order and stops at its batch: an index scan
+-- of the pending ones, not a sort of every intent ever recorded. It replaced `_due` (state, next_attempt_at).
+CREATE INDEX IF NOT EXISTS {INTENTS}_claim ON {INTENTS} (channel, next_attempt_at, position) WHERE state = 'pending';
+DROP INDEX IF EXISTS {INTENTS}_due;
 CREATE INDEX IF NOT EXISTS {INTENTS}_order ON {INTENTS} (subscriber_id, notice_id, position);
 """
 
