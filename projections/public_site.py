@@ -18,7 +18,7 @@ renders the page's index at that midnight. Nothing else reads the clock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -52,6 +52,7 @@ from projections.public_site_render import (
     index_view,
     json_documents,
     leaves,
+    linked_months,
     page_view,
     render_history,
     render_index,
@@ -438,6 +439,44 @@ async def _core_notices(conn: asyncpg.Connection, page: SitePage) -> list[SiteNo
     )
 
 
+async def _sub_page_lists(
+    conn: asyncpg.Connection, page: SitePage, visible: set[str], core: list[SiteNotice]
+) -> list[SiteNotice]:
+    """`core` plus a sub-page's own newest of each kind and latest updated (notices naming one of its
+    visible components): the parent's 50 newest may hold none of them."""
+    rows = await conn.fetch(
+        "(SELECT id FROM site_notices WHERE status_page_id = $1 AND kind = 'incident' AND component_ids && $2::text[]"
+        "  ORDER BY created_at DESC, id DESC LIMIT $3)"
+        " UNION (SELECT id FROM site_notices WHERE status_page_id = $1 AND kind = 'maintenance'"
+        "  AND component_ids && $2::text[] ORDER BY created_at DESC, id DESC LIMIT $3)"
+        " UNION (SELECT id FROM site_notices WHERE status_page_id = $1 AND component_ids && $2::text[]"
+        "  ORDER BY updated_at DESC, id DESC LIMIT $4)",
+        page.id,
+        sorted(visible),
+        LIST_SIZE,
+        FEED_SIZE,
+    )
+    have = {notice.id for notice in core}
+    missing = sorted(row["id"] for row in rows if row["id"] not in have)
+    if not missing:
+        return core
+    more = await _load_notices(conn, "SELECT state FROM site_notices WHERE id = ANY($1::text[])", missing)
+    return sorted([*core, *more], key=lambda n: n.id)
+
+
+async def _sub_page_months(conn: asyncpg.Connection, page: SitePage, visible: set[str]) -> dict[str, int]:
+    """A sub-page's history months: its own notices (naming one of its visible components) per local month."""
+    counts: dict[str, int] = {}
+    for row in await conn.fetch(
+        "SELECT begun_at FROM site_notices WHERE status_page_id = $1 AND component_ids && $2::text[]",
+        page.id,
+        sorted(visible),
+    ):
+        month = local_month(row["begun_at"], page.zone)
+        counts[month] = counts.get(month, 0) + 1
+    return counts
+
+
 def _month_range(month: str, page: SitePage) -> tuple[datetime, datetime]:
     first = date.fromisoformat(month + "-01")
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
@@ -521,7 +560,25 @@ async def _render_page(
     for scope in scopes(page, state.base_url):
         rows = rows_of(scope, components)
         visible = {facts.id for facts in leaves(rows)}
-        inputs = CoreInputs(scope, rows, in_scope(scope, core, visible), components)
+        scope_core = core
+        scope_months, scope_latest, scope_history, positions = months, latest, history_notices, {}
+        if scope.sub_page is not None:
+            # A page of its own: its lists and its months come from its own notices, not the parent's.
+            if clock_only or everything or CORE in keys:
+                scope_core = await _sub_page_lists(conn, page, visible, core)
+            if months or everything:
+                scope = replace(scope, months=await _sub_page_months(conn, page, visible))
+                own = scope.month_counts
+                dirty_months = {m: _position(keys, f"month:{m}") for m in months}
+                positions = linked_months(dirty_months, own)
+                scope_months = set(positions) | (set(own) if everything else set())
+                scope_latest = sorted(own, reverse=True)[:HISTORY_MONTHS]
+                loaded = {**month_notices, **history_notices}
+                unloaded = (scope_months | set(scope_latest)) - set(loaded)
+                loaded.update(await _month_notices(conn, page, unloaded))
+                month_notices = {**month_notices, **{m: loaded[m] for m in scope_months}}
+                scope_history = {m: loaded[m] for m in scope_latest}
+        inputs = CoreInputs(scope, rows, in_scope(scope, scope_core, visible), components)
         if clock_only:
             writes.add(page.id, Document(scope.prefix, HTML, render_index(index_view(inputs)), True), None)
             continue
@@ -540,16 +597,17 @@ async def _render_page(
             writes.add(
                 page.id, Document(path, HTML, render_notice(view), notice.open), _position(keys, f"notice:{notice_id}")
             )
-        for month in sorted(months):
+        for month in sorted(scope_months):
             path = scope.link(f"/history/{month}")
-            if month not in page.months:
+            if month not in scope.month_counts:
                 writes.removed.add(path)
                 continue
             shown = in_scope(scope, month_notices.get(month, []), visible)
             body = render_history(history_view(scope, month, shown, inputs.views))
-            writes.add(page.id, Document(path, HTML, body, False), _position(keys, f"month:{month}"))
+            position = max(_position(keys, f"month:{month}"), positions.get(month, 0))
+            writes.add(page.id, Document(path, HTML, body, False), position)
         if months or everything:
-            shown = in_scope(scope, [n for m in latest for n in history_notices.get(m, [])], visible)
+            shown = in_scope(scope, [n for m in scope_latest for n in scope_history.get(m, [])], visible)
             body = render_history(history_view(scope, None, shown, inputs.views))
             month_positions = [v for k, v in keys.items() if k.startswith("month:")]
             position = max([_position(keys), *month_positions])

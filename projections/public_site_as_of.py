@@ -11,6 +11,7 @@ page's history, unlike the widget's indexed `as_of`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import asyncpg
@@ -37,6 +38,7 @@ from projections.public_site_render import (
     index_view,
     json_documents,
     leaves,
+    month_counts,
     page_view,
     render_history,
     render_index,
@@ -103,8 +105,11 @@ def render_path(state: SiteState, page_id: str, path: str) -> Document | None:
         rest = path.removeprefix(scope.prefix)
         rows = rows_of(scope, components)
         visible = {facts.id for facts in leaves(rows)}
-        inputs = CoreInputs(scope, rows, in_scope(scope, _core(page, notices), visible), components)
-        return _render_one(scope, inputs, rest, in_scope(scope, notices, visible))
+        own = in_scope(scope, notices, visible)
+        if scope.sub_page is not None:  # a page of its own: its lists and months from its own notices
+            scope = replace(scope, months=month_counts(own, page.zone))
+        inputs = CoreInputs(scope, rows, _core(page, own), components)
+        return _render_one(scope, inputs, rest, own)
     return None
 
 
@@ -141,12 +146,12 @@ def _render_one(scope: Scope, inputs: CoreInputs, rest: str, notices: list[SiteN
             return Document(path, HTML, render_notice(view), notice.open)
     zone = scope.page.zone
     if rest == "/history":
-        latest = set(sorted(scope.page.months, reverse=True)[:HISTORY_MONTHS])
+        latest = set(sorted(scope.month_counts, reverse=True)[:HISTORY_MONTHS])
         shown = [n for n in notices if local_month(n.begun_at, zone) in latest]
         return Document(path, HTML, render_history(history_view(scope, None, shown, inputs.views)), False)
     if rest.startswith("/history/"):
         month = rest.removeprefix("/history/")
-        if month not in scope.page.months:
+        if month not in scope.month_counts:
             return None
         shown = [n for n in notices if local_month(n.begun_at, zone) == month]
         return Document(path, HTML, render_history(history_view(scope, month, shown, inputs.views)), False)

@@ -6,9 +6,9 @@ bytes never depend on when or how they were rendered.
 Decisions the contract leaves open:
 
 - A page's documents cover every visible component of the page and its sub-pages; a sub-page's cover its
-  own and the notices that name one of them. Notice lists are the ones the projection loaded for the page
-  (open notices, the last 91 days, the 50 newest of each kind, the 25 latest updated), so a sub-page's
-  `incidents.json` lists its own among the page's 50 newest.
+  own and the notices that name one of them. A sub-page is a page of its own: its lists (the 50 newest of
+  each kind, the feeds' 25 latest updated) are drawn from its own notices, and its history's months are
+  the months of its own notices (`Scope.months`), never the parent's.
 - The clock-dependent parts (the 90-day bars and uptime) are rendered at `SitePage.instant`.
 - `/history` shows the latest three months with notices; a month's page links to the months before and
   after it that have notices (`HistoryView.months` is filled on `/history` only, so adding a notice
@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from types import ModuleType
 from typing import Any, cast
@@ -35,7 +35,7 @@ from domain.canonical_url import sub_page_url
 from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem, parse_structure, sub_pages
 from projections import statuspage
 from projections.component_availability import Interval, availability_percent, downtime
-from projections.public_site_state import SiteComponent, SiteNotice, SitePage
+from projections.public_site_state import SiteComponent, SiteNotice, SitePage, local_month
 from projections.public_site_view import (
     Banner,
     ComponentView,
@@ -152,6 +152,13 @@ class Scope:
     sub_page: SubPageItem | None
     base_url: str | None
     """Beacon's public base URL as the log last recorded it."""
+    months: Mapping[str, int] | None = field(default=None, compare=False, hash=False)
+    """A sub-page's history months (its own notices per local month, `month_counts`), set by whoever renders
+    its history; None: the page's (`SitePage.months`)."""
+
+    @property
+    def month_counts(self) -> Mapping[str, int]:
+        return self.months if self.months is not None else self.page.months
 
     @property
     def id(self) -> str:
@@ -195,6 +202,29 @@ class Scope:
 def canonical_url(page: SitePage, base_url: str | None) -> str | None:
     """The page's canonical URL (domain/canonical_url.py)."""
     return canonical(public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug)
+
+
+def month_counts(notices: Iterable[SiteNotice], zone: ZoneInfo) -> dict[str, int]:
+    """Notices begun per local month: a sub-page's history months, from its own notices."""
+    counts: dict[str, int] = {}
+    for notice in notices:
+        month = local_month(notice.begun_at, zone)
+        counts[month] = counts.get(month, 0) + 1
+    return counts
+
+
+def linked_months(dirty: Mapping[str, int], months: Iterable[str]) -> dict[str, int]:
+    """The dirty months (month → position) and, for each, the months just before and after it among
+    `months` (whose previous/next links name it), each at the latest position that reached it. The page's
+    own neighbours are marked by `evolve`; a sub-page's months are a subset, so its neighbours are found
+    here."""
+    found = dict(dirty)
+    for month, position in dirty.items():
+        ordered = sorted(set(months) | {month})
+        index = ordered.index(month)
+        for near in (ordered[i] for i in (index - 1, index + 1) if 0 <= i < len(ordered)):
+            found[near] = max(found.get(near, 0), position)
+    return found
 
 
 def scopes(page: SitePage, base_url: str | None) -> list[Scope]:
@@ -749,7 +779,7 @@ def history_view(
     views: Views,
 ) -> HistoryView:
     """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
-    months = scope.page.months
+    months = scope.month_counts
     ordered = sorted(months, reverse=True)
     if month is None:
         return HistoryView(
