@@ -32,9 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("beacon.api")
 
-PUBLIC_PER_MINUTE = 10
-"""Subscribe requests a client may make per minute (README "Subscribers")."""
-
 
 @dataclass
 class Services:
@@ -57,13 +54,15 @@ class Services:
     """This process's projection runner; None in an API-only replica."""
     scheduler: MaintenanceScheduler | None = None
     """This process's maintenance scheduler; None in an API-only replica."""
-    public_limits: TokenBuckets = field(
-        default_factory=lambda: TokenBuckets(rate=PUBLIC_PER_MINUTE / 60, burst=PUBLIC_PER_MINUTE)
-    )
+    public_limits: TokenBuckets = field(init=False)
     """Public subscribe requests per client (an IPv4 address or an IPv6 /64; api/client_address.py), in this
     process."""
     migrated: bool = False
     """Set once `/readyz` has found the migrations applied (they are never taken back)."""
+
+    def __post_init__(self) -> None:
+        per_minute = self.settings.public_subscribe_per_minute
+        self.public_limits = TokenBuckets(rate=per_minute / 60, burst=per_minute)
 
     def context(self, request: Any) -> CommandContext:
         """The command context of an authenticated request: now, the key as actor, the request id."""

@@ -57,6 +57,9 @@ class Settings:
     public_cache_mb: int = 256
     """`BEACON_PUBLIC_CACHE_MB`: memory per process for public documents read on demand (history months,
     past notices); the hot set is held besides (docs/architecture.md#public-site)."""
+    public_subscribe_per_minute: int = 10
+    """`BEACON_PUBLIC_SUBSCRIBE_PER_MINUTE`: subscribe requests a client (an IPv4 address or an IPv6 /64) may make
+    per minute, per HTTP process (README "Subscribers")."""
     log_format: str | None = None
     """`BEACON_LOG_FORMAT`: `json` or `text`. Unset: `text` when stderr is a terminal, `json` otherwise."""
     smtp_url: str | None = None
@@ -122,6 +125,9 @@ class Settings:
             metrics_token=env.get("BEACON_METRICS_TOKEN") or None,
             public_url=check_base_url(env.get("BEACON_PUBLIC_URL")),  # a typo stops the start, with the reason
             public_cache_mb=int(env.get("BEACON_PUBLIC_CACHE_MB", defaults.public_cache_mb)),
+            public_subscribe_per_minute=int(
+                env.get("BEACON_PUBLIC_SUBSCRIBE_PER_MINUTE", defaults.public_subscribe_per_minute)
+            ),
             log_format=_log_format(env.get("BEACON_LOG_FORMAT")),
             smtp_url=env.get("BEACON_SMTP_URL") or None,
             mail_from=env.get("BEACON_MAIL_FROM") or None,

@@ -355,6 +355,9 @@ def notice_facts(
         resolved_at=resolved_at,
         scheduled_for=notice.start_at,
         scheduled_until=notice.end_at,
+        started_at=statuspage.window_started_at((u.status, u.at) for u in notice.updates)
+        if notice.kind == "maintenance"
+        else None,
     )
 
 

@@ -99,6 +99,11 @@ async def test_realistic_page_renders_the_golden_documents(pool: asyncpg.Pool) -
         ("Network work", "scheduled"),
         ("DB upgrade", "scheduled"),
     ]  # "Cancelled" was deleted
+    # A window's `started_at` is when it went in progress; one still scheduled keeps its creation.
+    started = {w["name"]: (w["created_at"], w["started_at"]) for w in windows}
+    assert started["EU storage move"] == ("2026-01-28T10:14:00.000Z", "2026-01-28T10:20:00.000Z")
+    assert started["Done already"] == ("2026-01-28T10:15:00.000Z", "2026-01-28T10:25:00.000Z")
+    assert started["DB upgrade"] == ("2026-01-28T10:11:00.000Z", "2026-01-28T10:11:00.000Z")
     sub = json.loads(live["/acme/eu/api/v2/summary.json"][0])
     assert sub["page"]["name"] == "Acme — Europe" and sub["page"]["url"] == "https://status.acme.test/eu"
     assert [i["name"] for i in sub["incidents"]] == ["EU API slow"]

@@ -31,7 +31,7 @@ async def beacon(
     server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Beacon]:
     """A live server whose rate limit does not turn the run into a test of 429s."""
-    env = {"BEACON_RATE_LIMIT_PER_MINUTE": "10000000"}
+    env = {"BEACON_RATE_LIMIT_PER_MINUTE": "10000000", "BEACON_PUBLIC_SUBSCRIBE_PER_MINUTE": "10000000"}
     async with running_beacon(server_url, template_database, tmp_path_factory.mktemp("beacon"), env) as running:
         yield running
 
