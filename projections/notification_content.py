@@ -309,6 +309,9 @@ def statuspage_notice(notice: NoticeFacts) -> statuspage.NoticeFacts:
         resolved_at=resolved_at,
         scheduled_for=notice.start_at,
         scheduled_until=notice.end_at,
+        started_at=statuspage.window_started_at((u.status, u.published_at) for u in notice.updates)
+        if notice.kind == "maintenance"
+        else None,
     )
 
 

@@ -355,6 +355,9 @@ def notice_facts(
         resolved_at=resolved_at,
         scheduled_for=notice.start_at,
         scheduled_until=notice.end_at,
+        started_at=statuspage.window_started_at((u.status, u.at) for u in notice.updates)
+        if notice.kind == "maintenance"
+        else None,
     )
 
 
@@ -745,7 +748,7 @@ def history_view(
     notices: Sequence[SiteNotice],
     views: Views,
 ) -> HistoryView:
-    """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
+    """`/history` (`month` None: the latest months) or one month's page; both list every month in `months`."""
     months = scope.page.months
     ordered = sorted(months, reverse=True)
     if month is None:
@@ -759,7 +762,8 @@ def history_view(
     newer = [m for m in ordered if m > month]
     return HistoryView(
         page=page_view(scope),
-        months=(),
+        # Without their counts: a month page is re-rendered when a month appears or goes, not on every notice.
+        months=tuple(month_link(scope, m, 0) for m in ordered),
         month=month_link(scope, month, months.get(month, 0)),
         days=history_days(scope, notices, views),
         previous=month_link(scope, older[0], months[older[0]]) if older else None,

@@ -315,6 +315,9 @@ def _evolve_notice(
                 del page.months[before_month]
         if after_month is not None:
             page.months[after_month] = page.months.get(after_month, 0) + 1
+        if neighbours != set(page.months):
+            # A month appeared or went: every month page lists the months (without their counts).
+            months |= neighbours | set(page.months)
         neighbours |= set(page.months)
         for month in list(months):
             months.update(_adjacent(neighbours, month))
