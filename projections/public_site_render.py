@@ -686,16 +686,16 @@ def index_view(inputs: CoreInputs) -> IndexView:
     data = json_documents_status(inputs)
     in_progress = any(n.status == "maintenance_in_progress" for n in inputs.notices)
     view = inputs.views
-    past: list[NoticeDay] = []
+    spans: list[tuple[date, datetime, datetime, list[NoticeView]]] = []
     for offset in range(PAST_DAYS):
         day = today - timedelta(days=offset)
-        start, end = day_start(day, zone), day_start(day + timedelta(days=1), zone)
-        shown = [
-            view(n)
-            for n in _newest(inputs.notices, lambda n: n.begun_at)
-            if start <= n.begun_at < end and (n.kind == "incident" or n.status == "maintenance_complete")
-        ]
-        past.append(NoticeDay(day, day_text(day), tuple(shown)))
+        spans.append((day, day_start(day, zone), day_start(day + timedelta(days=1), zone), []))
+    for n in _newest(inputs.notices, lambda n: n.begun_at):  # sorted once, not once per day
+        if n.kind == "incident" or n.status == "maintenance_complete":
+            for _, start, end, shown in spans:
+                if start <= n.begun_at < end:
+                    shown.append(view(n))
+    past = [NoticeDay(day, day_text(day), tuple(shown)) for day, _, _, shown in spans]
     return IndexView(
         page=page_view(scope),
         banner=Banner(indicator=data[0], maintenance=in_progress and data[0] == "none", text=data[1]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -163,9 +164,10 @@ class SiteState:
 
     def open_notices(self, page_id: str) -> Iterator[SiteNotice]:
         size, by_page = self._by_page
+        if size < 0:
+            size, by_page = 0, {}
         if size != len(self.notices):
-            by_page = {}
-            for notice in self.notices.values():
+            for notice in islice(self.notices.values(), size, None):  # only the ones added since
                 if notice is not None:
                     by_page.setdefault(notice.status_page_id, []).append(notice)
             self._by_page = (len(self.notices), by_page)
