@@ -52,7 +52,6 @@ from projections.public_site_render import (
     index_view,
     json_documents,
     leaves,
-    linked_months,
     page_view,
     render_history,
     render_index,
@@ -561,17 +560,28 @@ async def _render_page(
         rows = rows_of(scope, components)
         visible = {facts.id for facts in leaves(rows)}
         scope_core = core
-        scope_months, scope_latest, scope_history, positions = months, latest, history_notices, {}
+        history = bool(months) or everything
+        scope_months, scope_latest, scope_history = months, latest, history_notices
+        sub_position: int | None = None
         if scope.sub_page is not None:
             # A page of its own: its lists and its months come from its own notices, not the parent's.
             if clock_only or everything or CORE in keys:
                 scope_core = await _sub_page_lists(conn, page, visible, core)
-            if months or everything:
+            # Its history changes only with its own notices (a deleted one may have been): then all of it is
+            # rendered (every month page lists its months), at the last such event, batched or not.
+            own_changes = [
+                position
+                for key, position in keys.items()
+                if key.startswith("notice:")
+                and ((it := by_id.get(key.removeprefix("notice:"))) is None or in_scope(scope, [it], visible))
+            ]
+            history = history and (everything or bool(own_changes))
+            scope_months = set()
+            if history:
                 scope = replace(scope, months=await _sub_page_months(conn, page, visible))
                 own = scope.month_counts
-                dirty_months = {m: _position(keys, f"month:{m}") for m in months}
-                positions = linked_months(dirty_months, own)
-                scope_months = set(positions) | (set(own) if everything else set())
+                sub_position = max([_position(keys), *own_changes])
+                scope_months = set(own) | months
                 scope_latest = sorted(own, reverse=True)[:HISTORY_MONTHS]
                 loaded = {**month_notices, **history_notices}
                 unloaded = (scope_months | set(scope_latest)) - set(loaded)
@@ -604,13 +614,13 @@ async def _render_page(
                 continue
             shown = in_scope(scope, month_notices.get(month, []), visible)
             body = render_history(history_view(scope, month, shown, inputs.views))
-            position = max(_position(keys, f"month:{month}"), positions.get(month, 0))
+            position = sub_position if sub_position is not None else _position(keys, f"month:{month}")
             writes.add(page.id, Document(path, HTML, body, False), position)
-        if months or everything:
+        if history:
             shown = in_scope(scope, [n for m in scope_latest for n in scope_history.get(m, [])], visible)
             body = render_history(history_view(scope, None, shown, inputs.views))
             month_positions = [v for k, v in keys.items() if k.startswith("month:")]
-            position = max([_position(keys), *month_positions])
+            position = sub_position if sub_position is not None else max([_position(keys), *month_positions])
             writes.add(page.id, Document(scope.link("/history"), HTML, body, False), position)
 
 

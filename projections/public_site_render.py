@@ -213,20 +213,6 @@ def month_counts(notices: Iterable[SiteNotice], zone: ZoneInfo) -> dict[str, int
     return counts
 
 
-def linked_months(dirty: Mapping[str, int], months: Iterable[str]) -> dict[str, int]:
-    """The dirty months (month → position) and, for each, the months just before and after it among
-    `months` (whose previous/next links name it), each at the latest position that reached it. The page's
-    own neighbours are marked by `evolve`; a sub-page's months are a subset, so its neighbours are found
-    here."""
-    found = dict(dirty)
-    for month, position in dirty.items():
-        ordered = sorted(set(months) | {month})
-        index = ordered.index(month)
-        for near in (ordered[i] for i in (index - 1, index + 1) if 0 <= i < len(ordered)):
-            found[near] = max(found.get(near, 0), position)
-    return found
-
-
 def scopes(page: SitePage, base_url: str | None) -> list[Scope]:
     """The page and each of its sub-pages."""
     found = [Scope(page, None, base_url)]
@@ -716,16 +702,16 @@ def index_view(inputs: CoreInputs) -> IndexView:
     data = json_documents_status(inputs)
     in_progress = any(n.status == "maintenance_in_progress" for n in inputs.notices)
     view = inputs.views
-    past: list[NoticeDay] = []
+    spans: list[tuple[date, datetime, datetime, list[NoticeView]]] = []
     for offset in range(PAST_DAYS):
         day = today - timedelta(days=offset)
-        start, end = day_start(day, zone), day_start(day + timedelta(days=1), zone)
-        shown = [
-            view(n)
-            for n in _newest(inputs.notices, lambda n: n.begun_at)
-            if start <= n.begun_at < end and (n.kind == "incident" or n.status == "maintenance_complete")
-        ]
-        past.append(NoticeDay(day, day_text(day), tuple(shown)))
+        spans.append((day, day_start(day, zone), day_start(day + timedelta(days=1), zone), []))
+    for n in _newest(inputs.notices, lambda n: n.begun_at):  # sorted once, not once per day
+        if n.kind == "incident" or n.status == "maintenance_complete":
+            for _, start, end, shown in spans:
+                if start <= n.begun_at < end:
+                    shown.append(view(n))
+    past = [NoticeDay(day, day_text(day), tuple(shown)) for day, _, _, shown in spans]
     return IndexView(
         page=page_view(scope),
         banner=Banner(indicator=data[0], maintenance=in_progress and data[0] == "none", text=data[1]),
@@ -778,7 +764,7 @@ def history_view(
     notices: Sequence[SiteNotice],
     views: Views,
 ) -> HistoryView:
-    """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
+    """`/history` (`month` None: the latest months) or one month's page; both list every month in `months`."""
     months = scope.month_counts
     ordered = sorted(months, reverse=True)
     if month is None:
@@ -792,7 +778,8 @@ def history_view(
     newer = [m for m in ordered if m > month]
     return HistoryView(
         page=page_view(scope),
-        months=(),
+        # Without their counts: a month page is re-rendered when a month appears or goes, not on every notice.
+        months=tuple(month_link(scope, m, 0) for m in ordered),
         month=month_link(scope, month, months.get(month, 0)),
         days=history_days(scope, notices, views),
         previous=month_link(scope, older[0], months[older[0]]) if older else None,

@@ -224,7 +224,7 @@ class HistoryView:
 
     page: PageView
     months: tuple[MonthLink, ...]
-    """Every month with a notice, newest first (navigation)."""
+    """Every month with a notice, newest first (navigation; counts only on `/history`)."""
     month: MonthLink | None
     """The month shown; None on `/history`."""
     days: tuple[NoticeDay, ...]
