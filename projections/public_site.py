@@ -200,20 +200,20 @@ class PublicSite:
         await notify(conn, DocumentsChanged(KEY, events[-1].position, changed, removed + moved))
 
     async def settle(self, conn: asyncpg.Connection) -> None:
-        """Render what the catch-up's big batches deferred (the runner calls it after a pass), once."""
-        # Serialised with `tick` (which re-renders indexes) like a batch: it holds the checkpoint row too.
-        position = await conn.fetchval(
-            "SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", KEY
-        )
-        if position is None:
-            return
-        state = SiteState(base_url=await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'"))
+        """Render what the catch-up's big batches deferred (the runner calls it after a pass), once. A live
+        pass, which defers nothing, costs one query."""
+        state = SiteState()
         dirty: Dirty = {}
         moved = await _pending(conn, state, dirty)
         if not dirty:
             return
+        # Serialised with `tick` (which re-renders indexes) like a batch: it holds the checkpoint row too.
+        position = await conn.fetchval(
+            "SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", KEY
+        )
+        state.base_url = await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'")
         changed, removed = await render_pages(conn, state, dirty)
-        await notify(conn, DocumentsChanged(KEY, int(position), changed, removed + moved))
+        await notify(conn, DocumentsChanged(KEY, int(position or 0), changed, removed + moved))
 
 
 DEFER_FROM = 1000
