@@ -498,6 +498,15 @@ async def _month_notices(
     return found
 
 
+def _months_of(notices: Sequence[SiteNotice], page: SitePage, months: Iterable[str]) -> dict[str, list[SiteNotice]]:
+    """`_month_notices` from notices already loaded (in id order, as it returns them)."""
+    found: dict[str, list[SiteNotice]] = {}
+    for month in sorted(months):
+        start, end = _month_range(month, page)
+        found[month] = [n for n in notices if start <= n.begun_at < end]
+    return found
+
+
 async def _components(conn: asyncpg.Connection, page: SitePage) -> dict[str, SiteComponent]:
     ids = component_ids(parse_structure(page.items))
     rows = await conn.fetch("SELECT state FROM site_components WHERE id = ANY($1::text[])", ids)
@@ -538,14 +547,19 @@ async def _render_page(
     components = await _components(conn, page)
     core = await _core_notices(conn, page)
     months = set(page.months) if everything else {k.removeprefix("month:") for k in keys if k.startswith("month:")}
-    month_notices = await _month_notices(conn, page, months)
     latest = sorted(page.months, reverse=True)[:HISTORY_MONTHS]
-    history_notices = await _month_notices(conn, page, latest) if months or everything else {}
+    wanted = months | set(latest) if months or everything else set()
     notice_ids = {k.removeprefix("notice:") for k in keys if k.startswith("notice:")}
     if everything:
         every = await _load_notices(
             conn, "SELECT state FROM site_notices WHERE status_page_id = $1 ORDER BY id", page.id
         )
+        found = _months_of(every, page, wanted)  # every notice is at hand: no query per month
+    else:
+        found = await _month_notices(conn, page, wanted)
+    month_notices = {m: found[m] for m in months}
+    history_notices = {m: found[m] for m in latest} if months or everything else {}
+    if everything:
         by_id = {n.id: n for n in every}
         notice_ids = set(by_id)
     else:
