@@ -20,6 +20,7 @@ from projections.public_site import PublicSite, tick
 from projections.public_site_as_of import document_as_of
 from projections.rebuild import replay_check
 from projections.runner import catch_up, ensure_tables
+from projections.site_history import SiteHistory
 from tests.support.builders import T0
 from tests.support.widget_history import (
     API,
@@ -164,7 +165,7 @@ async def test_as_of_renders_what_was_served(pool: asyncpg.Pool) -> None:
     store = await append_realistic_history(pool)
     projection = PublicSite()
     async with pool.acquire() as conn:
-        await ensure_tables(conn, [projection])
+        await ensure_tables(conn, [projection, SiteHistory()])  # as_of reads its notices index
         await catch_up(conn, store, projection)
         served = await documents(conn, "public")
         later = T0 + timedelta(minutes=1)

@@ -18,6 +18,7 @@ from infra.event_store import PostgresEventStore
 from projections.public_site import PublicSite
 from projections.public_site_as_of import document_as_of
 from projections.runner import catch_up, ensure_tables
+from projections.site_history import SiteHistory
 from tests.support.builders import T0
 from tests.support.widget_history import API, EU_API, History, declare, incident_update, realistic_history
 
@@ -59,7 +60,7 @@ async def test_sub_page_lists_and_months_are_its_own(pool: asyncpg.Pool) -> None
     store = await append(pool)
     projection = PublicSite()
     async with pool.acquire() as conn:
-        await ensure_tables(conn, [projection])
+        await ensure_tables(conn, [projection, SiteHistory()])
         await catch_up(conn, store, projection, batch_size=500)
         served = {
             r["path"]: bytes(r["body"]) for r in await conn.fetch("SELECT path, body FROM site_documents ORDER BY path")
