@@ -34,6 +34,7 @@ from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections import feeds
 from projections.public_documents import DocumentsChanged, gzipped, notify
+from projections.public_site_html import render_history, render_index, render_notice
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -53,9 +54,6 @@ from projections.public_site_render import (
     json_documents,
     leaves,
     page_view,
-    render_history,
-    render_index,
-    render_notice,
     rows_of,
     scopes,
 )

@@ -19,6 +19,7 @@ import asyncpg
 from infra.event_store import PostgresEventStore
 from infra.ids import ulid_to_uuid
 from projections import feeds
+from projections.public_site_html import render_history, render_index, render_notice
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -40,9 +41,6 @@ from projections.public_site_render import (
     leaves,
     month_counts,
     page_view,
-    render_history,
-    render_index,
-    render_notice,
     rows_of,
     scopes,
 )

@@ -19,13 +19,11 @@ Decisions the contract leaves open:
 
 from __future__ import annotations
 
-import importlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from types import ModuleType
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -45,7 +43,6 @@ from projections.public_site_view import (
     Link,
     MonthLink,
     NoticeDay,
-    NoticePageView,
     NoticeView,
     PageView,
     SiteLinks,
@@ -95,52 +92,6 @@ class Document:
     content_type: str
     body: bytes
     hot: bool
-
-
-# The HTML renderer: the templates' module once it is there, a plain stand-in until then.
-
-
-def _html() -> ModuleType | None:
-    try:
-        return importlib.import_module("projections.public_site_html")
-    except ImportError:
-        return None
-
-
-def _renderer(name: str) -> Callable[[Any], bytes]:
-    module = _html()
-    if module is not None and hasattr(module, name):
-        return cast(Callable[[Any], bytes], getattr(module, name))
-    return _stand_in
-
-
-def _stand_in(view: Any) -> bytes:
-    """A minimal, escaped HTML rendering of a view: enough to serve and test until the templates render it."""
-    from html import escape
-
-    page: PageView = view.page
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(page.name)}</title>"
-        f'<link rel=alternate type="application/atom+xml" href="{escape(page.links.feed_atom)}">'
-        f'<link rel=alternate type="application/rss+xml" href="{escape(page.links.feed_rss)}"></head>'
-        f"<body><h1>{escape(page.name)}</h1><pre>{escape(repr(view))}</pre></body></html>"
-    ).encode()
-
-
-def unavailable_page() -> bytes:
-    """The static page of a 503 for a browser."""
-    renderer = _renderer("unavailable_page")
-    if renderer is _stand_in:
-        return b"<!doctype html><html lang=en><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1>"
-    return cast(Callable[[], bytes], renderer)()
-
-
-def not_found_page() -> bytes:
-    """The page of a 404 for a browser."""
-    renderer = _renderer("not_found_page")
-    if renderer is _stand_in:
-        return b"<!doctype html><html lang=en><title>Page not found</title><h1>Page not found</h1>"
-    return cast(Callable[[], bytes], renderer)()
 
 
 # A page or a sub-page, as a page of its own.
@@ -785,15 +736,3 @@ def history_view(
         previous=month_link(scope, older[0], months[older[0]]) if older else None,
         next=month_link(scope, newer[-1], months[newer[-1]]) if newer else None,
     )
-
-
-def render_index(view: IndexView) -> bytes:
-    return _renderer("render_index")(view)
-
-
-def render_history(view: HistoryView) -> bytes:
-    return _renderer("render_history")(view)
-
-
-def render_notice(view: NoticePageView) -> bytes:
-    return _renderer("render_notice")(view)
