@@ -48,6 +48,7 @@ from projections.public_site_view import (
     SiteLinks,
     UpdateView,
 )
+from projections.status_words import status_word
 from projections.statuspage import (
     COMPONENT_SEVERITY,
     ComponentFacts,
@@ -426,28 +427,6 @@ def feed_entries(inputs: CoreInputs) -> list[NoticeFacts]:
 
 # The HTML views.
 
-_STATUS_TEXT = {
-    "operational": "Operational",
-    "degraded_performance": "Degraded performance",
-    "partial_outage": "Partial outage",
-    "major_outage": "Major outage",
-    "full_outage": "Major outage",
-    "under_maintenance": "Under maintenance",
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
-    "resolved": "Resolved",
-    "maintenance_scheduled": "Scheduled",
-    "maintenance_in_progress": "In progress",
-    "maintenance_complete": "Completed",
-    "no_data": "No data",
-}
-
-
-def status_text(status: str) -> str:
-    return _STATUS_TEXT.get(status, status.replace("_", " ").capitalize())
-
-
 def local_text(instant: datetime, zone: ZoneInfo) -> str:
     """`3 Mar 2026, 14:05 CET`."""
     local = instant.astimezone(zone)
@@ -505,12 +484,12 @@ def notice_view(
         UpdateView(
             id=update.id,
             status=update.status,
-            status_text=status_text(update.status),
+            status_text=status_word(update.status),
             at=update.published_at.astimezone(UTC),
             at_local=local_text(update.published_at, zone),
             message=update.message,
             components=tuple(
-                f"{change.name}: {status_text(change.new_status)}"
+                f"{change.name}: {status_word(change.new_status)}"
                 for change in update.changes or ()
                 if change.component_id in visible
             ),
@@ -524,7 +503,7 @@ def notice_view(
         kind=notice.kind,
         name=notice.name,
         status=notice.status,
-        status_text=status_text(notice.status),
+        status_text=status_word(notice.status),
         impact=facts.impact,
         href=scope.href(f"/{path}/{notice.id}"),
         updates=updates,
@@ -614,7 +593,7 @@ def _bar(
         elif worst[index] == "operational":
             cells.append(DayCell(day, "operational", f"{day_text(day)}: no incidents"))
         else:
-            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_text(worst[index]).lower()}"))
+            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_word(worst[index]).lower()}"))
     window_start = max(bounds[0], data_since)
     covered = instant - window_start if instant > window_start else timedelta()
     return tuple(cells), availability_percent(
@@ -644,7 +623,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
             name=row.facts.name,
             description=row.facts.description,
             status=statuspage.component_status(row.facts.status),
-            status_text=status_text(row.facts.status),
+            status_text=status_word(row.facts.status),
             days=cells,
             uptime_percent=percent,
             children=tuple(component_view(child) for child in row.children),
