@@ -17,6 +17,7 @@ renders the page's index at that midnight. Nothing else reads the clock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -616,6 +617,9 @@ async def _render_page(
                 continue
             path = paths[0] if notice.kind == "incident" else paths[1]
             view = NoticePageView(page=page_view(scope), notice=inputs.views(notice))
+            # A page-wide change re-renders every notice page of the page (about half a millisecond each); the
+            # worker's event loop also runs the dispatcher and the scheduler, whose deadlines keep counting.
+            await asyncio.sleep(0)
             writes.add(
                 page.id, Document(path, HTML, render_notice(view), notice.open), _position(keys, f"notice:{notice_id}")
             )
