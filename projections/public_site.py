@@ -17,6 +17,7 @@ renders the page's index at that midnight. Nothing else reads the clock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -34,6 +35,7 @@ from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections import feeds
 from projections.public_documents import DocumentsChanged, gzipped, notify
+from projections.public_site_html import render_history, render_index, render_notice
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -53,9 +55,6 @@ from projections.public_site_render import (
     json_documents,
     leaves,
     page_view,
-    render_history,
-    render_index,
-    render_notice,
     rows_of,
     scopes,
 )
@@ -618,6 +617,9 @@ async def _render_page(
                 continue
             path = paths[0] if notice.kind == "incident" else paths[1]
             view = NoticePageView(page=page_view(scope), notice=inputs.views(notice))
+            # A page-wide change re-renders every notice page of the page (about half a millisecond each); the
+            # worker's event loop also runs the dispatcher and the scheduler, whose deadlines keep counting.
+            await asyncio.sleep(0)
             writes.add(
                 page.id, Document(path, HTML, render_notice(view), notice.open), _position(keys, f"notice:{notice_id}")
             )

@@ -27,6 +27,7 @@ from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import ulid_to_uuid
 from projections import feeds, site_history
 from projections.public_base_url import base_url_at
+from projections.public_site_html import render_history, render_index, render_notice
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -48,9 +49,6 @@ from projections.public_site_render import (
     leaves,
     month_counts,
     page_view,
-    render_history,
-    render_index,
-    render_notice,
     rows_of,
     scopes,
 )

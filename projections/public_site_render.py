@@ -19,13 +19,11 @@ Decisions the contract leaves open:
 
 from __future__ import annotations
 
-import importlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from types import ModuleType
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -45,12 +43,12 @@ from projections.public_site_view import (
     Link,
     MonthLink,
     NoticeDay,
-    NoticePageView,
     NoticeView,
     PageView,
     SiteLinks,
     UpdateView,
 )
+from projections.status_words import status_word
 from projections.statuspage import (
     COMPONENT_SEVERITY,
     ComponentFacts,
@@ -95,52 +93,6 @@ class Document:
     content_type: str
     body: bytes
     hot: bool
-
-
-# The HTML renderer: the templates' module once it is there, a plain stand-in until then.
-
-
-def _html() -> ModuleType | None:
-    try:
-        return importlib.import_module("projections.public_site_html")
-    except ImportError:
-        return None
-
-
-def _renderer(name: str) -> Callable[[Any], bytes]:
-    module = _html()
-    if module is not None and hasattr(module, name):
-        return cast(Callable[[Any], bytes], getattr(module, name))
-    return _stand_in
-
-
-def _stand_in(view: Any) -> bytes:
-    """A minimal, escaped HTML rendering of a view: enough to serve and test until the templates render it."""
-    from html import escape
-
-    page: PageView = view.page
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(page.name)}</title>"
-        f'<link rel=alternate type="application/atom+xml" href="{escape(page.links.feed_atom)}">'
-        f'<link rel=alternate type="application/rss+xml" href="{escape(page.links.feed_rss)}"></head>'
-        f"<body><h1>{escape(page.name)}</h1><pre>{escape(repr(view))}</pre></body></html>"
-    ).encode()
-
-
-def unavailable_page() -> bytes:
-    """The static page of a 503 for a browser."""
-    renderer = _renderer("unavailable_page")
-    if renderer is _stand_in:
-        return b"<!doctype html><html lang=en><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1>"
-    return cast(Callable[[], bytes], renderer)()
-
-
-def not_found_page() -> bytes:
-    """The page of a 404 for a browser."""
-    renderer = _renderer("not_found_page")
-    if renderer is _stand_in:
-        return b"<!doctype html><html lang=en><title>Page not found</title><h1>Page not found</h1>"
-    return cast(Callable[[], bytes], renderer)()
 
 
 # A page or a sub-page, as a page of its own.
@@ -475,28 +427,6 @@ def feed_entries(inputs: CoreInputs) -> list[NoticeFacts]:
 
 # The HTML views.
 
-_STATUS_TEXT = {
-    "operational": "Operational",
-    "degraded_performance": "Degraded performance",
-    "partial_outage": "Partial outage",
-    "major_outage": "Major outage",
-    "full_outage": "Major outage",
-    "under_maintenance": "Under maintenance",
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
-    "resolved": "Resolved",
-    "maintenance_scheduled": "Scheduled",
-    "maintenance_in_progress": "In progress",
-    "maintenance_complete": "Completed",
-    "no_data": "No data",
-}
-
-
-def status_text(status: str) -> str:
-    return _STATUS_TEXT.get(status, status.replace("_", " ").capitalize())
-
-
 def local_text(instant: datetime, zone: ZoneInfo) -> str:
     """`3 Mar 2026, 14:05 CET`."""
     local = instant.astimezone(zone)
@@ -554,12 +484,12 @@ def notice_view(
         UpdateView(
             id=update.id,
             status=update.status,
-            status_text=status_text(update.status),
+            status_text=status_word(update.status),
             at=update.published_at.astimezone(UTC),
             at_local=local_text(update.published_at, zone),
             message=update.message,
             components=tuple(
-                f"{change.name}: {status_text(change.new_status)}"
+                f"{change.name}: {status_word(change.new_status)}"
                 for change in update.changes or ()
                 if change.component_id in visible
             ),
@@ -573,7 +503,7 @@ def notice_view(
         kind=notice.kind,
         name=notice.name,
         status=notice.status,
-        status_text=status_text(notice.status),
+        status_text=status_word(notice.status),
         impact=facts.impact,
         href=scope.href(f"/{path}/{notice.id}"),
         updates=updates,
@@ -663,7 +593,7 @@ def _bar(
         elif worst[index] == "operational":
             cells.append(DayCell(day, "operational", f"{day_text(day)}: no incidents"))
         else:
-            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_text(worst[index]).lower()}"))
+            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_word(worst[index]).lower()}"))
     window_start = max(bounds[0], data_since)
     covered = instant - window_start if instant > window_start else timedelta()
     return tuple(cells), availability_percent(
@@ -693,7 +623,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
             name=row.facts.name,
             description=row.facts.description,
             status=statuspage.component_status(row.facts.status),
-            status_text=status_text(row.facts.status),
+            status_text=status_word(row.facts.status),
             days=cells,
             uptime_percent=percent,
             children=tuple(component_view(child) for child in row.children),
@@ -785,15 +715,3 @@ def history_view(
         previous=month_link(scope, older[0], months[older[0]]) if older else None,
         next=month_link(scope, newer[-1], months[newer[-1]]) if newer else None,
     )
-
-
-def render_index(view: IndexView) -> bytes:
-    return _renderer("render_index")(view)
-
-
-def render_history(view: HistoryView) -> bytes:
-    return _renderer("render_history")(view)
-
-
-def render_notice(view: NoticePageView) -> bytes:
-    return _renderer("render_notice")(view)
