@@ -497,6 +497,7 @@ def notice_view(
         for update in reversed(facts.updates)
     )
     ended = facts.resolved_at
+    began = facts.started_at or notice.created_at  # a window began when it went in progress, as its JSON says
     path = "incidents" if notice.kind == "incident" else "maintenances"
     return NoticeView(
         id=notice.id,
@@ -510,11 +511,11 @@ def notice_view(
         components=tuple(
             components[cid].name for cid in named_components(notice) if cid in visible and cid in components
         ),
-        started_at=notice.created_at.astimezone(UTC),
-        started_at_local=local_text(notice.created_at, zone),
+        started_at=began.astimezone(UTC),
+        started_at_local=local_text(began, zone),
         ended_at=ended.astimezone(UTC) if ended is not None else None,
         ended_at_local=local_text(ended, zone) if ended is not None else None,
-        duration=duration_text(ended - notice.created_at) if ended is not None else None,
+        duration=duration_text(ended - began) if ended is not None else None,
         scheduled_for=notice.start_at.astimezone(UTC) if notice.start_at is not None else None,
         scheduled_for_local=local_text(notice.start_at, zone) if notice.start_at is not None else None,
         scheduled_until=notice.end_at.astimezone(UTC) if notice.end_at is not None else None,
