@@ -1,12 +1,13 @@
 """Beacon's OpenAPI document, served whole at `/schema` and `/schema/openapi.json` (README, "The API
 document"): JSON only, so nothing is loaded from elsewhere and an offline install reads it as well.
 
-It tells the truth about errors (issue 6 §5): Litestar documents only the happy status and its own
-`{status_code, detail}` 400 body, while every non-2xx Beacon answers is the envelope. It tells the truth
-about access (docs/architecture.md#scopes): the bearer scheme, the scope each `/v2` operation needs, and
-the public routes Litestar never sees (the widget's fast path) or keeps out of the document (health) as
-operations without security. The document is finished once, when first served, from the app's own route
-table (the guards and scope a handler declares); and `OPTIONS` answers list every method of a path.
+It tells the truth about errors (docs/architecture.md#error-envelope): Litestar documents only the happy
+status and its own `{status_code, detail}` 400 body, while every non-2xx Beacon answers is the envelope. It
+tells the truth about access (docs/architecture.md#scopes): the bearer scheme, the scope each `/v2`
+operation needs, and the public routes Litestar never sees (the widget's fast path) or keeps out of the
+document (health) as operations without security. The document is finished once, when first served, from the
+app's own route table (the guards and scope a handler declares); and `OPTIONS` answers list every method of
+a path.
 """
 
 from __future__ import annotations

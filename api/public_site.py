@@ -26,7 +26,7 @@ from api.metrics import DocumentCounts
 from api.public_documents import DEFAULT_HOST, CachedDocument, DocumentCache, PublicDocument, PublicRoute, Serving
 from projections import public_site
 from projections.public_site import StoredDocument
-from projections.public_site_render import not_found_page, unavailable_page
+from projections.public_site_html import not_found_page, unavailable_page
 
 CACHE_CONTROL = b"public, max-age=30, stale-while-revalidate=60, stale-if-error=86400"
 SITE = DocumentCounts()

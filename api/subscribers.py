@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -43,6 +44,9 @@ from infra.mail import default_mail_url
 from infra.settings import Settings
 from infra.webhook_targets import check_target
 from projections import status_page_catalog as catalog
+
+if TYPE_CHECKING:
+    from api.services import Services
 
 WEBHOOK_SECRET_BYTES = 32
 
@@ -102,6 +106,11 @@ class SubscriberCommands:
             allow_private=settings.webhook_allow_private,
             mail_dir=mail_folder(settings),
         )
+
+    @classmethod
+    def of(cls, services: Services) -> SubscriberCommands:
+        """The commands as this process is configured: what the admin API and the public endpoints run."""
+        return cls.configured(services.settings, services.pool, services.store, services.secret_key)
 
     async def structure(self, status_page_id: str) -> Sequence[StructureItem]:
         """The page's structure, or a 422 on `status_page_id` when there is no such page."""

@@ -23,24 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from infra.clock import format_timestamp
 from projections import statuspage
 from projections.markdown import render_markdown
-
-STATUS_WORDS: Mapping[str, str] = {
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
-    "resolved": "Resolved",
-    "maintenance_scheduled": "Scheduled",
-    "maintenance_in_progress": "In progress",
-    "maintenance_complete": "Completed",
-}
-
-COMPONENT_STATUS_WORDS: Mapping[str, str] = {
-    "operational": "Operational",
-    "degraded_performance": "Degraded performance",
-    "partial_outage": "Partial outage",
-    "full_outage": "Full outage",
-    "under_maintenance": "Under maintenance",
-}
+from projections.status_words import status_word
 
 DOCUMENTATION_URL = "https://support.atlassian.com/statuspage/docs/enable-webhook-notifications/"
 """`meta.documentation` of every webhook body: the body is Statuspage's, so is its documentation."""
@@ -93,10 +76,6 @@ class NoticeFacts:
         return self.updates[-1]
 
 
-def status_word(status: str) -> str:
-    return STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
-
-
 def notice_url(page_url: str | None, kind: str, notice_id: str) -> str | None:
     """The notice on the public page: `{page URL}/incidents/{id}` or `/maintenances/{id}`."""
     return statuspage.shortlink(page_url, kind, notice_id)
@@ -135,7 +114,7 @@ def update_content(page: PageFacts, notice: NoticeFacts) -> dict[str, Any]:
             "id": cid,
             "name": notice.component_names.get(cid, cid),
             "status": status,
-            "status_word": COMPONENT_STATUS_WORDS.get(status, status),
+            "status_word": status_word(status),
         }
         for cid, status in notice.component_statuses.items()
     ]
@@ -309,6 +288,9 @@ def statuspage_notice(notice: NoticeFacts) -> statuspage.NoticeFacts:
         resolved_at=resolved_at,
         scheduled_for=notice.start_at,
         scheduled_until=notice.end_at,
+        started_at=statuspage.window_started_at((u.status, u.published_at) for u in notice.updates)
+        if notice.kind == "maintenance"
+        else None,
     )
 
 

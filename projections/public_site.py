@@ -17,8 +17,9 @@ renders the page's index at that midnight. Nothing else reads the clock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -34,6 +35,7 @@ from infra.event_store import RecordedEvent
 from infra.ids import uuid_to_ulid
 from projections import feeds
 from projections.public_documents import DocumentsChanged, gzipped, notify
+from projections.public_site_html import render_history, render_index, render_notice
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -53,9 +55,6 @@ from projections.public_site_render import (
     json_documents,
     leaves,
     page_view,
-    render_history,
-    render_index,
-    render_notice,
     rows_of,
     scopes,
 )
@@ -200,20 +199,20 @@ class PublicSite:
         await notify(conn, DocumentsChanged(KEY, events[-1].position, changed, removed + moved))
 
     async def settle(self, conn: asyncpg.Connection) -> None:
-        """Render what the catch-up's big batches deferred (the runner calls it after a pass), once."""
-        # Serialised with `tick` (which re-renders indexes) like a batch: it holds the checkpoint row too.
-        position = await conn.fetchval(
-            "SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", KEY
-        )
-        if position is None:
-            return
-        state = SiteState(base_url=await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'"))
+        """Render what the catch-up's big batches deferred (the runner calls it after a pass), once. A live
+        pass, which defers nothing, costs one query."""
+        state = SiteState()
         dirty: Dirty = {}
         moved = await _pending(conn, state, dirty)
         if not dirty:
             return
+        # Serialised with `tick` (which re-renders indexes) like a batch: it holds the checkpoint row too.
+        position = await conn.fetchval(
+            "SELECT position FROM beacon_projection_checkpoints WHERE name = $1 FOR UPDATE", KEY
+        )
+        state.base_url = await conn.fetchval("SELECT value FROM site_settings WHERE name = 'base_url'")
         changed, removed = await render_pages(conn, state, dirty)
-        await notify(conn, DocumentsChanged(KEY, int(position), changed, removed + moved))
+        await notify(conn, DocumentsChanged(KEY, int(position or 0), changed, removed + moved))
 
 
 DEFER_FROM = 1000
@@ -438,6 +437,44 @@ async def _core_notices(conn: asyncpg.Connection, page: SitePage) -> list[SiteNo
     )
 
 
+async def _sub_page_lists(
+    conn: asyncpg.Connection, page: SitePage, visible: set[str], core: list[SiteNotice]
+) -> list[SiteNotice]:
+    """`core` plus a sub-page's own newest of each kind and latest updated (notices naming one of its
+    visible components): the parent's 50 newest may hold none of them."""
+    rows = await conn.fetch(
+        "(SELECT id FROM site_notices WHERE status_page_id = $1 AND kind = 'incident' AND component_ids && $2::text[]"
+        "  ORDER BY created_at DESC, id DESC LIMIT $3)"
+        " UNION (SELECT id FROM site_notices WHERE status_page_id = $1 AND kind = 'maintenance'"
+        "  AND component_ids && $2::text[] ORDER BY created_at DESC, id DESC LIMIT $3)"
+        " UNION (SELECT id FROM site_notices WHERE status_page_id = $1 AND component_ids && $2::text[]"
+        "  ORDER BY updated_at DESC, id DESC LIMIT $4)",
+        page.id,
+        sorted(visible),
+        LIST_SIZE,
+        FEED_SIZE,
+    )
+    have = {notice.id for notice in core}
+    missing = sorted(row["id"] for row in rows if row["id"] not in have)
+    if not missing:
+        return core
+    more = await _load_notices(conn, "SELECT state FROM site_notices WHERE id = ANY($1::text[])", missing)
+    return sorted([*core, *more], key=lambda n: n.id)
+
+
+async def _sub_page_months(conn: asyncpg.Connection, page: SitePage, visible: set[str]) -> dict[str, int]:
+    """A sub-page's history months: its own notices (naming one of its visible components) per local month."""
+    counts: dict[str, int] = {}
+    for row in await conn.fetch(
+        "SELECT begun_at FROM site_notices WHERE status_page_id = $1 AND component_ids && $2::text[]",
+        page.id,
+        sorted(visible),
+    ):
+        month = local_month(row["begun_at"], page.zone)
+        counts[month] = counts.get(month, 0) + 1
+    return counts
+
+
 def _month_range(month: str, page: SitePage) -> tuple[datetime, datetime]:
     first = date.fromisoformat(month + "-01")
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
@@ -457,6 +494,15 @@ async def _month_notices(
             start,
             end,
         )
+    return found
+
+
+def _months_of(notices: Sequence[SiteNotice], page: SitePage, months: Iterable[str]) -> dict[str, list[SiteNotice]]:
+    """`_month_notices` from notices already loaded (in id order, as it returns them)."""
+    found: dict[str, list[SiteNotice]] = {}
+    for month in sorted(months):
+        start, end = _month_range(month, page)
+        found[month] = [n for n in notices if start <= n.begun_at < end]
     return found
 
 
@@ -500,14 +546,19 @@ async def _render_page(
     components = await _components(conn, page)
     core = await _core_notices(conn, page)
     months = set(page.months) if everything else {k.removeprefix("month:") for k in keys if k.startswith("month:")}
-    month_notices = await _month_notices(conn, page, months)
     latest = sorted(page.months, reverse=True)[:HISTORY_MONTHS]
-    history_notices = await _month_notices(conn, page, latest) if months or everything else {}
+    wanted = months | set(latest) if months or everything else set()
     notice_ids = {k.removeprefix("notice:") for k in keys if k.startswith("notice:")}
     if everything:
         every = await _load_notices(
             conn, "SELECT state FROM site_notices WHERE status_page_id = $1 ORDER BY id", page.id
         )
+        found = _months_of(every, page, wanted)  # every notice is at hand: no query per month
+    else:
+        found = await _month_notices(conn, page, wanted)
+    month_notices = {m: found[m] for m in months}
+    history_notices = {m: found[m] for m in latest} if months or everything else {}
+    if everything:
         by_id = {n.id: n for n in every}
         notice_ids = set(by_id)
     else:
@@ -521,7 +572,36 @@ async def _render_page(
     for scope in scopes(page, state.base_url):
         rows = rows_of(scope, components)
         visible = {facts.id for facts in leaves(rows)}
-        inputs = CoreInputs(scope, rows, in_scope(scope, core, visible), components)
+        scope_core = core
+        history = bool(months) or everything
+        scope_months, scope_latest, scope_history = months, latest, history_notices
+        sub_position: int | None = None
+        if scope.sub_page is not None:
+            # A page of its own: its lists and its months come from its own notices, not the parent's.
+            if clock_only or everything or CORE in keys:
+                scope_core = await _sub_page_lists(conn, page, visible, core)
+            # Its history changes only with its own notices (a deleted one may have been): then all of it is
+            # rendered (every month page lists its months), at the last such event, batched or not.
+            own_changes = [
+                position
+                for key, position in keys.items()
+                if key.startswith("notice:")
+                and ((it := by_id.get(key.removeprefix("notice:"))) is None or in_scope(scope, [it], visible))
+            ]
+            history = history and (everything or bool(own_changes))
+            scope_months = set()
+            if history:
+                scope = replace(scope, months=await _sub_page_months(conn, page, visible))
+                own = scope.month_counts
+                sub_position = max([_position(keys), *own_changes])
+                scope_months = set(own) | months
+                scope_latest = sorted(own, reverse=True)[:HISTORY_MONTHS]
+                loaded = {**month_notices, **history_notices}
+                unloaded = (scope_months | set(scope_latest)) - set(loaded)
+                loaded.update(await _month_notices(conn, page, unloaded))
+                month_notices = {**month_notices, **{m: loaded[m] for m in scope_months}}
+                scope_history = {m: loaded[m] for m in scope_latest}
+        inputs = CoreInputs(scope, rows, in_scope(scope, scope_core, visible), components)
         if clock_only:
             writes.add(page.id, Document(scope.prefix, HTML, render_index(index_view(inputs)), True), None)
             continue
@@ -537,22 +617,26 @@ async def _render_page(
                 continue
             path = paths[0] if notice.kind == "incident" else paths[1]
             view = NoticePageView(page=page_view(scope), notice=inputs.views(notice))
+            # A page-wide change re-renders every notice page of the page (about half a millisecond each); the
+            # worker's event loop also runs the dispatcher and the scheduler, whose deadlines keep counting.
+            await asyncio.sleep(0)
             writes.add(
                 page.id, Document(path, HTML, render_notice(view), notice.open), _position(keys, f"notice:{notice_id}")
             )
-        for month in sorted(months):
+        for month in sorted(scope_months):
             path = scope.link(f"/history/{month}")
-            if month not in page.months:
+            if month not in scope.month_counts:
                 writes.removed.add(path)
                 continue
             shown = in_scope(scope, month_notices.get(month, []), visible)
             body = render_history(history_view(scope, month, shown, inputs.views))
-            writes.add(page.id, Document(path, HTML, body, False), _position(keys, f"month:{month}"))
-        if months or everything:
-            shown = in_scope(scope, [n for m in latest for n in history_notices.get(m, [])], visible)
+            position = sub_position if sub_position is not None else _position(keys, f"month:{month}")
+            writes.add(page.id, Document(path, HTML, body, False), position)
+        if history:
+            shown = in_scope(scope, [n for m in scope_latest for n in scope_history.get(m, [])], visible)
             body = render_history(history_view(scope, None, shown, inputs.views))
             month_positions = [v for k, v in keys.items() if k.startswith("month:")]
-            position = max([_position(keys), *month_positions])
+            position = sub_position if sub_position is not None else max([_position(keys), *month_positions])
             writes.add(page.id, Document(scope.link("/history"), HTML, body, False), position)
 
 

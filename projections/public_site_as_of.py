@@ -4,20 +4,30 @@ renderer in force produces it for the log recorded up to the instant, at that in
 
 The clock is the instant's own local midnight (what the scheduler's tick would have rendered by then), so
 a read of a past instant equals what was served then, except within one tick interval after a midnight.
-The fold reads the log up to the instant and keeps only what can change the page (its own stream, every
-component, the public base URL, the notices filed on it): its cost grows with the log, not only with the
-page's history, unlike the widget's indexed `as_of`.
+The fold reads only what can change the page (docs/adr/0004-time-travel-index-and-snapshots.md): its own
+stream, the streams of the components it ever placed (named by its own structure events), the streams of
+its notices (`site_history` knows them; the log past that projection's checkpoint is searched for newer
+ones) and the public base URL (one probe of its stream) — each through the log's
+`(originator_id, notification_id)` index, so its cost grows with the page's events, not with the log.
+`fold_page_full` is the old fold of the whole log: the reference the tests compare against, and the
+bench's baseline.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from infra.event_store import PostgresEventStore
+from domain.status_page import StatusPage
+from domain.structure import component_ids, parse_structure
+from infra.event_store import PostgresEventStore, RecordedEvent
 from infra.ids import ulid_to_uuid
-from projections import feeds
+from projections import feeds, site_history
+from projections.public_base_url import base_url_at
+from projections.public_site_html import render_history, render_index, render_notice
 from projections.public_site_render import (
     ATOM,
     FEED_SIZE,
@@ -37,23 +47,25 @@ from projections.public_site_render import (
     index_view,
     json_documents,
     leaves,
+    month_counts,
     page_view,
-    render_history,
-    render_index,
-    render_notice,
     rows_of,
     scopes,
 )
 from projections.public_site_state import Dirty, SiteNotice, SitePage, SiteState, evolve, local_month
 from projections.public_site_view import NoticePageView
+from projections.widget_history import _EVENT_COLUMNS, _recorded, position_at
 
 PAGE_SIZE = 1000
 
 _NOTICE_STREAMS = ("status_page_incident", "status_page_maintenance")
 
 
-async def fold_page(conn: asyncpg.Connection, store: PostgresEventStore, page_id: str, as_of: datetime) -> SiteState:
-    """The projection's state of one page (and everything it shows) from the log recorded up to `as_of`."""
+async def fold_page_full(
+    conn: asyncpg.Connection, store: PostgresEventStore, page_id: str, as_of: datetime
+) -> SiteState:
+    """The projection's state of one page (and everything it shows) from the whole log recorded up to
+    `as_of`, every event read and most skipped: what `fold_page` must equal."""
     state = SiteState()
     dirty: Dirty = {}
     page_stream = ulid_to_uuid(page_id)
@@ -75,6 +87,82 @@ async def fold_page(conn: asyncpg.Connection, store: PostgresEventStore, page_id
         if len(batch) < PAGE_SIZE:
             break
     return state
+
+
+@dataclass(frozen=True)
+class AsOfCost:
+    """What one indexed read folded, for tests and the bench: it must not grow with the log."""
+
+    position: int
+    folded: int
+    """Events of the page's streams folded."""
+    tail: int
+    """Events past `site_history`'s checkpoint searched for the page's newer notices (normally 0)."""
+
+
+async def _stream_events(conn: asyncpg.Connection, streams: list[Any], position: int) -> list[RecordedEvent]:
+    rows = await conn.fetch(
+        f"SELECT {_EVENT_COLUMNS} FROM beacon_events AS e WHERE e.originator_id = ANY($1::uuid[])"
+        " AND e.notification_id <= $2 ORDER BY e.notification_id",
+        streams,
+        position,
+    )
+    return [_recorded(row) for row in rows]
+
+
+async def fold_page(conn: asyncpg.Connection, page_id: str, as_of: datetime) -> tuple[SiteState, AsOfCost]:
+    """`fold_page_full`'s state (the same fold step, over the same events that matter to the page) at the
+    cost of the page's own events, in one read-only repeatable-read transaction so the checkpoint, the
+    notices' index and the log agree."""
+    state = SiteState()
+    dirty: Dirty = {}
+    page_stream = ulid_to_uuid(page_id)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        position = await position_at(conn, as_of)
+        checkpoint = int(
+            await conn.fetchval("SELECT position FROM beacon_projection_checkpoints WHERE name = $1", site_history.KEY)
+            or 0
+        )
+        indexed_to = min(position, checkpoint)
+        notices: list[Any] = [
+            row["stream_id"]
+            for row in await conn.fetch(
+                "SELECT stream_id FROM site_history_notices WHERE status_page_id = $1 AND position <= $2",
+                page_id,
+                indexed_to,
+            )
+        ]
+        tail = 0
+        after = indexed_to
+        while after < position:  # notices filed past the index's checkpoint (normally none)
+            rows = await conn.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM beacon_events AS e WHERE e.notification_id > $1"
+                " AND e.notification_id <= $2 AND e.originator_version = 1 AND e.stream_type = ANY($4::text[])"
+                " ORDER BY e.notification_id LIMIT $3",
+                after,
+                position,
+                PAGE_SIZE,
+                list(site_history.NOTICE_STREAMS),
+            )
+            if not rows:
+                break
+            for row in rows:
+                record = _recorded(row)
+                if site_history.page_of_first(record) == page_id:
+                    notices.append(record.stream_id)
+            tail += len(rows)
+            after = rows[-1]["position"]
+        placed: set[str] = set()
+        for record in await _stream_events(conn, [page_stream], position):
+            event = record.decode()
+            if isinstance(event, StatusPage.StructureReplaced):
+                placed.update(component_ids(parse_structure(event.items)))
+        streams = [page_stream, *notices, *(ulid_to_uuid(component_id) for component_id in sorted(placed))]
+        records = await _stream_events(conn, streams, position)
+        for record in records:
+            evolve(state, record.decode(), record.position, record.recorded_at, dirty, record.topic)
+        state.base_url = await base_url_at(conn, position)
+    return state, AsOfCost(position, len(records), tail)
 
 
 def _core(page: SitePage, notices: list[SiteNotice]) -> list[SiteNotice]:
@@ -103,8 +191,11 @@ def render_path(state: SiteState, page_id: str, path: str) -> Document | None:
         rest = path.removeprefix(scope.prefix)
         rows = rows_of(scope, components)
         visible = {facts.id for facts in leaves(rows)}
-        inputs = CoreInputs(scope, rows, in_scope(scope, _core(page, notices), visible), components)
-        return _render_one(scope, inputs, rest, in_scope(scope, notices, visible))
+        own = in_scope(scope, notices, visible)
+        if scope.sub_page is not None:  # a page of its own: its lists and months from its own notices
+            scope = replace(scope, months=month_counts(own, page.zone))
+        inputs = CoreInputs(scope, rows, _core(page, own), components)
+        return _render_one(scope, inputs, rest, own)
     return None
 
 
@@ -141,12 +232,12 @@ def _render_one(scope: Scope, inputs: CoreInputs, rest: str, notices: list[SiteN
             return Document(path, HTML, render_notice(view), notice.open)
     zone = scope.page.zone
     if rest == "/history":
-        latest = set(sorted(scope.page.months, reverse=True)[:HISTORY_MONTHS])
+        latest = set(sorted(scope.month_counts, reverse=True)[:HISTORY_MONTHS])
         shown = [n for n in notices if local_month(n.begun_at, zone) in latest]
         return Document(path, HTML, render_history(history_view(scope, None, shown, inputs.views)), False)
     if rest.startswith("/history/"):
         month = rest.removeprefix("/history/")
-        if month not in scope.page.months:
+        if month not in scope.month_counts:
             return None
         shown = [n for n in notices if local_month(n.begun_at, zone) == month]
         return Document(path, HTML, render_history(history_view(scope, month, shown, inputs.views)), False)
@@ -154,15 +245,16 @@ def _render_one(scope: Scope, inputs: CoreInputs, rest: str, notices: list[SiteN
 
 
 async def document_as_of(
-    conn: asyncpg.Connection, store: PostgresEventStore, path: str, as_of: datetime
+    conn: asyncpg.Connection, store: PostgresEventStore, path: str, as_of: datetime, *, full: bool = False
 ) -> Document | None:
-    """The public site's document at `path` (Beacon's own host) as of `as_of`; None when there was none."""
+    """The public site's document at `path` (Beacon's own host) as of `as_of`; None when there was none.
+    `full`: by the old fold of the whole log (`fold_page_full`), the reference and the bench's baseline."""
     slug = path.split("/")[1] if path.startswith("/") else ""
     row = await conn.fetchrow("SELECT id FROM site_pages WHERE slug = $1", slug)
     if row is None:
         return None
     page_id: str = row["id"]
-    state = await fold_page(conn, store, page_id, as_of)
+    state = await fold_page_full(conn, store, page_id, as_of) if full else (await fold_page(conn, page_id, as_of))[0]
     page = state.pages.get(page_id)
     if page is not None:
         page.clock = day_start(as_of.astimezone(page.zone).date(), page.zone)

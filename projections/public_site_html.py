@@ -196,6 +196,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the templates ship with the code: no stat of the file on every render
     )
     env.filters["markdown"] = _markdown
     env.filters["utc"] = _utc

@@ -6,9 +6,9 @@ bytes never depend on when or how they were rendered.
 Decisions the contract leaves open:
 
 - A page's documents cover every visible component of the page and its sub-pages; a sub-page's cover its
-  own and the notices that name one of them. Notice lists are the ones the projection loaded for the page
-  (open notices, the last 91 days, the 50 newest of each kind, the 25 latest updated), so a sub-page's
-  `incidents.json` lists its own among the page's 50 newest.
+  own and the notices that name one of them. A sub-page is a page of its own: its lists (the 50 newest of
+  each kind, the feeds' 25 latest updated) are drawn from its own notices, and its history's months are
+  the months of its own notices (`Scope.months`), never the parent's.
 - The clock-dependent parts (the 90-day bars and uptime) are rendered at `SitePage.instant`.
 - `/history` shows the latest three months with notices; a month's page links to the months before and
   after it that have notices (`HistoryView.months` is filled on `/history` only, so adding a notice
@@ -19,13 +19,11 @@ Decisions the contract leaves open:
 
 from __future__ import annotations
 
-import importlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from types import ModuleType
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -35,7 +33,7 @@ from domain.canonical_url import sub_page_url
 from domain.structure import ComponentItem, GroupItem, StructureItem, SubPageItem, parse_structure, sub_pages
 from projections import statuspage
 from projections.component_availability import Interval, availability_percent, downtime
-from projections.public_site_state import SiteComponent, SiteNotice, SitePage
+from projections.public_site_state import SiteComponent, SiteNotice, SitePage, local_month
 from projections.public_site_view import (
     Banner,
     ComponentView,
@@ -45,12 +43,12 @@ from projections.public_site_view import (
     Link,
     MonthLink,
     NoticeDay,
-    NoticePageView,
     NoticeView,
     PageView,
     SiteLinks,
     UpdateView,
 )
+from projections.status_words import status_word
 from projections.statuspage import (
     COMPONENT_SEVERITY,
     ComponentFacts,
@@ -97,52 +95,6 @@ class Document:
     hot: bool
 
 
-# The HTML renderer: the templates' module once it is there, a plain stand-in until then.
-
-
-def _html() -> ModuleType | None:
-    try:
-        return importlib.import_module("projections.public_site_html")
-    except ImportError:
-        return None
-
-
-def _renderer(name: str) -> Callable[[Any], bytes]:
-    module = _html()
-    if module is not None and hasattr(module, name):
-        return cast(Callable[[Any], bytes], getattr(module, name))
-    return _stand_in
-
-
-def _stand_in(view: Any) -> bytes:
-    """A minimal, escaped HTML rendering of a view: enough to serve and test until the templates render it."""
-    from html import escape
-
-    page: PageView = view.page
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(page.name)}</title>"
-        f'<link rel=alternate type="application/atom+xml" href="{escape(page.links.feed_atom)}">'
-        f'<link rel=alternate type="application/rss+xml" href="{escape(page.links.feed_rss)}"></head>'
-        f"<body><h1>{escape(page.name)}</h1><pre>{escape(repr(view))}</pre></body></html>"
-    ).encode()
-
-
-def unavailable_page() -> bytes:
-    """The static page of a 503 for a browser."""
-    renderer = _renderer("unavailable_page")
-    if renderer is _stand_in:
-        return b"<!doctype html><html lang=en><title>Temporarily unavailable</title><h1>Temporarily unavailable</h1>"
-    return cast(Callable[[], bytes], renderer)()
-
-
-def not_found_page() -> bytes:
-    """The page of a 404 for a browser."""
-    renderer = _renderer("not_found_page")
-    if renderer is _stand_in:
-        return b"<!doctype html><html lang=en><title>Page not found</title><h1>Page not found</h1>"
-    return cast(Callable[[], bytes], renderer)()
-
-
 # A page or a sub-page, as a page of its own.
 
 
@@ -152,6 +104,13 @@ class Scope:
     sub_page: SubPageItem | None
     base_url: str | None
     """Beacon's public base URL as the log last recorded it."""
+    months: Mapping[str, int] | None = field(default=None, compare=False, hash=False)
+    """A sub-page's history months (its own notices per local month, `month_counts`), set by whoever renders
+    its history; None: the page's (`SitePage.months`)."""
+
+    @property
+    def month_counts(self) -> Mapping[str, int]:
+        return self.months if self.months is not None else self.page.months
 
     @property
     def id(self) -> str:
@@ -195,6 +154,15 @@ class Scope:
 def canonical_url(page: SitePage, base_url: str | None) -> str | None:
     """The page's canonical URL (domain/canonical_url.py)."""
     return canonical(public_url=page.public_url, custom_domain=page.custom_domain, base_url=base_url, slug=page.slug)
+
+
+def month_counts(notices: Iterable[SiteNotice], zone: ZoneInfo) -> dict[str, int]:
+    """Notices begun per local month: a sub-page's history months, from its own notices."""
+    counts: dict[str, int] = {}
+    for notice in notices:
+        month = local_month(notice.begun_at, zone)
+        counts[month] = counts.get(month, 0) + 1
+    return counts
 
 
 def scopes(page: SitePage, base_url: str | None) -> list[Scope]:
@@ -355,6 +323,9 @@ def notice_facts(
         resolved_at=resolved_at,
         scheduled_for=notice.start_at,
         scheduled_until=notice.end_at,
+        started_at=statuspage.window_started_at((u.status, u.at) for u in notice.updates)
+        if notice.kind == "maintenance"
+        else None,
     )
 
 
@@ -456,28 +427,6 @@ def feed_entries(inputs: CoreInputs) -> list[NoticeFacts]:
 
 # The HTML views.
 
-_STATUS_TEXT = {
-    "operational": "Operational",
-    "degraded_performance": "Degraded performance",
-    "partial_outage": "Partial outage",
-    "major_outage": "Major outage",
-    "full_outage": "Major outage",
-    "under_maintenance": "Under maintenance",
-    "investigating": "Investigating",
-    "identified": "Identified",
-    "monitoring": "Monitoring",
-    "resolved": "Resolved",
-    "maintenance_scheduled": "Scheduled",
-    "maintenance_in_progress": "In progress",
-    "maintenance_complete": "Completed",
-    "no_data": "No data",
-}
-
-
-def status_text(status: str) -> str:
-    return _STATUS_TEXT.get(status, status.replace("_", " ").capitalize())
-
-
 def local_text(instant: datetime, zone: ZoneInfo) -> str:
     """`3 Mar 2026, 14:05 CET`."""
     local = instant.astimezone(zone)
@@ -535,12 +484,12 @@ def notice_view(
         UpdateView(
             id=update.id,
             status=update.status,
-            status_text=status_text(update.status),
+            status_text=status_word(update.status),
             at=update.published_at.astimezone(UTC),
             at_local=local_text(update.published_at, zone),
             message=update.message,
             components=tuple(
-                f"{change.name}: {status_text(change.new_status)}"
+                f"{change.name}: {status_word(change.new_status)}"
                 for change in update.changes or ()
                 if change.component_id in visible
             ),
@@ -548,24 +497,25 @@ def notice_view(
         for update in reversed(facts.updates)
     )
     ended = facts.resolved_at
+    began = facts.started_at or notice.created_at  # a window began when it went in progress, as its JSON says
     path = "incidents" if notice.kind == "incident" else "maintenances"
     return NoticeView(
         id=notice.id,
         kind=notice.kind,
         name=notice.name,
         status=notice.status,
-        status_text=status_text(notice.status),
+        status_text=status_word(notice.status),
         impact=facts.impact,
         href=scope.href(f"/{path}/{notice.id}"),
         updates=updates,
         components=tuple(
             components[cid].name for cid in named_components(notice) if cid in visible and cid in components
         ),
-        started_at=notice.created_at.astimezone(UTC),
-        started_at_local=local_text(notice.created_at, zone),
+        started_at=began.astimezone(UTC),
+        started_at_local=local_text(began, zone),
         ended_at=ended.astimezone(UTC) if ended is not None else None,
         ended_at_local=local_text(ended, zone) if ended is not None else None,
-        duration=duration_text(ended - notice.created_at) if ended is not None else None,
+        duration=duration_text(ended - began) if ended is not None else None,
         scheduled_for=notice.start_at.astimezone(UTC) if notice.start_at is not None else None,
         scheduled_for_local=local_text(notice.start_at, zone) if notice.start_at is not None else None,
         scheduled_until=notice.end_at.astimezone(UTC) if notice.end_at is not None else None,
@@ -644,7 +594,7 @@ def _bar(
         elif worst[index] == "operational":
             cells.append(DayCell(day, "operational", f"{day_text(day)}: no incidents"))
         else:
-            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_text(worst[index]).lower()}"))
+            cells.append(DayCell(day, worst[index], f"{day_text(day)}: {status_word(worst[index]).lower()}"))
     window_start = max(bounds[0], data_since)
     covered = instant - window_start if instant > window_start else timedelta()
     return tuple(cells), availability_percent(
@@ -674,7 +624,7 @@ def index_view(inputs: CoreInputs) -> IndexView:
             name=row.facts.name,
             description=row.facts.description,
             status=statuspage.component_status(row.facts.status),
-            status_text=status_text(row.facts.status),
+            status_text=status_word(row.facts.status),
             days=cells,
             uptime_percent=percent,
             children=tuple(component_view(child) for child in row.children),
@@ -683,16 +633,16 @@ def index_view(inputs: CoreInputs) -> IndexView:
     data = json_documents_status(inputs)
     in_progress = any(n.status == "maintenance_in_progress" for n in inputs.notices)
     view = inputs.views
-    past: list[NoticeDay] = []
+    spans: list[tuple[date, datetime, datetime, list[NoticeView]]] = []
     for offset in range(PAST_DAYS):
         day = today - timedelta(days=offset)
-        start, end = day_start(day, zone), day_start(day + timedelta(days=1), zone)
-        shown = [
-            view(n)
-            for n in _newest(inputs.notices, lambda n: n.begun_at)
-            if start <= n.begun_at < end and (n.kind == "incident" or n.status == "maintenance_complete")
-        ]
-        past.append(NoticeDay(day, day_text(day), tuple(shown)))
+        spans.append((day, day_start(day, zone), day_start(day + timedelta(days=1), zone), []))
+    for n in _newest(inputs.notices, lambda n: n.begun_at):  # sorted once, not once per day
+        if n.kind == "incident" or n.status == "maintenance_complete":
+            for _, start, end, shown in spans:
+                if start <= n.begun_at < end:
+                    shown.append(view(n))
+    past = [NoticeDay(day, day_text(day), tuple(shown)) for day, _, _, shown in spans]
     return IndexView(
         page=page_view(scope),
         banner=Banner(indicator=data[0], maintenance=in_progress and data[0] == "none", text=data[1]),
@@ -745,8 +695,8 @@ def history_view(
     notices: Sequence[SiteNotice],
     views: Views,
 ) -> HistoryView:
-    """`/history` (`month` None: the latest months, with every month in `months`) or one month's page."""
-    months = scope.page.months
+    """`/history` (`month` None: the latest months) or one month's page; both list every month in `months`."""
+    months = scope.month_counts
     ordered = sorted(months, reverse=True)
     if month is None:
         return HistoryView(
@@ -759,21 +709,10 @@ def history_view(
     newer = [m for m in ordered if m > month]
     return HistoryView(
         page=page_view(scope),
-        months=(),
+        # Without their counts: a month page is re-rendered when a month appears or goes, not on every notice.
+        months=tuple(month_link(scope, m, 0) for m in ordered),
         month=month_link(scope, month, months.get(month, 0)),
         days=history_days(scope, notices, views),
         previous=month_link(scope, older[0], months[older[0]]) if older else None,
         next=month_link(scope, newer[-1], months[newer[-1]]) if newer else None,
     )
-
-
-def render_index(view: IndexView) -> bytes:
-    return _renderer("render_index")(view)
-
-
-def render_history(view: HistoryView) -> bytes:
-    return _renderer("render_history")(view)
-
-
-def render_notice(view: NoticePageView) -> bytes:
-    return _renderer("render_notice")(view)

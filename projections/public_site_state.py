@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -163,9 +164,10 @@ class SiteState:
 
     def open_notices(self, page_id: str) -> Iterator[SiteNotice]:
         size, by_page = self._by_page
+        if size < 0:
+            size, by_page = 0, {}
         if size != len(self.notices):
-            by_page = {}
-            for notice in self.notices.values():
+            for notice in islice(self.notices.values(), size, None):  # only the ones added since
                 if notice is not None:
                     by_page.setdefault(notice.status_page_id, []).append(notice)
             self._by_page = (len(self.notices), by_page)
@@ -315,6 +317,9 @@ def _evolve_notice(
                 del page.months[before_month]
         if after_month is not None:
             page.months[after_month] = page.months.get(after_month, 0) + 1
+        if neighbours != set(page.months):
+            # A month appeared or went: every month page lists the months (without their counts).
+            months |= neighbours | set(page.months)
         neighbours |= set(page.months)
         for month in list(months):
             months.update(_adjacent(neighbours, month))

@@ -108,7 +108,7 @@ class ComponentView:
     """Statuspage's word: `operational|degraded_performance|partial_outage|major_outage|under_maintenance`
     (a group: its worst visible child's)."""
     status_text: str
-    """`Operational`, `Degraded performance`, `Partial outage`, `Major outage`, `Under maintenance`."""
+    """`Operational`, `Degraded performance`, `Partial outage`, `Full outage`, `Under maintenance`."""
     days: tuple[DayCell, ...] | None
     """The 90-day bar, oldest first, ending today; None when the page's `display_uptime_mode` is `nothing`
     or the component's `display_uptime` (a group's `display_aggregated_uptime`) is off."""
@@ -224,7 +224,7 @@ class HistoryView:
 
     page: PageView
     months: tuple[MonthLink, ...]
-    """Every month with a notice, newest first (navigation)."""
+    """Every month with a notice, newest first (navigation; counts only on `/history`)."""
     month: MonthLink | None
     """The month shown; None on `/history`."""
     days: tuple[NoticeDay, ...]

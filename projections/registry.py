@@ -11,6 +11,7 @@ from projections.public_hosts import PublicHosts
 from projections.public_site import PublicSite
 from projections.public_widget import PublicWidget
 from projections.runner import Projection
+from projections.site_history import SiteHistory
 from projections.status_page_catalog import StatusPageCatalog
 from projections.subscriber_list import SubscriberList
 from projections.widget_history import WidgetHistory
@@ -25,6 +26,7 @@ def all_projections() -> list[Projection]:
         maintenance_list(),
         ComponentAvailability(),
         WidgetHistory(),
+        SiteHistory(),
         NotificationOutbox(),
         SubscriberList(),
         PublicSite(),

@@ -9,7 +9,11 @@ Decisions the contract leaves open:
 
 - A component's page status is the worst status any ongoing notice gives it (`full_outage` is Statuspage's
   `major_outage`); `under_maintenance` only while no incident gives it something worse.
-- An incident's and a window's `started_at` is its `created_at` (its first update's publication);
+- An incident's `started_at` is its `created_at` (its first update's publication). A window's is when it
+  went in progress (Statuspage's `started_at` says when the event itself began, which for a maintenance is
+  its start, not its announcement): the last update that entered `maintenance_in_progress`, by the
+  domain's rule (`started_at_after`, as the widget); a window that never went in progress keeps its
+  `created_at`.
   `monitoring_at` is when it first entered `monitoring`, `resolved_at` when it was resolved or completed.
 - `start_date` is the UTC date of the component's `data_available_since`.
 - An update's `affected_components` lists the components the update named, with the status the notice had
@@ -22,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+
+from domain.maintenance import started_at_after
 
 # Beacon's statuses, most severe last, and their Statuspage names.
 COMPONENT_SEVERITY = {
@@ -174,6 +180,8 @@ class NoticeFacts:
     """A window's planned start."""
     scheduled_until: datetime | None = None
     """A window's planned end."""
+    started_at: datetime | None = None
+    """When a window went in progress (`window_started_at`); None: never, or an incident."""
 
     @property
     def impact(self) -> str:
@@ -256,6 +264,17 @@ def update_object(notice: NoticeFacts, update: UpdateFacts) -> dict[str, Any]:
     }
 
 
+def window_started_at(updates: Iterable[tuple[str, datetime]]) -> datetime | None:
+    """When a window last went in progress, from its updates' (status, publication) oldest first; None
+    when it never did."""
+    started_at: datetime | None = None
+    previous: str | None = None
+    for status, at in updates:
+        started_at = started_at_after(started_at, previous, status, at)
+        previous = status
+    return started_at
+
+
 def incident(
     notice: NoticeFacts,
     *,
@@ -275,7 +294,7 @@ def incident(
         "resolved_at": _optional_timestamp(notice.resolved_at),
         "impact": notice.impact,
         "shortlink": shortlink(base_url, notice.kind, notice.id),
-        "started_at": timestamp(notice.created_at),
+        "started_at": timestamp(notice.started_at or notice.created_at),
         "page_id": page_id,
         "incident_updates": [update_object(notice, update) for update in reversed(notice.updates)],
         "components": component_objects(components, page_id),

@@ -36,10 +36,9 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath, FromQuery
 
 from api.client_address import client_key
-from api.controllers.subscribers import commands
 from api.errors import ApiError, ErrorEnvelope, domain_status, register_status, request_id_of
 from api.services import Services, services_of
-from api.subscribers import OnExisting
+from api.subscribers import OnExisting, SubscriberCommands
 from api.types import AnyRequest
 from domain.base import PUBLIC, CommandContext, DomainError, NotFound, load
 from domain.structure import sub_pages
@@ -350,7 +349,7 @@ async def subscribe(
         fields = await read_fields(request)
         form = fields.form
         email = check_email(str(fields.one("email") or ""))
-        run_commands = commands(services)
+        run_commands = SubscriberCommands.of(services)
         context = public_context(services, request)
         await run_commands.create(
             status_page_id=place.page_id,

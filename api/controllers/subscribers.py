@@ -97,10 +97,6 @@ class CreateStatusPageSubscriberPayload(Payload):
     """Email only: the address already opted in (an import), so no confirmation mail is sent."""
 
 
-def commands(services: Services) -> SubscriberCommands:
-    return SubscriberCommands.configured(services.settings, services.pool, services.store, services.secret_key)
-
-
 def _view(
     subscriber_id: str,
     row: subscriber_list.SubscriberRow | Subscriber,
@@ -185,7 +181,7 @@ class StatusPageSubscriberController(Controller):
         409 naming it."""
         services = services_of(request)
         context = services.context(request)
-        run = commands(services)
+        run = SubscriberCommands.of(services)
         channel = parse_enum(Channel, data.channel, field="channel")
         structure = await run.structure(data.status_page_id)
         contact = await run.contact(channel, email=data.email, url=data.url)
@@ -231,7 +227,7 @@ class StatusPageSubscriberController(Controller):
         services = services_of(request)
         context = services.context(request)
         with wire_not_found(WHAT, status_page_subscriber_id):
-            subscriber = await commands(services).erase(_stream(status_page_subscriber_id), context)
+            subscriber = await SubscriberCommands.of(services).erase(_stream(status_page_subscriber_id), context)
         await services.settle_command(context)
         return StatusPageSubscriberResult(status_page_subscriber=await _aggregate_view(services, subscriber))
 
@@ -241,7 +237,8 @@ class StatusPageSubscriberController(Controller):
         services = services_of(request)
         context = services.context(request)
         with wire_not_found(WHAT, status_page_subscriber_id):
-            secret, until = await commands(services).rotate_secret(_stream(status_page_subscriber_id), context)
+            stream = _stream(status_page_subscriber_id)
+            secret, until = await SubscriberCommands.of(services).rotate_secret(stream, context)
         await services.settle_command(context)
         return RotatedSecret(secret=secret, previous_valid_until=until)
 

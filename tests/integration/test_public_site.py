@@ -20,13 +20,33 @@ from projections.public_site import PublicSite, tick
 from projections.public_site_as_of import document_as_of
 from projections.rebuild import replay_check
 from projections.runner import catch_up, ensure_tables
+from projections.site_history import SiteHistory
 from tests.support.builders import T0
-from tests.support.widget_history import BILLING, SSO, append_realistic_history, ulid
+from tests.support.widget_history import (
+    API,
+    BILLING,
+    SSO,
+    append_history,
+    append_realistic_history,
+    realistic_history,
+    schedule,
+    ulid,
+)
 
 
 async def documents(conn: asyncpg.Connection, schema: str) -> dict[str, tuple[bytes, str, int]]:
     rows = await conn.fetch(f"SELECT path, body, etag, position FROM {schema}.site_documents ORDER BY path")
     return {r["path"]: (bytes(r["body"]), r["etag"], r["position"]) for r in rows}
+
+
+async def built(
+    conn: asyncpg.Connection, store: PostgresEventStore, *, batch_size: int, schema: str = "public"
+) -> dict[str, tuple[bytes, str, int]]:
+    """The documents of the public site built from the log in `schema`, `batch_size` events at a time."""
+    projection = PublicSite()
+    await ensure_tables(conn, [projection], schema=schema)
+    await catch_up(conn, store, projection, batch_size=batch_size, schema=schema)
+    return await documents(conn, schema)
 
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "public_site"
@@ -80,6 +100,11 @@ async def test_realistic_page_renders_the_golden_documents(pool: asyncpg.Pool) -
         ("Network work", "scheduled"),
         ("DB upgrade", "scheduled"),
     ]  # "Cancelled" was deleted
+    # A window's `started_at` is when it went in progress; one still scheduled keeps its creation.
+    started = {w["name"]: (w["created_at"], w["started_at"]) for w in windows}
+    assert started["EU storage move"] == ("2026-01-28T10:14:00.000Z", "2026-01-28T10:20:00.000Z")
+    assert started["Done already"] == ("2026-01-28T10:15:00.000Z", "2026-01-28T10:25:00.000Z")
+    assert started["DB upgrade"] == ("2026-01-28T10:11:00.000Z", "2026-01-28T10:11:00.000Z")
     sub = json.loads(live["/acme/eu/api/v2/summary.json"][0])
     assert sub["page"]["name"] == "Acme — Europe" and sub["page"]["url"] == "https://status.acme.test/eu"
     assert [i["name"] for i in sub["incidents"]] == ["EU API slow"]
@@ -94,22 +119,13 @@ async def test_rebuild_from_zero_is_byte_identical(pool: asyncpg.Pool, monkeypat
     """One event per batch, batches of 500 and deferred batches agree, documents and positions alike; so do
     both after the clock's tick."""
     store = await append_realistic_history(pool)
-    projection = PublicSite()
     async with pool.acquire() as conn:
-        await ensure_tables(conn, [projection])
-        await catch_up(conn, store, projection, batch_size=500)
-        live = await documents(conn, "public")
-
-        await ensure_tables(conn, [projection], schema="site_rebuild")
-        await catch_up(conn, store, projection, batch_size=1, schema="site_rebuild")
-        rebuilt = await documents(conn, "site_rebuild")
-        assert rebuilt == live
+        live = await built(conn, store, batch_size=500)
+        assert await built(conn, store, batch_size=1, schema="site_rebuild") == live
 
         # A catch-up's big batches defer their rendering to the end of the pass (PublicSite.settle): same bytes.
         monkeypatch.setattr(public_site, "DEFER_FROM", 3)
-        await ensure_tables(conn, [projection], schema="site_deferred")
-        await catch_up(conn, store, projection, batch_size=7, schema="site_deferred")
-        assert await documents(conn, "site_deferred") == live
+        assert await built(conn, store, batch_size=7, schema="site_deferred") == live
         assert await conn.fetchval("SELECT count(*) FROM site_deferred.site_dirty") == 0
 
         next_day = T0 + timedelta(days=1, hours=1)
@@ -149,7 +165,7 @@ async def test_as_of_renders_what_was_served(pool: asyncpg.Pool) -> None:
     store = await append_realistic_history(pool)
     projection = PublicSite()
     async with pool.acquire() as conn:
-        await ensure_tables(conn, [projection])
+        await ensure_tables(conn, [projection, SiteHistory()])  # as_of reads its notices index
         await catch_up(conn, store, projection)
         served = await documents(conn, "public")
         later = T0 + timedelta(minutes=1)
@@ -157,3 +173,24 @@ async def test_as_of_renders_what_was_served(pool: asyncpg.Pool) -> None:
             document = await document_as_of(conn, store, path, later)
             assert document is not None and document.body == body, path
         assert await document_as_of(conn, store, "/acme/api/v2/summary.json", T0 - timedelta(days=1)) is None
+
+
+
+async def test_month_pages_list_every_month_whatever_the_batches(pool: asyncpg.Pool) -> None:
+    """A month page links every month (not their counts): when a month appears, every month page is rendered
+    again, so one event per batch and one batch of everything give the same bytes."""
+    h = realistic_history()
+    day = 24 * 60
+    schedule(h, 300, "March work", 40, 35 * day, 35 * day + 60, [API])
+    schedule(h, 301, "April work", 41, 70 * day, 70 * day + 60, [API])  # January's page must now link April
+    store = await append_history(pool, h)
+    async with pool.acquire() as conn:
+        live = await built(conn, store, batch_size=1)
+        assert await built(conn, store, batch_size=500, schema="site_whole") == live
+
+    months = [f"/acme/history/2026-0{m}" for m in (1, 3, 4)]
+    for path in months:
+        body = live[path][0].decode()
+        assert all(f'href="{other}"' in body for other in months if other != path), path
+        assert '<span aria-current="page">' in body and 'class="count"' not in body
+    assert 'class="count"' in live["/acme/history"][0].decode()

@@ -182,10 +182,15 @@ def realistic_history() -> History:
 
 async def append_realistic_history(pool: asyncpg.Pool) -> PostgresEventStore:
     """The realistic history appended to the event store, in commit order."""
+    return await append_history(pool, realistic_history())
+
+
+async def append_history(pool: asyncpg.Pool, history: History) -> PostgresEventStore:
+    """`history`'s events appended to the event store, in commit order."""
     store = PostgresEventStore(pool)
     context = CommandContext(now=T0, actor=Actor(type="system"))
     stream_types = (StatusPage, Component, Incident, Maintenance)
-    for event in realistic_history().events:
+    for event in history.events:
         [kind] = [cls for cls in stream_types if isinstance(event, cls.Event)]
         await store.append(
             [event], stream_type=kind.STREAM_TYPE, expected_version=event.originator_version - 1, context=context

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from projections.public_site_render import CoreInputs, Scope, index_view, rows_of
+from projections.public_site_render import CoreInputs, Scope, index_view, notice_view, rows_of
 from projections.public_site_state import SiteComponent, SiteNotice, SitePage, SiteUpdate
 from projections.public_site_view import ComponentView
 
@@ -82,3 +82,28 @@ def test_an_outage_after_midnight_in_summer_time_falls_on_its_local_day() -> Non
     cells, _, _ = view([incident(datetime(2026, 3, 29, 22, 30, tzinfo=UTC), datetime(2026, 3, 29, 23, 0, tzinfo=UTC))])
     assert cells[date(2026, 3, 29)] == "operational"
     assert cells[date(2026, 3, 30)] == "partial_outage"
+
+
+def test_a_windows_page_says_it_began_when_it_went_in_progress() -> None:
+    """Announced a day ahead, in progress for 30 minutes: it began at its start, and lasted 30 minutes."""
+    announced, started, done = CREATED, CREATED + timedelta(days=1), CREATED + timedelta(days=1, minutes=30)
+    window = SiteNotice(
+        id="01M00000000000000000000000",
+        kind="maintenance",
+        status_page_id="01P00000000000000000000000",
+        name="DB upgrade",
+        status="maintenance_complete",
+        created_at=announced,
+        updated_at=done,
+        updates=[
+            SiteUpdate("U1", announced, "planned", "maintenance_scheduled", [], True),
+            SiteUpdate("U2", started, "started", "maintenance_in_progress", [(C, "under_maintenance")], True),
+            SiteUpdate("U3", done, "done", "maintenance_complete", [(C, "operational")], True),
+        ],
+        start_at=started,
+        end_at=started + timedelta(hours=1),
+        statuses={C: "operational"},
+    )
+    components = {C: SiteComponent(C, "API", None, CREATED)}
+    shown = notice_view(Scope(page(), None, None), window, components, {C})
+    assert (shown.started_at, shown.ended_at, shown.duration) == (started, done, "30 min")

@@ -222,3 +222,39 @@ def test_window_object_has_maintenance_impact_statuses_and_schedule() -> None:
     assert data["incident_updates"][0]["affected_components"] is None
     assert list(data)[-2:] == ["scheduled_for", "scheduled_until"]
     assert data["scheduled_until"] == "2026-03-03T15:05:14.473Z"
+
+
+def test_window_started_at_is_when_it_last_went_in_progress() -> None:
+    """Statuspage's `started_at` is when the event began: for a window, its move to in progress, not its
+    announcement; the object falls back to `created_at` only while it never went in progress."""
+    t = [T0 + timedelta(minutes=m) for m in range(4)]
+    assert statuspage.window_started_at([("maintenance_scheduled", t[0])]) is None
+    progress = [("maintenance_scheduled", t[0]), ("maintenance_in_progress", t[1]), ("maintenance_in_progress", t[2])]
+    assert statuspage.window_started_at(progress) == t[1]  # a further in-progress update does not move it
+    back = [*progress, ("maintenance_scheduled", t[2]), ("maintenance_in_progress", t[3])]
+    assert statuspage.window_started_at(back) == t[3]  # the domain's rule: the last entry
+    assert statuspage.window_started_at([*progress, ("maintenance_complete", t[3])]) == t[1]
+
+    notice = NoticeFacts(
+        id="M",
+        kind="maintenance",
+        name="DB upgrade",
+        status="maintenance_in_progress",
+        created_at=t[0],
+        updated_at=t[1],
+        updates=(),
+        worst_reached=None,
+        started_at=t[1],
+    )
+    assert statuspage.incident(notice, page_id="P", base_url=None)["started_at"] == "2026-03-03T14:06:14.473Z"
+    scheduled = NoticeFacts(
+        id="M",
+        kind="maintenance",
+        name="DB",
+        status="maintenance_scheduled",
+        created_at=t[0],
+        updated_at=t[0],
+        updates=(),
+        worst_reached=None,
+    )
+    assert statuspage.incident(scheduled, page_id="P", base_url=None)["started_at"] == "2026-03-03T14:05:14.473Z"
