@@ -10,9 +10,10 @@ Decisions the contract leaves open:
   each kind, the feeds' 25 latest updated) are drawn from its own notices, and its history's months are
   the months of its own notices (`Scope.months`), never the parent's.
 - The clock-dependent parts (the 90-day bars and uptime) are rendered at `SitePage.instant`.
-- `/history` shows the latest three months with notices; a month's page links to the months before and
-  after it that have notices (`HistoryView.months` is filled on `/history` only, so adding a notice
-  re-renders its month, its neighbours and `/history`, not every month).
+- `/history` shows the latest three months with notices; every history page lists every month that has
+  notices (`HistoryView.months`, with counts on `/history` only: a count on each month page would make every
+  new notice re-render them all), and links the months before and after it. A month appearing or
+  disappearing re-renders every month page of its page.
 - A day of the bars is the worst incident status any component of the row held during the day; the
   uptime is `component_availability`'s rule over the bar's days up to the instant.
 """
