@@ -151,6 +151,8 @@ class DispatcherStatus:
     claimed: int = 0
     recorded: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    unrecorded: int = 0
+    """Results dropped because they could not be recorded even on their own (their intents are claimed again)."""
     last_error: str | None = None
 
 
@@ -597,14 +599,32 @@ class NotificationDispatcher:
                 delay = min(delay * 2, 2.0)
             except Exception as error:
                 self.status.last_error = f"recording attempts failed: {error!r}"
-                log.exception("recording notification attempts failed; trying again")
-                await asyncio.sleep(1.0)
+                log.exception("recording notification attempts failed; recording them one at a time")
+                await self._isolate()
 
-    async def _flush(self) -> None:
+    async def _isolate(self) -> None:
+        """Record the pending results one at a time, so one that cannot be recorded (a bug, not an outage) does
+        not hold up every later one while their reservations run out and they are sent again. A result that fails
+        on its own is dropped, loudly: its intent stays pending and is claimed again when its reservation ends,
+        so its subscriber is told at least once (the receiver deduplicates by the stable id)."""
+        for result in list(self._results):
+            try:
+                await self._flush([result])
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as error:
+                self._results.remove(result)
+                self.status.unrecorded += 1
+                self.status.last_error = f"recording an attempt failed: {error!r}"
+                log.exception("cannot record the attempt of intent %s; it will be claimed again", result.claimed.id)
+        if not self._results:
+            self._results_ready.clear()
+
+    async def _flush(self, only: list[Result] | None = None) -> None:
         if not self._results:
             self._results_ready.clear()
             return
-        batch = list(self._results)
+        batch = list(self._results) if only is None else only
         # Events first: if they cannot be recorded the attempts are not either, and the whole batch is retried
         # (bouncing or disabling twice records nothing the second time).
         for result in batch:
@@ -616,7 +636,11 @@ class NotificationDispatcher:
             else:
                 async with conn.transaction():
                     await record(conn, batch, self._pause_seconds)
-        del self._results[: len(batch)]
+        if only is None:
+            del self._results[: len(batch)]  # results that came in meanwhile stay, behind it
+        else:
+            for result in only:
+                self._results.remove(result)
         if not self._results:
             self._results_ready.clear()
         self.status.recorded += len(batch)

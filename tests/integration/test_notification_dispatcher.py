@@ -6,6 +6,7 @@ address, a relay refusing our login pauses the channel and blames nobody; an uns
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -254,3 +255,36 @@ async def test_two_dispatchers_never_send_the_same_attempt(world: World, receive
     assert first.status.claimed > 0 and second.status.claimed > 0
     ids = [d.webhook_id for d in receiver.deliveries]
     assert len(ids) == len(set(ids)) == 2 * len(hooks)
+
+
+async def test_an_attempt_that_cannot_be_recorded_does_not_hold_up_the_others(
+    world: World, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result whose recording fails for a reason other than the database (here: the disable verdict of a 410
+    raising, as a bug would) is dropped on its own; the deliveries beside it are recorded, not resent."""
+    gone = await world.subscriber(url=receiver.url("/gone"), secret=webhook_secret(1))
+    fine = await world.subscriber(url=receiver.url("/fine"), secret=webhook_secret(2))
+    receiver.secrets["/fine"] = [webhook_secret(2)]
+    receiver.behaviours["/gone"] = Behaviour(status=410)
+    await world.incident("first")
+    await world.project()
+    dispatcher = world.dispatcher(None, poll_interval=0.05)
+
+    async def broken_verdict(*_args: object) -> None:
+        raise RuntimeError("a bug in a verdict")
+
+    monkeypatch.setattr(dispatcher, "_subscriber_event", broken_verdict)
+    await dispatcher.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while dispatcher.status.unrecorded == 0 or dispatcher.status.recorded == 0:
+            assert asyncio.get_running_loop().time() < deadline, dispatcher.status
+            await asyncio.sleep(0.05)
+    finally:
+        await dispatcher.stop()
+    [delivered] = await world.intents(fine)
+    assert delivered["state"] == "delivered"
+    assert len(receiver.at("/fine")) == 1
+    [held] = await world.intents(gone)
+    assert held["state"] == "pending"  # claimed again once its reservation runs out
+    assert "Subscriber.Disabled" not in await world.subscriber_events(gone)
