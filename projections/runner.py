@@ -18,6 +18,7 @@ the commit a write's answer waits for (docs/adr/0002-one-pass-projection-runner.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -613,11 +614,24 @@ class ProjectionRunner:
         transaction, so a write costs one projection transaction, not one per projection. Each still has its
         own advisory lock, checkpoint and failure: a poison event stops only its projection."""
 
+        spacing = max((getattr(p, "min_pass_interval", 0.0) for p in group), default=0.0)
+        due = 0.0
+
         async def turn(session: Session) -> None:
+            nonlocal due
+            if spacing:
+                # A projection that renders asks for spaced passes (the wakes meanwhile coalesce into one pass), and
+                # at most a quarter of the event loop it shares with the passes writes wait for: the next pass
+                # starts no sooner than `spacing`, nor than three times this pass's own duration, after it ends.
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                started = time.monotonic()
             try:
                 active = await self._take_free_locks(session, group)
                 if active:
                     await self._pass(session.conn, active)
+                if spacing:
+                    ended = time.monotonic()
+                    due = started + max(spacing, 4 * (ended - started))
             except CONNECTION_ERRORS:
                 raise
             except Exception as error:
