@@ -55,6 +55,9 @@ async def test_projections_survive_kill_9(database_url: str, pool: asyncpg.Pool,
         # Ten random moments spread over the appends: mid-batch, between batches, while catching up.
         for threshold in sorted(random.sample(range(200, MIN_EVENTS), KILLS)):
             worker.start()
+            # Killed once it runs (mid-batch, between batches, catching up), not while Python still imports it: a
+            # start now takes longer than the appends between two thresholds, and every kill fell in the imports.
+            await worker.running()
             await asyncio.sleep(0.2)
             while appended[0] < threshold:
                 await asyncio.sleep(0.01)

@@ -38,5 +38,7 @@ async def projections_behind(pool: asyncpg.Pool) -> tuple[int, set[str]]:
     """The log's head, and the projections whose checkpoint is short of it."""
     names = {projection.name for projection in all_projections()}
     head: int = await pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
+    if not await pool.fetchval("SELECT to_regclass('beacon_projection_checkpoints') IS NOT NULL"):
+        return head, names  # no runner has made its tables yet
     rows = await pool.fetch("SELECT name, position FROM beacon_projection_checkpoints")
     return head, names - {row["name"] for row in rows if row["position"] >= head}

@@ -3,9 +3,11 @@ all of it, its output kept per start."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from tests.support.live_server import BEACON, stop_process_group
@@ -33,6 +35,16 @@ class Worker:
             self.process = subprocess.Popen(
                 [BEACON, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    async def running(self, timeout: float = 30.0) -> None:
+        """Wait until this start's worker has printed its start line: its imports are done, and its migrations,
+        tables and catch-up follow at once."""
+        log = self.log_dir / f"worker-{self.starts}.log"
+        deadline = time.monotonic() + timeout
+        while b"projections running" not in log.read_bytes():
+            assert self.process is not None and self.process.poll() is None, f"the worker died:\n{self.logs()[-3000:]}"
+            assert time.monotonic() < deadline, f"the worker did not start:\n{self.logs()[-3000:]}"
+            await asyncio.sleep(0.02)
 
     def kill(self) -> None:
         assert self.process is not None and self.process.poll() is None, f"the worker died:\n{self.logs()[-3000:]}"
