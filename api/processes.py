@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -34,6 +35,7 @@ from infra.api_keys import ADMIN, create_key, has_any_key
 from infra.clock import Clock, SystemClock
 from infra.contacts import purge_erased
 from infra.db import create_pool, database_url, worker_pool_size
+from infra.follow import dedicated
 from infra.logs import configure_logging, logging_config, resolve_log_format
 from infra.mail import default_mail_url, mail_transport
 from infra.migrate import migrate
@@ -118,7 +120,11 @@ async def background_worker(
         try:
             if any(p.name == MaintenanceSchedule.name for p in projections):
                 scheduler = MaintenanceScheduler(
-                    pool, store, clock, interval=settings.projection_poll_interval, dsn=url
+                    pool,
+                    store,
+                    clock,
+                    interval=settings.projection_poll_interval,
+                    connect=partial(dedicated, url, settings),
                 )
                 await scheduler.start()
             dispatcher: NotificationDispatcher | None = None
@@ -159,7 +165,7 @@ async def notification_dispatcher(
         concurrency=settings.notify_concurrency,
         claim_seconds=settings.notify_claim_seconds,
         poll_interval=settings.projection_poll_interval,
-        dsn=url,
+        connect=partial(dedicated, url, settings),
         on_outcome=record_delivery,
     )
 
@@ -221,7 +227,7 @@ async def http_process(
     the widget cache, the metrics sampler and, unless this process is an API-only replica, a background
     worker of its own. Everything is stopped, in reverse order, when the block ends."""
     from api.metrics import MeasuredEventStore, Sampler
-    from api.public_documents import DocumentCache, DocumentSource
+    from api.public_documents import ACQUIRE_TIMEOUT, DocumentCache, DocumentSource
     from api.public_hosts import HostSource
     from api.public_site import SiteSource
     from api.widget import WidgetSource
@@ -270,7 +276,7 @@ async def http_process(
                 cache = DocumentCache(
                     pool,
                     sources,
-                    dsn=url,
+                    connect=partial(dedicated, url, settings, timeout=ACQUIRE_TIMEOUT),
                     poll_interval=min(0.5, settings.projection_poll_interval),
                     trusted_proxies=settings.trusted_proxies,
                 )

@@ -32,7 +32,6 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import asyncpg
@@ -43,7 +42,7 @@ from api.client_address import Network, is_trusted, normalise_host, peer_address
 from api.errors import ERROR_TYPES, ErrorDetail, ErrorEnvelope
 from api.metrics import DocumentCounts
 from api.request_id import ensure_request_id
-from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, wait_set
+from infra.follow import CONNECTION_ERRORS, Connect, Follower, Session, wait_set
 from projections.public_documents import CHANNEL, DocumentsChanged, gzipped
 
 log = logging.getLogger("beacon.public_documents")
@@ -273,7 +272,7 @@ class DocumentCache:
         pool: asyncpg.Pool,
         sources: Sequence[DocumentSource],
         *,
-        dsn: str | None = None,
+        connect: Connect | None = None,
         poll_interval: float = 0.5,
         trusted_proxies: Sequence[Network] = (),
     ) -> None:
@@ -283,9 +282,10 @@ class DocumentCache:
         self._trusted_peers: dict[str, bool] = {}
         self._host_memo: dict[bytes, HostAlias | None] = {}
         """A raw host header value's alias (or None), as of the current aliases (cleared when they change)."""
-        self.dsn = dsn
-        """With a DSN the LISTEN connection is its own, outside the pool: the projection runner keeps
-        pooled connections for its passes, and a long-held listener must not starve request handlers."""
+        self.connect = connect
+        """Opens the LISTEN connection, one of its own outside the pool (`infra.follow.dedicated`): the
+        projection runner keeps pooled connections for its passes, and a long-held listener must not starve
+        request handlers. None borrows a pool connection (tests)."""
         self.poll_interval = poll_interval
         self.sources = {source.name: source for source in sources}
         self.routes = [route for source in sources for route in source.routes]
@@ -381,10 +381,9 @@ class DocumentCache:
     async def start(self) -> None:
         """Load everything once (the process is not ready without it), then follow the sources."""
         await self.refresh(full=True)
-        connect = partial(dedicated, self.dsn, timeout=ACQUIRE_TIMEOUT) if self.dsn is not None else self.pool.acquire
         self._follower = Follower(
             "public-documents",
-            connect,
+            self.connect or self.pool.acquire,
             channels=[CHANNEL],
             on_notify=self._on_notify,
             poll_interval=self.poll_interval,

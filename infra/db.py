@@ -44,6 +44,17 @@ def server_settings(settings: Settings, search_path: str | None = None) -> dict[
     return values
 
 
+def command_timeout(settings: Settings) -> float | None:
+    """Seconds the client waits for any one operation on a connection (None: no limit). The server's
+    statement and lock timeouts end a slow statement first, with their clearer errors; this ends a wait the
+    server can no longer end: asyncpg's `executemany` stops sending while the socket is full and, without a
+    timeout, is never woken if the server's end dies meanwhile (a projection storing rendered pages hung on
+    it for good; tests/reliability/test_timeouts.py)."""
+    if not settings.statement_timeout_ms:
+        return None
+    return settings.statement_timeout_ms / 1000 + 5.0
+
+
 def worker_pool_size(projection_count: int) -> int:
     """The projection runner holds one connection per projection for as long as it is active (its
     advisory lock is a session lock), plus its listener; a few more serve the scheduler's commands, the
@@ -61,6 +72,11 @@ class StatelessConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+def connection_options(settings: Settings, search_path: str | None = None) -> dict[str, Any]:
+    """What every connection Beacon opens carries, pooled or its own (`infra.follow.dedicated`)."""
+    return {"command_timeout": command_timeout(settings), "server_settings": server_settings(settings, search_path)}
+
+
 async def create_pool(
     url: str,
     settings: Settings,
@@ -76,7 +92,7 @@ async def create_pool(
         url,
         min_size=1,
         max_size=max_size or settings.pool_size,
-        server_settings=server_settings(settings, search_path),
+        **connection_options(settings, search_path),
         connection_class=StatelessConnection if stateless else asyncpg.Connection,
     )
     assert pool is not None

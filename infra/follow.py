@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from infra.db import connection_options
+from infra.settings import Settings
+
 log = logging.getLogger("beacon.follow")
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -73,10 +76,14 @@ async def wait_set(event: asyncio.Event, timeout: float | None) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def dedicated(dsn: str, *, timeout: float = 60.0) -> AsyncIterator[asyncpg.Connection]:
+async def dedicated(
+    dsn: str, settings: Settings | None = None, *, timeout: float = 60.0
+) -> AsyncIterator[asyncpg.Connection]:
     """A connection of its own, outside any pool (closing it releases its locks and listeners): for a
-    follower that would otherwise hold one of a small pool's connections for as long as it runs."""
-    conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=timeout)
+    follower that would otherwise hold one of a small pool's connections for as long as it runs. With
+    `settings` it carries the pool's timeouts and name (`infra.db.connection_options`)."""
+    options = connection_options(settings) if settings is not None else {}
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=timeout, **options)
     try:
         yield conn
     finally:

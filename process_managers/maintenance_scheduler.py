@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import partial
 from uuid import UUID
 
 import asyncpg
@@ -24,7 +23,7 @@ from domain.base import SYSTEM, CommandContext
 from domain.maintenance import advance_maintenance_automatically
 from infra.clock import Clock
 from infra.event_store import PostgresEventStore
-from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated, lock_key
+from infra.follow import CONNECTION_ERRORS, Connect, Follower, Session, lock_key
 from infra.ids import new_ulid
 from projections import public_site
 from projections.maintenance_schedule import MaintenanceSchedule, due
@@ -61,18 +60,17 @@ class MaintenanceScheduler:
     store: PostgresEventStore
     clock: Clock
     interval: float = 1.0
-    dsn: str | None = None
-    """Where to open the scheduler's own connection for its lock and wake-ups. The projection runner
-    already holds one pool connection per projection; the scheduler's would starve the requests of a
-    small pool, so servers pass the database URL. None borrows a pool connection (tests)."""
+    connect: Connect | None = None
+    """Opens the scheduler's own connection for its lock and wake-ups. The projection runner already holds
+    one pool connection per projection; the scheduler's would starve the requests of a small pool, so
+    servers pass `infra.follow.dedicated`. None borrows a pool connection (tests)."""
     status: SchedulerStatus = field(default_factory=SchedulerStatus)
     _follower: Follower | None = None
 
     async def start(self) -> None:
-        connect = partial(dedicated, self.dsn) if self.dsn is not None else self.pool.acquire
         self._follower = Follower(
             "maintenance-scheduler",
-            connect,
+            self.connect or self.pool.acquire,
             # The lock's connection is idle between passes, so it also carries the wake-ups: the schedule
             # projection notifies each time it commits, e.g. a window created already due.
             channels=[PROJECTIONS_CHANNEL],

@@ -37,7 +37,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, Literal
 from uuid import UUID
 
@@ -49,7 +48,7 @@ from infra import tokens
 from infra.clock import Clock
 from infra.contacts import Contact, decrypt
 from infra.event_store import PostgresEventStore
-from infra.follow import CONNECTION_ERRORS, Follower, Session, dedicated
+from infra.follow import CONNECTION_ERRORS, Connect, Follower, Session
 from infra.mail import Envelope, Links, MailTransport, compose
 from infra.webhooks import WebhookSender
 from projections.runner import PROJECTIONS_CHANNEL
@@ -211,7 +210,7 @@ class NotificationDispatcher:
         concurrency: int = 16,
         claim_seconds: float = 120.0,
         poll_interval: float = 0.5,
-        dsn: str | None = None,
+        connect: Connect | None = None,
         rng: random.Random | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -230,7 +229,8 @@ class NotificationDispatcher:
         self.concurrency = concurrency
         self.claim_seconds = claim_seconds
         self.poll_interval = poll_interval
-        self.dsn = dsn
+        self.connect = connect
+        """Opens the dispatcher's own connection (`infra.follow.dedicated`); None borrows a pool connection."""
         self.rng = rng or random.Random()
         self.on_outcome = on_outcome
         self.status = DispatcherStatus()
@@ -253,11 +253,10 @@ class NotificationDispatcher:
 
     async def start(self) -> None:
         await self.configure_channels()
-        connect = partial(dedicated, self.dsn) if self.dsn is not None else self.pool.acquire
         self._recorder = asyncio.create_task(self._record_forever(), name="notification-recorder")
         self._follower = Follower(
             "notification-dispatcher",
-            connect,
+            self.connect or self.pool.acquire,
             channels=[PROJECTIONS_CHANNEL],
             on_notify=lambda _channel, payload: self._outbox_committed(payload),
             poll_interval=self.poll_interval,
@@ -517,9 +516,7 @@ class NotificationDispatcher:
             return Result(claimed, now, None, pause=outcome.reply or "the mail transport failed")
         if outcome.kind == "bounced":
             reason = f"the relay refused the address: {outcome.reply}"
-            return Result(
-                claimed, now, "failed", state="failed", smtp_reply=outcome.reply, event=("bounce", reason)
-            )
+            return Result(claimed, now, "failed", state="failed", smtp_reply=outcome.reply, event=("bounce", reason))
         return self._failed(claimed, now, "failed", smtp_reply=outcome.reply)
 
     async def _deliver_webhook(

@@ -12,9 +12,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from infra.db import create_pool, server_settings
+from infra.follow import CONNECTION_ERRORS
 from infra.settings import Settings
 from tests.support.http import Keys
 from tests.support.live_server import TEST_SECRET_KEY
+from tests.support.polling import wait_until_blocked_on_a_lock
 
 
 async def test_every_pooled_connection_carries_the_timeouts(database_url: str) -> None:
@@ -57,6 +59,32 @@ async def test_a_slow_statement_and_a_lock_wait_are_cut_off(database_url: str) -
                 with pytest.raises((asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError)):
                     await waiter.fetchval("SELECT count(*) FROM beacon_events")
     finally:
+        await pool.close()
+
+
+async def test_a_batch_write_on_a_connection_killed_mid_send_fails_instead_of_hanging(database_url: str) -> None:
+    """A batch bigger than the socket's buffers (rendered pages are) stops asyncpg's `executemany` until the
+    server reads on; if the server's end dies meanwhile, asyncpg never wakes it without a timeout. The pool's
+    command timeout turns that into a connection error the follower recovers from (it hung a projection)."""
+    settings = Settings(database_url=database_url, statement_timeout_ms=1000)
+    pool = await create_pool(database_url, settings)
+    observer = await asyncpg.connect(database_url)
+    try:
+        await observer.execute("CREATE TABLE pages_sent (body text)")
+        async with pool.acquire() as holder, pool.acquire() as writer:
+            insert = "INSERT INTO pages_sent VALUES ($1)"
+            await writer.executemany(insert, [("prepared",)])  # so the batch below starts sending at once
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE pages_sent IN ACCESS EXCLUSIVE MODE")
+                rows = [("x" * 100_000,)] * 200  # 20 MB: the writer blocks on the lock, the socket fills up
+                batch = asyncio.create_task(writer.executemany(insert, rows))
+                await wait_until_blocked_on_a_lock(observer, writer.get_server_pid())
+                await observer.execute("SELECT pg_terminate_backend($1)", writer.get_server_pid())
+                done, _ = await asyncio.wait({batch}, timeout=15)
+                assert batch in done, "executemany still waits on a connection whose server end is gone"
+                assert isinstance(batch.exception(), CONNECTION_ERRORS), repr(batch.exception())
+    finally:
+        await observer.close()
         await pool.close()
 
 
