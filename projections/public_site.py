@@ -153,11 +153,12 @@ class PublicSite:
     version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = False  # rendering pages must never delay a write's answer (its own runner pass)
     min_pass_interval = 0.05
-    """Seconds between the starts of two passes; the runner also keeps a pass's share of the event loop to a
-    quarter (ProjectionRunner._turn). Rendering is CPU work on the worker's event loop, where the passes writes
-    wait for also run: under a stream of commands, one pass per commit rendered a page's index, JSON and feeds
-    for every command and held up the answers; spaced passes render them once for the commands of the interval,
-    at the cost of that much freshness (the documents say `max-age=30` anyway)."""
+    loop_share = 0.25
+    """Spaced passes, and at most a quarter of the event loop (projections/runner.py, `Projection`). Rendering is
+    CPU work on the worker's event loop, where the passes writes wait for also run: under a stream of commands,
+    one pass per commit rendered a page's index, JSON and feeds for every command and held up the answers;
+    spaced passes render them once for the commands of the interval, at the cost of that much freshness (the
+    documents say `max-age=30` anyway)."""
     tables: tuple[str, ...] = (
         "site_pages",
         "site_notices",

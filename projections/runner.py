@@ -71,8 +71,12 @@ class Projection(Protocol):
 
     It may also declare `version: int` (default 1; bump it when what it stores changes, and the new version
     is built beside the old) and `rebuildable: bool` (default True; False for one never rebuilt from zero,
-    such as a notification outbox): see projections/versions.py. They are read with defaults, so they are
-    not part of this protocol."""
+    such as a notification outbox): see projections/versions.py. One that writes do not wait for may ask for
+    spaced passes: `min_pass_interval` (seconds between the starts of two passes; the wakes meanwhile
+    coalesce into one pass, so a stream of commands costs a pass per interval, not a pass per commit) and
+    `loop_share` (at most this share of the event loop it shares with the passes writes wait for, for one
+    whose passes are CPU work: rendering). They are read with defaults, so they are not part of this
+    protocol."""
 
     name: str
     writes_wait: bool
@@ -615,14 +619,14 @@ class ProjectionRunner:
         own advisory lock, checkpoint and failure: a poison event stops only its projection."""
 
         spacing = max((getattr(p, "min_pass_interval", 0.0) for p in group), default=0.0)
+        share = min((getattr(p, "loop_share", 1.0) for p in group), default=1.0)
         due = 0.0
 
         async def turn(session: Session) -> None:
             nonlocal due
             if spacing:
-                # A projection that renders asks for spaced passes (the wakes meanwhile coalesce into one pass), and
-                # at most a quarter of the event loop it shares with the passes writes wait for: the next pass
-                # starts no sooner than `spacing`, nor than three times this pass's own duration, after it ends.
+                # Spaced passes (the wakes meanwhile coalesce into one): the next pass starts `spacing` after this
+                # one started, or later if this one took more than `share` of the time since.
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 started = time.monotonic()
             try:
@@ -631,7 +635,7 @@ class ProjectionRunner:
                     await self._pass(session.conn, active)
                 if spacing:
                     ended = time.monotonic()
-                    due = started + max(spacing, 4 * (ended - started))
+                    due = started + max(spacing, (ended - started) / share)
             except CONNECTION_ERRORS:
                 raise
             except Exception as error:

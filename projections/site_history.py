@@ -54,6 +54,7 @@ class SiteHistory:
     name = NAME
     version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = False  # only time travel reads it, and it folds the log past its checkpoint itself
+    min_pass_interval = 0.1  # a pass per 100 ms under a stream of commands, not one per commit (runner.Projection)
     tables: tuple[str, ...] = ("site_history_notices",)
     schema_sql = SCHEMA_SQL
 

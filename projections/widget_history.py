@@ -175,6 +175,7 @@ class WidgetHistory:
     name = NAME
     version = 1  # bump when what it stores changes: the new version is built beside the old (projections/versions.py)
     writes_wait = False  # only time travel reads it, and it falls back to the log for what it lacks
+    min_pass_interval = 0.1  # a pass per 100 ms under a stream of commands, not one per commit (runner.Projection)
     tables: tuple[str, ...] = (
         "widget_history_index",
         "widget_history_snapshots",
