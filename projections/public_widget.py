@@ -198,9 +198,10 @@ async def _store_documents(conn: asyncpg.Connection, state: WidgetState, touched
     A document's `position` is the last event that touched its page, whether or not the bytes changed,
     so it does not depend on how the log was cut into batches (a rebuild must equal the live table)."""
     missing = [page_id for page_id in touched if page_id not in state.pages]  # touched through a notice
-    for row in await conn.fetch("SELECT state FROM widget_pages WHERE id = ANY($1::text[])", missing):
-        page = _PAGE_DECODER.decode(row["state"])
-        state.pages[page.id] = page
+    if missing:
+        for row in await conn.fetch("SELECT state FROM widget_pages WHERE id = ANY($1::text[])", missing):
+            page = _PAGE_DECODER.decode(row["state"])
+            state.pages[page.id] = page
     page_ids = sorted(page_id for page_id in touched if page_id in state.pages)
     if not page_ids:
         return 0, 0

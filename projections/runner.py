@@ -244,65 +244,56 @@ async def _passes(
     schema: str,
     progress: Callable[[Sequence[CatchUpState]], None] | None,
 ) -> None:
-    """`catch_up_many`'s batches, until every projection reached the log's end or its limit."""
+    """`catch_up_many`'s batches, until every projection reached the log's end or its limit.
+
+    Each batch is one transaction of as few round trips as the work allows (every one of them delays the
+    writers waiting for the pass): the checkpoints locked and read, the events read, the projections applied
+    without a savepoint (should one fail, the batch is rolled back and done again with each projection in a
+    savepoint of its own, `_apply_shared`), the checkpoints moved and announced in one statement, the commit."""
     names = [projection.name for projection in projections]
+    isolate = False
     while True:
         failures: list[ProjectionFailed] = []
         advanced: list[CatchUpState] = []
-        async with conn.transaction():
-            await use_schema(conn, schema)
-            await conn.execute(
-                "INSERT INTO beacon_projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-                names,
-            )
-            # Locked in name order, so two passes over overlapping projections cannot deadlock.
-            for row in await conn.fetch(
-                "SELECT name, position FROM beacon_projection_checkpoints WHERE name = ANY($1::text[])"
-                " ORDER BY name FOR UPDATE",
-                names,
-            ):
-                states[row["name"]].position = row["position"]
-            behind = [p for p in projections if not states[p.name].reached_limit]
-            if not behind:
-                return
-            after = min(states[p.name].position for p in behind)
-            events = await store.read_all(after=after, limit=batch_size, conn=conn)
-            if not events:
-                return
-            work: list[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]] = []
-            for projection in behind:
-                state = states[projection.name]
-                todo = [
-                    event
-                    for event in events
-                    if event.position > state.position and (state.limit is None or event.position <= state.limit)
-                ]
-                if todo:
-                    work.append((projection, state, todo))
-                if state.limit is not None and events[-1].position >= state.limit:
-                    state.reached_limit = True
-            for (projection, state, part), (applied, error) in zip(
-                work, await _apply_shared(conn, work), strict=True
-            ):
-                if error is not None:
-                    failures.append(ProjectionFailed(projection.name, part[len(applied)], error))
-                if applied:
-                    state.position = applied[-1].position
-                    state.events += len(applied)
-                    advanced.append(state)
-            if advanced:
-                await conn.execute(
-                    "UPDATE beacon_projection_checkpoints AS c SET position = a.position, updated_at = now()"
-                    " FROM unnest($1::text[], $2::bigint[]) AS a(name, position) WHERE c.name = a.name",
-                    [state.name for state in advanced],
-                    [state.position for state in advanced],
-                )
-                if schema == "public":
-                    await conn.execute(
-                        "SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n",
-                        PROJECTIONS_CHANNEL,
-                        [f"{state.name}:{state.position}" for state in advanced],
-                    )
+        try:
+            async with conn.transaction():
+                await use_schema(conn, schema)
+                await _lock_checkpoints(conn, names, states)
+                behind = [p for p in projections if not states[p.name].reached_limit]
+                if not behind:
+                    return
+                after = min(states[p.name].position for p in behind)
+                events = await store.read_all(after=after, limit=batch_size, conn=conn)
+                if not events:
+                    return
+                work: list[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]] = []
+                for projection in behind:
+                    state = states[projection.name]
+                    todo = [
+                        event
+                        for event in events
+                        if event.position > state.position and (state.limit is None or event.position <= state.limit)
+                    ]
+                    if todo:
+                        work.append((projection, state, todo))
+                results = await _apply_shared(conn, work, isolate=isolate)
+                for projection in behind:
+                    state = states[projection.name]
+                    if state.limit is not None and events[-1].position >= state.limit:
+                        state.reached_limit = True
+                for (projection, state, part), (applied, error) in zip(work, results, strict=True):
+                    if error is not None:
+                        failures.append(ProjectionFailed(projection.name, part[len(applied)], error))
+                    if applied:
+                        state.position = applied[-1].position
+                        state.events += len(applied)
+                        advanced.append(state)
+                if advanced:
+                    await _move_checkpoints(conn, advanced, announce=schema == "public")
+        except _Isolate:
+            isolate = True  # the same batch again, each projection in a savepoint of its own
+            continue
+        isolate = False
         if advanced and progress is not None:
             progress([states[name] for name in names])
         for failure in failures[1:]:
@@ -313,12 +304,72 @@ async def _passes(
             return
 
 
+async def _lock_checkpoints(conn: asyncpg.Connection, names: Sequence[str], states: dict[str, CatchUpState]) -> None:
+    """Lock and read the projections' checkpoint rows, creating those that do not exist yet (a first pass)."""
+    # Locked in name order, so two passes over overlapping projections cannot deadlock.
+    query = (
+        "SELECT name, position FROM beacon_projection_checkpoints WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
+    )
+    rows = await conn.fetch(query, names)
+    if len(rows) < len(names):
+        await conn.execute(
+            "INSERT INTO beacon_projection_checkpoints (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", names
+        )
+        rows = await conn.fetch(query, names)
+    for row in rows:
+        states[row["name"]].position = row["position"]
+
+
+async def _move_checkpoints(conn: asyncpg.Connection, advanced: Sequence[CatchUpState], *, announce: bool) -> None:
+    """Move the checkpoints of the projections a batch advanced and, for the live tables (`announce`), send one
+    `beacon_projections` notification per checkpoint moved (delivered at commit), in one statement."""
+    moved = (
+        "UPDATE beacon_projection_checkpoints AS c SET position = a.position, updated_at = now()"
+        " FROM unnest($1::text[], $2::bigint[]) AS a(name, position) WHERE c.name = a.name"
+    )
+    names, positions = [state.name for state in advanced], [state.position for state in advanced]
+    if announce:
+        await conn.execute(
+            f"WITH moved AS ({moved} RETURNING c.name, c.position)"
+            " SELECT pg_notify($3, name || ':' || position) FROM moved",
+            names,
+            positions,
+            PROJECTIONS_CHANNEL,
+        )
+    else:
+        await conn.execute(moved, names, positions)
+
+
+class _Isolate(Exception):
+    """A projection failed in a batch applied without savepoints: do the batch again with them."""
+
+
 async def _apply_shared(
-    conn: asyncpg.Connection, work: Sequence[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]]
+    conn: asyncpg.Connection,
+    work: Sequence[tuple[Projection, CatchUpState, Sequence[RecordedEvent]]],
+    *,
+    isolate: bool,
 ) -> list[tuple[Sequence[RecordedEvent], Exception | None]]:
-    """Apply each projection's events, all in one savepoint (two round trips per batch, not two per
-    projection). If any fails, roll them all back and apply each on its own with `_apply_batch`, so the
+    """Apply each projection's events. The usual batch, where nothing fails, is applied in the batch's own
+    transaction, without a savepoint (two round trips saved per batch, on the path writers wait for): should a
+    projection fail, `_Isolate` rolls the whole batch back. Done again with `isolate`, all are applied in one
+    savepoint and, if one still fails, rolled back and applied each on its own with `_apply_batch`, so the
     failing one is pinpointed and the others keep their batch."""
+    if not isolate:
+        for projection, state, events in work:
+            started = time.perf_counter()
+            try:
+                await projection.apply(conn, events)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as error:
+                log.warning(
+                    "projection %s failed on a batch (%r); doing the batch again in savepoints", projection.name, error
+                )
+                raise _Isolate from error
+            finally:
+                state.apply_seconds += time.perf_counter() - started
+        return [(events, None) for _, _, events in work]
     if len(work) == 1:
         projection, state, events = work[0]
         started = time.perf_counter()
