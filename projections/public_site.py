@@ -614,7 +614,10 @@ async def _render_page(
             continue
         if everything or CORE in keys:
             position = _position(keys, CORE)
-            for document in _core_documents(inputs):
+            # The index, the JSON and the feeds are most of a pass's rendering: in a thread, so that the event
+            # loop, shared with the pass writes wait for, gets the interpreter back every few milliseconds (its
+            # switch interval) rather than only once the whole set is rendered.
+            for document in await asyncio.to_thread(_core_documents, inputs):
                 writes.add(page.id, document, position)
         for notice_id in sorted(notice_ids):
             notice = by_id.get(notice_id)
