@@ -351,50 +351,28 @@ async def _apply_shared(
     isolate: bool,
 ) -> list[tuple[Sequence[RecordedEvent], Exception | None]]:
     """Apply each projection's events. The usual batch, where nothing fails, is applied in the batch's own
-    transaction, without a savepoint (two round trips saved per batch, on the path writers wait for): should a
-    projection fail, `_Isolate` rolls the whole batch back. Done again with `isolate`, all are applied in one
-    savepoint and, if one still fails, rolled back and applied each on its own with `_apply_batch`, so the
-    failing one is pinpointed and the others keep their batch."""
-    if not isolate:
-        for projection, state, events in work:
-            started = time.perf_counter()
-            try:
-                await projection.apply(conn, events)
-            except CONNECTION_ERRORS:
-                raise
-            except Exception as error:
-                log.warning(
-                    "projection %s failed on a batch (%r); doing the batch again in savepoints", projection.name, error
-                )
-                raise _Isolate from error
-            finally:
-                state.apply_seconds += time.perf_counter() - started
-        return [(events, None) for _, _, events in work]
-    if len(work) == 1:
-        projection, state, events = work[0]
-        started = time.perf_counter()
-        try:
-            return [await _apply_batch(conn, projection, events)]
-        finally:
-            state.apply_seconds += time.perf_counter() - started
-    try:
-        async with conn.transaction():
-            for projection, state, events in work:
-                started = time.perf_counter()
-                try:
-                    await projection.apply(conn, events)
-                finally:
-                    state.apply_seconds += time.perf_counter() - started
-        return [(events, None) for _, _, events in work]
-    except CONNECTION_ERRORS:
-        raise
-    except Exception as error:
-        log.warning("a shared batch failed (%r); applying each projection's part on its own", error)
+    transaction, without a savepoint (no round trip of its own on the path writers wait for): should a
+    projection fail, `_Isolate` rolls the whole batch back. Done again with `isolate`, each projection's part
+    is applied on its own with `_apply_batch`, so the failing one is pinpointed and the others keep their
+    batch."""
     results: list[tuple[Sequence[RecordedEvent], Exception | None]] = []
     for projection, state, events in work:
         started = time.perf_counter()
-        results.append(await _apply_batch(conn, projection, events))
-        state.apply_seconds += time.perf_counter() - started
+        try:
+            if isolate:
+                results.append(await _apply_batch(conn, projection, events))
+                continue
+            await projection.apply(conn, events)
+            results.append((events, None))
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as error:
+            log.warning(
+                "projection %s failed on a batch (%r); doing the batch again in savepoints", projection.name, error
+            )
+            raise _Isolate from error
+        finally:
+            state.apply_seconds += time.perf_counter() - started
     return results
 
 
