@@ -78,8 +78,9 @@ class Services:
         documents as far as their projection got.
 
         On timeout the write has still been recorded, so it is not an error for the client; the
-        read models will catch up shortly (the warning is logged by `Watermarks`)."""
-        if position:
+        read models will catch up shortly (the warning is logged by `Watermarks`). A timeout of 0 is the
+        operator turning the wait off: return at once, with nothing to warn about."""
+        if position and self.settings.read_your_writes_timeout > 0:
             await self.watermarks.wait_for(position, self.settings.read_your_writes_timeout)
             # This process's widget documents (docs/architecture.md#5-the-widget-is-bytes).
             # The cache follows the widget projection, so it cannot get further than that projection has:
@@ -107,6 +108,8 @@ class Services:
         The write is recorded by now: if the database drops away here, answering an error would invite the
         client to send it again (updates carry no idempotency key), so keep trying for as long as `settle`
         would wait, then answer as `settle` does on a timeout."""
+        if self.settings.read_your_writes_timeout <= 0:
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.read_your_writes_timeout
         while True:

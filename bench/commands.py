@@ -5,6 +5,7 @@ baseline's p99.
 
     .venv/bin/python bench/commands.py                      # 30 s per server, about 70 s in all
     .venv/bin/python bench/commands.py --seconds 60 --rounds 3
+    .venv/bin/python bench/commands.py --without-waiting    # also Beacon with read-your-writes off
 
 What it measures. 16 concurrent HTTP clients (`--clients`) each run incidents through their life for
 `--seconds` per server: declare one on a page with four components, post updates to it (each naming a
@@ -16,6 +17,13 @@ last byte in. On Beacon every command is the whole production path: auth, rate l
 load–decide–append and read-your-writes (the answer waits for the read models and the widget documents,
 docs/architecture.md#the-path-of-one-command). On the baseline it is the same auth, rate limit and
 validation, then one transaction of plain statements on mutable tables.
+
+What the wait costs. `--without-waiting` adds a third server: Beacon with `BEACON_READ_YOUR_WRITES_TIMEOUT=0`,
+whose writes answer once recorded instead of once the read models and this process's widget reflect them.
+It breaks the contract a client relies on (its next command can be refused: an update right after the
+declaration may find no incident in the read model yet), so it is never the goal's row; it shows how much
+of the gap to the baseline is the wait, and how much the work of a command itself
+(docs/architecture.md#6-read-your-writes).
 
 How. Each server runs alone while it is measured, in its own process tree on loopback with one HTTP
 worker: `beacon serve` (granian, plus Beacon's background worker process) and `python -m
@@ -71,7 +79,8 @@ COMPONENT_STATUSES = ("degraded_performance", "partial_outage", "full_outage", "
 SERVER_ENV = {"BEACON_RATE_LIMIT_PER_MINUTE": "100000000"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
-BEACON, CRUD = "Beacon", "CRUD baseline"
+BEACON, NO_WAIT, CRUD = "Beacon", "Beacon, no wait", "CRUD baseline"
+NO_WAIT_ENV = {**SERVER_ENV, "BEACON_READ_YOUR_WRITES_TIMEOUT": "0"}
 
 
 @dataclass
@@ -355,9 +364,7 @@ async def commands_per_second(
     headers = {"Authorization": f"Bearer {token}"}
     async with contextlib.AsyncExitStack() as stack:
         # One connection per client, opened before the clock starts; the first also sets the page up.
-        connections = [
-            await stack.enter_async_context(Connection(url, headers, timeout=30)) for _ in range(clients)
-        ]
+        connections = [await stack.enter_async_context(Connection(url, headers, timeout=30)) for _ in range(clients)]
         page_id, components = await setup_page(connections[0])
         if prepare is not None:
             await prepare(page_id)
@@ -447,6 +454,11 @@ def beacon_server(url: str, tmp_path: Path) -> contextlib.AbstractContextManager
     return live_server(url, tmp_path, extra_env=SERVER_ENV)
 
 
+def beacon_without_waiting(url: str, tmp_path: Path) -> contextlib.AbstractContextManager[LiveServer]:
+    """The same, with read-your-writes turned off: what the contract's wait costs (it is not the goal's row)."""
+    return live_server(url, tmp_path, extra_env=NO_WAIT_ENV)
+
+
 async def _create_database(server: str, name: str) -> str:
     admin = await asyncpg.connect(server)
     try:
@@ -487,34 +499,38 @@ def report(args: argparse.Namespace, rounds: list[list[Run]]) -> None:
         print(header)
         for run in runs:
             print(_row(run))
-    beacon, crud = (
-        _pooled([run for runs in rounds for run in runs if run.label == label]) for label in (BEACON, CRUD)
-    )
+    labels = list(dict.fromkeys(run.label for runs in rounds for run in runs))
+    pooled = [_pooled([run for runs in rounds for run in runs if run.label == label]) for label in labels]
+    beacon, crud = (run for label in (BEACON, CRUD) for run in pooled if run.label == label)
     if len(rounds) > 1:
         print(f"all {len(rounds)} rounds pooled")
         print(header)
-        print(_row(beacon))
-        print(_row(crud))
+        for run in pooled:
+            print(_row(run))
     ratio = beacon.rate / crud.rate
     beacon_p99, crud_p99 = beacon.tally.percentile(0.99), crud.tally.percentile(0.99)
-    print(
-        f"rate: Beacon ÷ CRUD = {ratio:.2f}x (goal >= {GOAL:.1f}x: {'met' if ratio >= GOAL else 'not met'})"
-    )
+    print(f"rate: Beacon ÷ CRUD = {ratio:.2f}x (goal >= {GOAL:.1f}x: {'met' if ratio >= GOAL else 'not met'})")
     print(
         f"p99:  Beacon {beacon_p99 * 1000:.1f} ms vs CRUD {crud_p99 * 1000:.1f} ms = {beacon_p99 / crud_p99:.2f}x"
         f" (goal Beacon <= CRUD: {'met' if beacon_p99 <= crud_p99 else 'not met'})"
     )
+    for run in pooled:
+        if run.label == NO_WAIT:
+            print(
+                f"without read-your-writes (BEACON_READ_YOUR_WRITES_TIMEOUT=0, not the goal's row): "
+                f"{run.rate / crud.rate:.2f}x the rate, p99 {run.tally.percentile(0.99) / crud_p99:.2f}x"
+            )
     print("\nCPU while the clients ran, from /proc: ms per command (share of one core)")
-    print(f"{'':38}{BEACON:>22}{CRUD:>22}")
-    roles = list(dict.fromkeys([*beacon.cpu.seconds, *crud.cpu.seconds]))
-    totals = {role: [run.cpu.seconds.get(role, 0.0) for run in (beacon, crud)] for role in roles}
-    totals["all of the machine"] = [sum(run.cpu.seconds.values()) for run in (beacon, crud)]
+    print(f"{'':38}" + "".join(f"{run.label:>22}" for run in pooled))
+    roles = list(dict.fromkeys(role for run in pooled for role in run.cpu.seconds))
+    totals = {role: [run.cpu.seconds.get(role, 0.0) for run in pooled] for role in roles}
+    totals["all of the machine"] = [sum(run.cpu.seconds.values()) for run in pooled]
     for role, used in totals.items():
         cells = [
             f"{seconds / max(1, len(run.tally.latencies)) * 1000:8.2f} ({seconds / run.cpu.wall:6.1%})"
-            for seconds, run in zip(used, (beacon, crud), strict=True)
+            for seconds, run in zip(used, pooled, strict=True)
         ]
-        print(f"{role:38}{cells[0]:>22}{cells[1]:>22}")
+        print(f"{role:38}" + "".join(f"{cell:>22}" for cell in cells))
     loads = ", ".join(f"{load:.2f}" for load in os.getloadavg())
     print(f"(load average at the end: {loads} on {os.cpu_count()} CPUs)")
 
@@ -533,11 +549,17 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="measure each server this many times, alternating (default 1)"
     )
+    parser.add_argument(
+        "--without-waiting",
+        action="store_true",
+        help="also measure Beacon with read-your-writes turned off, to see what the wait costs",
+    )
     args = parser.parse_args()
     settings = Settings.from_env()
     server = database_url(settings)
-    names = {label: f"beacon_bench_{side}_{uuid.uuid4().hex[:12]}" for label, side in ((BEACON, "es"), (CRUD, "crud"))}
-    starts = {BEACON: beacon_server, CRUD: crud_server}
+    sides = [(BEACON, "es"), *([(NO_WAIT, "nowait")] if args.without_waiting else []), (CRUD, "crud")]
+    names = {label: f"beacon_bench_{side}_{uuid.uuid4().hex[:12]}" for label, side in sides}
+    starts = {BEACON: beacon_server, NO_WAIT: beacon_without_waiting, CRUD: crud_server}
     rounds: list[list[Run]] = []
     try:
         targets = []
@@ -547,7 +569,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for number in range(args.rounds):
                 order = targets if number % 2 == 0 else targets[::-1]
-                # One server at a time, so the two measurements do not compete for the CPU.
+                # One server at a time, so the measurements do not compete for the CPU.
                 rounds.append([measure(target, Path(tmp), args.seconds, args.clients, server) for target in order])
     finally:
         for name in names.values():

@@ -33,7 +33,9 @@ class Settings:
     of their limits (docs/adr/0005-rate-limits-across-processes.md)."""
     read_your_writes_timeout: float = 5.0
     """`BEACON_READ_YOUR_WRITES_TIMEOUT`: seconds a write waits for the read models to catch up
-    (docs/architecture.md#6-read-your-writes)."""
+    (docs/architecture.md#6-read-your-writes). `0` turns the wait off: a write answers once it is recorded,
+    and reads may not reflect it for a few milliseconds (a bulk import; `bench/commands.py` measures what
+    the wait costs with it)."""
     projection_poll_interval: float = 0.5
     """`BEACON_PROJECTION_POLL_INTERVAL`: seconds between safety-net polls when no NOTIFY arrives."""
     projection_batch_size: int = 500
@@ -109,8 +111,10 @@ class Settings:
             rate_limit_heartbeat_seconds=float(
                 env.get("BEACON_RATE_LIMIT_HEARTBEAT_SECONDS", defaults.rate_limit_heartbeat_seconds)
             ),
-            read_your_writes_timeout=float(
-                env.get("BEACON_READ_YOUR_WRITES_TIMEOUT", defaults.read_your_writes_timeout)
+            read_your_writes_timeout=_seconds(
+                env.get("BEACON_READ_YOUR_WRITES_TIMEOUT"),
+                defaults.read_your_writes_timeout,
+                "BEACON_READ_YOUR_WRITES_TIMEOUT",
             ),
             projection_poll_interval=float(
                 env.get("BEACON_PROJECTION_POLL_INTERVAL", defaults.projection_poll_interval)
@@ -146,6 +150,18 @@ def _log_format(value: str | None) -> str | None:
     if value not in ("json", "text"):
         raise ValueError(f"BEACON_LOG_FORMAT must be json or text, not {value!r}")
     return value
+
+
+def _seconds(value: str | None, default: float, name: str) -> float:
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if seconds < 0:
+        raise ValueError(f"{name} cannot be negative (0 turns the wait off)")
+    return seconds
 
 
 def _schedule(value: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
