@@ -1,7 +1,7 @@
 """The maintenance scheduler: a process manager that starts and completes maintenance windows on time
 (docs/architecture.md#7-time-and-automation).
 
-Every `interval`, and whenever the `maintenance_schedule` projection moves, it reads the windows due
+Every `interval`, and whenever the `maintenance_schedule` projection changes the schedule, it reads the windows due
 at the injected clock's `now` and issues the ordinary automation command for each, as `system`; then it
 ticks the public site's clock (`projections.public_site.tick`: indexes whose local day has turned). One
 scheduler is active across processes (a session advisory lock); the others stand by. Correctness does
@@ -26,12 +26,11 @@ from infra.event_store import PostgresEventStore
 from infra.follow import CONNECTION_ERRORS, Connect, Follower, Session, lock_key
 from infra.ids import new_ulid
 from projections import public_site
-from projections.maintenance_schedule import MaintenanceSchedule, due
-from projections.runner import PROJECTIONS_CHANNEL
+from projections.maintenance_schedule import CHANNEL as SCHEDULE_CHANNEL
+from projections.maintenance_schedule import due
 
 log = logging.getLogger("beacon.scheduler")
 
-SCHEDULE = MaintenanceSchedule.name
 LOCK_KEY = lock_key("beacon.scheduler:maintenance")
 """The advisory lock that makes one scheduler active across processes."""
 
@@ -72,9 +71,8 @@ class MaintenanceScheduler:
             "maintenance-scheduler",
             self.connect or self.pool.acquire,
             # The lock's connection is idle between passes, so it also carries the wake-ups: the schedule
-            # projection notifies each time it commits, e.g. a window created already due.
-            channels=[PROJECTIONS_CHANNEL],
-            on_notify=self._on_projection,
+            # projection notifies when a batch changed the schedule, e.g. a window created already due.
+            channels=[SCHEDULE_CHANNEL],
             poll_interval=self.interval,
             retry_interval=self.interval,
             on_disconnect=self._inactive,
@@ -125,9 +123,6 @@ class MaintenanceScheduler:
         if steps:
             log.info("maintenance window %s: %d automatic step(s) recorded", maintenance_id, steps)
         return steps
-
-    def _on_projection(self, _channel: str, payload: str) -> bool:
-        return payload.startswith(SCHEDULE + ":")
 
     def _inactive(self) -> None:
         self.status.active = False  # a lost connection took the lock with it

@@ -22,6 +22,9 @@ from domain.maintenance import Maintenance, MaintenanceStatus
 from infra.event_store import RecordedEvent
 
 TABLE = "maintenance_schedule"
+CHANNEL = "beacon_maintenance_schedule"
+"""Notified at the commit of a batch that changed the schedule: the scheduler wakes on it, not on every
+batch of the shared pass, which under write load commits a hundred times a second."""
 
 SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -114,6 +117,12 @@ class MaintenanceSchedule:
                 " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET status = $2,"
                 " start_at = $3, end_at = $4, due_at = $5, position = $6",
                 [(row.id, row.status.value, row.start_at, row.end_at, row.due_at, position) for row, position in kept],
+            )
+        if gone or kept:
+            # Delivered at the batch's commit, with the rows; a rebuild (`use_schema` marks its transaction)
+            # tells nobody, as the public documents' notifications do not.
+            await conn.execute(
+                "SELECT pg_notify($1, '') WHERE coalesce(current_setting('beacon.scratch', true), '') = ''", CHANNEL
             )
 
 

@@ -49,7 +49,12 @@ def by_operator(clock: FakeClock) -> CommandContext:
 
 
 async def schedule(
-    store: PostgresEventStore, clock: FakeClock, *, start: datetime = START, end: datetime = END
+    store: PostgresEventStore,
+    clock: FakeClock,
+    *,
+    start: datetime = START,
+    end: datetime = END,
+    automate: bool = True,
 ) -> UUID:
     maintenance_id = uuid4()
     await schedule_maintenance(
@@ -63,7 +68,7 @@ async def schedule(
         affected_component_ids=[COMPONENT],
         start_at=start,
         end_at=end,
-        automate_maintenance_status=True,
+        automate_maintenance_status=automate,
         notify_subscribers=False,
         idempotency_key=str(maintenance_id),
         update_id=new_ulid(clock.now()),
@@ -324,6 +329,31 @@ async def test_a_window_created_already_due_starts_without_waiting_for_the_inter
 
         await wait_until(started, timeout=20)
     assert await automatic_events(store, maintenance_id) == [(STARTED, clock.now())]
+
+
+async def test_only_a_batch_that_changed_the_schedule_wakes_the_scheduler(pool: asyncpg.Pool) -> None:
+    """Under write load the shared projection pass commits many times a second; a scheduler woken by each of
+    those commits ran its queries as often, for nothing. A window automation has no step for (not
+    automated) moves the projection's checkpoint but not its schedule: no pass. An automated one: a pass."""
+    store = PostgresEventStore(pool)
+    clock = FakeClock(T0)
+    async with beacon_worker(pool, clock, interval=3600) as scheduler:
+        await wait_until(lambda: _passes_at_least(scheduler, 1))
+        passes = scheduler.status.passes
+
+        await schedule(store, clock, automate=False)
+        head = await store.max_position()
+
+        async def projected() -> bool:
+            query = "SELECT position FROM beacon_projection_checkpoints WHERE name = $1"
+            return bool(await pool.fetchval(query, MaintenanceSchedule.name) >= head)
+
+        await wait_until(projected)
+        await asyncio.sleep(0.2)  # a wake-up sent at that commit would have run a pass by now
+        assert scheduler.status.passes == passes
+
+        await schedule(store, clock)  # automated: its row is new, so the scheduler looks
+        await wait_until(lambda: _passes_at_least(scheduler, passes + 1))
 
 
 async def test_a_window_moved_while_the_scheduler_was_down_starts_when_it_was_moved(pool: asyncpg.Pool) -> None:
