@@ -4,6 +4,7 @@ the URL differs."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -25,5 +26,22 @@ def start_embedded_postgres(data_dir: Path) -> str:
     last of them exits, so `beacon serve` and `beacon worker` can both call this."""
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _let_root_add_the_server_user()
     server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
+
+
+SYSTEM_BINARIES = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def _let_root_add_the_server_user() -> None:
+    """Postgres refuses to run as root, so under root pgserver runs it as a system user `pgserver`, which it
+    creates with `useradd` the first time. `useradd` lives in /usr/sbin, which root's PATH lacks under cron
+    and in bare containers (`/usr/bin:/bin`): the first start on such a machine failed with
+    `FileNotFoundError: 'useradd'`. The system directories go after whatever PATH already names."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry]
+    missing = [directory for directory in SYSTEM_BINARIES if directory not in path]
+    if missing:
+        os.environ["PATH"] = os.pathsep.join([*path, *missing])
