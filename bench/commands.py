@@ -20,8 +20,8 @@ validation, then one transaction of plain statements on mutable tables.
 
 What the wait costs. `--without-waiting` adds a third server: Beacon with `BEACON_READ_YOUR_WRITES_TIMEOUT=0`,
 whose writes answer once recorded instead of once the read models and this process's widget reflect them.
-It breaks the contract a client relies on (its next command can be refused: an update right after the
-declaration may find no incident in the read model yet), so it is never the goal's row; it shows how much
+It breaks the contract a client relies on (its next command can be refused: an incident declared right
+after its page was created may find no page in the catalog yet), so it is never the goal's row; it shows how much
 of the gap to the baseline is the wait, and how much the work of a command itself
 (docs/architecture.md#6-read-your-writes).
 
