@@ -111,10 +111,8 @@ class Settings:
             rate_limit_heartbeat_seconds=float(
                 env.get("BEACON_RATE_LIMIT_HEARTBEAT_SECONDS", defaults.rate_limit_heartbeat_seconds)
             ),
-            read_your_writes_timeout=_seconds(
-                env.get("BEACON_READ_YOUR_WRITES_TIMEOUT"),
-                defaults.read_your_writes_timeout,
-                "BEACON_READ_YOUR_WRITES_TIMEOUT",
+            read_your_writes_timeout=_read_your_writes_timeout(
+                env.get("BEACON_READ_YOUR_WRITES_TIMEOUT"), defaults.read_your_writes_timeout
             ),
             projection_poll_interval=float(
                 env.get("BEACON_PROJECTION_POLL_INTERVAL", defaults.projection_poll_interval)
@@ -152,15 +150,15 @@ def _log_format(value: str | None) -> str | None:
     return value
 
 
-def _seconds(value: str | None, default: float, name: str) -> float:
+def _read_your_writes_timeout(value: str | None, default: float) -> float:
     if not value:
         return default
     try:
         seconds = float(value)
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+        raise ValueError(f"BEACON_READ_YOUR_WRITES_TIMEOUT must be a number of seconds, not {value!r}") from None
     if seconds < 0:
-        raise ValueError(f"{name} cannot be negative (0 turns the wait off)")
+        raise ValueError("BEACON_READ_YOUR_WRITES_TIMEOUT cannot be negative (0 turns the wait off)")
     return seconds
 
 
