@@ -4,10 +4,10 @@
 Every `interval`, and whenever the `maintenance_schedule` projection changes the schedule, it reads the
 windows due at the injected clock's `now` and issues the ordinary automation command for each, as
 `system`; then it ticks the public site's clock (`projections.public_site.tick`: indexes whose local day
-has turned). One scheduler is active across processes (a session advisory lock); the others stand by. Correctness does
-not rest on the lock or on the schedule being current: the aggregate decides, under optimistic
-concurrency, whether a step is due, so a racing scheduler, a manual update or a stale schedule row
-makes the command a no-op — never a second start, never a step backwards. After downtime the first
+has turned). One scheduler is active across processes (a session advisory lock); the others stand by.
+Correctness does not rest on the lock or on the schedule being current: the aggregate decides, under
+optimistic concurrency, whether a step is due, so a racing scheduler, a manual update or a stale schedule
+row makes the command a no-op — never a second start, never a step backwards. After downtime the first
 pass catches up: a window whose start passed is started and, if its end passed too, completed.
 """
 
