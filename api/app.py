@@ -85,7 +85,7 @@ def create_app(
             app.state.services = services
             app.state.scheduler = services.scheduler
             if isinstance(app, PublicLitestar):
-                app.public.cache = services.widget_cache  # the fast path's documents
+                app.public.cache = services.public_documents  # the fast path's documents
             # Each key's limit is shared with the other API processes (docs/architecture.md#rate-limits).
             async with sharing_rate_limits(services):
                 yield

@@ -312,7 +312,7 @@ async def http_process(
                     retrospective_limits=TokenBuckets(
                         rate=settings.retrospective_rate_per_second, burst=settings.retrospective_burst
                     ),
-                    widget_cache=cache,
+                    public_documents=cache,
                     metrics_sampler=sampler,
                     secret_key=secret_key,
                     runner=worker.runner if worker else None,

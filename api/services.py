@@ -44,8 +44,9 @@ class Services:
     key_cache: KeyCache
     rate_limits: TokenBuckets
     retrospective_limits: TokenBuckets
-    widget_cache: DocumentCache
-    """This process's widget documents, served by the fast path and waited for by `settle`."""
+    public_documents: DocumentCache
+    """This process's public documents (the widget, the public site, feeds, Statuspage JSON, custom-domain
+    aliases), served by the fast path; `settle` waits for the widget's."""
     metrics_sampler: Sampler
     """Samples this process's pools, widget counts and the projections' lag; `/metrics` asks it first."""
     secret_key: bytes
@@ -86,7 +87,7 @@ class Services:
             # The cache follows the widget projection, so it cannot get further than that projection has:
             # if it stopped (or is late), waiting for `position` would only wait out the timeout again.
             reached = self.watermarks.reached_by(public_widget.KEY, position)
-            await self.widget_cache.wait_for(reached, self.settings.read_your_writes_timeout)
+            await self.public_documents.wait_for(reached, self.settings.read_your_writes_timeout)
 
     async def projections_lag(self) -> list[ProjectionLag]:
         """Every projection this process knows, as the database has it, and whether this process runs it."""

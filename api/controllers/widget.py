@@ -54,7 +54,7 @@ class StatusPageWidgetController(Controller):
         path_id(status_page_id, "status page")
         if as_of is not None:
             return await _as_of(request, status_page_id, as_of)
-        document = services.widget_cache.page_document(status_page_id, KIND)
+        document = services.public_documents.page_document(status_page_id, KIND)
         if document is None:
             async with services.pool.acquire() as conn:
                 exists = await page_exists(conn, status_page_id)

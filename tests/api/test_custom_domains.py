@@ -53,7 +53,7 @@ async def _site_caught_up(client: Client) -> None:
 
     async def check() -> bool:
         head = await svc.pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
-        return bool(svc.widget_cache.positions.get("public_site", head) >= head)
+        return bool(svc.public_documents.positions.get("public_site", head) >= head)
 
     async def in_app_loop() -> None:
         await wait_until(check)

@@ -14,16 +14,16 @@ import feedparser
 from api.public_site import SiteSource
 from infra.clock import format_timestamp
 from projections.public_site_render import JSON_DOCUMENTS
-from tests.api.test_widget import Client, acme, declare, services
 from tests.support.http import Keys, assert_envelope, post_incident_update
 from tests.support.live_server import free_port
 from tests.support.polling import wait_until
+from tests.support.widget_scene import Client, acme, declare, services
 
 CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=60, stale-if-error=86400"
 
 
 def site(client: Client) -> SiteSource:
-    cache = services(client).widget_cache
+    cache = services(client).public_documents
     [source] = [s for s in cache.sources.values() if isinstance(s, SiteSource)]
     return source
 
@@ -31,7 +31,7 @@ def site(client: Client) -> SiteSource:
 async def caught_up(client: Client) -> None:
     """The public site is rendered in a pass of its own: wait until this process serves the log's head."""
     svc = services(client)
-    cache = svc.widget_cache
+    cache = svc.public_documents
 
     async def check() -> bool:
         head = await svc.pool.fetchval("SELECT coalesce(max(notification_id), 0) FROM beacon_events")
@@ -118,7 +118,7 @@ async def test_cold_documents_come_through_the_lru_and_a_window_incident_url_red
     await caught_up(client)
     source = site(client)
     path = f"/acme/incidents/{incident}"
-    assert services(client).widget_cache.get(path) is None  # a past notice is not held in memory
+    assert services(client).public_documents.get(path) is None  # a past notice is not held in memory
 
     first = await get(client, path)
     assert first.status_code == 200 and b"Blip" in first.content
@@ -139,7 +139,7 @@ async def test_hot_documents_are_served_while_the_database_is_unreachable(client
     await acme(client, keys)
     await caught_up(client)
     before = await get(client, "/acme/api/v2/summary.json")
-    cache = services(client).widget_cache
+    cache = services(client).public_documents
 
     async def cut_off() -> None:
         cache.pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/none", min_size=0)
