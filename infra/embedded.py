@@ -31,6 +31,12 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def embedded_binary(name: str) -> Path:
+    """The path of one of the embedded server's programs (`pg_dump`, `psql`, …): Postgres 16 tools that
+    work against the embedded server and a system one alike, on a machine that may have no others."""
+    return Path(pgserver.__file__).parent / "pginstall" / "bin" / name
+
+
 SYSTEM_BINARIES = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 

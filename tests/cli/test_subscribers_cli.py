@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import pgserver
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -21,6 +20,7 @@ from domain.subscriber import unsubscribe_subscriber
 from infra.api_keys import ADMIN, create_key
 from infra.clock import SystemClock
 from infra.db import create_pool
+from infra.embedded import embedded_binary
 from infra.event_store import PostgresEventStore
 from infra.ids import new_ulid, ulid_to_uuid
 from infra.settings import Settings
@@ -154,7 +154,7 @@ async def test_after_erasure_the_address_is_nowhere_and_the_audit_still_passes(
 
     # The embedded server's pg_dump (16): it dumps a 15 or 16 server alike, where the system's 15 refuses a 16 one
     # (the embedded default, when the tests run without DATABASE_URL) and a fresh machine may have none.
-    pg_dump = str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump")
+    pg_dump = str(embedded_binary("pg_dump"))
     dump = await asyncio.to_thread(
         subprocess.run, [pg_dump, "--no-owner", database_url], capture_output=True, text=True, timeout=120, check=True
     )
